@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// PositionLab: positional encodings for Transformers, on a CPU engine of our own.
+///
+/// Modules depend one way only:
+/// TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← Models ← Tasks ← poslab (CLI).
+let releaseSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "PositionLab",
+    products: [
+        .library(name: "PositionLab", targets: ["TensorCore", "NN", "Models", "Tasks"]),
+        .executable(name: "poslab", targets: ["poslab"]),
+        .executable(name: "poslab-bench", targets: ["poslab-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: releaseSettings),
+        .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: releaseSettings),
+        .target(name: "Models", dependencies: ["TensorCore", "NN"], swiftSettings: releaseSettings),
+        .target(name: "Tasks", dependencies: ["TensorCore", "Models"], swiftSettings: releaseSettings),
+        .executableTarget(
+            name: "poslab",
+            dependencies: [
+                "TensorCore", "NN", "Models", "Tasks",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: releaseSettings
+        ),
+        .executableTarget(
+            name: "poslab-bench",
+            dependencies: ["TensorCore", "NN", "Models", "Tasks"],
+            swiftSettings: releaseSettings
+        ),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "NNTests", dependencies: ["TensorCore", "NN"]),
+        .testTarget(name: "ModelsTests", dependencies: ["TensorCore", "NN", "Models", "Tasks"]),
+        .testTarget(name: "TasksTests", dependencies: ["TensorCore", "Models", "Tasks"]),
+        .testTarget(name: "poslabTests", dependencies: ["poslab"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

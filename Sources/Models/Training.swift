@@ -1,0 +1,92 @@
+import Foundation
+import NN
+import TensorCore
+
+/// How to train: optimiser, schedule, clipping, accumulation. Validated on creation.
+public struct TrainingConfiguration: Codable, Equatable, Sendable {
+    public var steps: Int
+    public var batchSize: Int
+    public var schedule: LearningRateSchedule
+    public var optimizer: AdamWConfiguration
+    public var maximumGradientNorm: Float
+    /// Micro-batches whose gradients add up before each update.
+    public var gradientAccumulation: Int
+    public var seed: UInt64
+
+    public init(steps: Int, batchSize: Int, learningRate: Float = 3e-3, warmupSteps: Int? = nil,
+                optimizer: AdamWConfiguration? = nil, maximumGradientNorm: Float = 1,
+                gradientAccumulation: Int = 1, seed: UInt64 = 0) throws {
+        try require(batchSize > 0, "batchSize", batchSize, "a positive count")
+        try require(maximumGradientNorm > 0, "maximumGradientNorm", maximumGradientNorm, "a positive value")
+        try require(gradientAccumulation > 0, "gradientAccumulation", gradientAccumulation, "a positive count")
+        self.steps = steps
+        self.batchSize = batchSize
+        schedule = try LearningRateSchedule(peak: learningRate, warmupSteps: warmupSteps ?? min(steps, max(1, steps / 20)), totalSteps: steps)
+        self.optimizer = try optimizer ?? AdamWConfiguration()
+        self.maximumGradientNorm = maximumGradientNorm
+        self.gradientAccumulation = gradientAccumulation
+        self.seed = seed
+    }
+}
+
+/// One step's figures, handed to the caller (the library never prints).
+public struct TrainingProgress: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    public var loss: Float
+    public var learningRate: Float
+    public var gradientNorm: Float
+    public var tokensPerSecond: Double
+    public var elapsedSeconds: Double
+
+    /// Estimated seconds left at the average pace so far.
+    public var remainingSeconds: Double { step > 0 ? elapsedSeconds / Double(step) * Double(totalSteps - step) : 0 }
+}
+
+/// Trains a Transformer with AdamW, warm-up and cosine decay, global-norm clipping and
+/// gradient accumulation, on batches drawn from `nextBatch` with the run's own generator.
+public final class Trainer {
+    public let model: Transformer
+    public let configuration: TrainingConfiguration
+    public let optimizer: AdamW
+    public private(set) var step = 0
+    public var dataGenerator: SplitMix64
+
+    public init(model: Transformer, configuration: TrainingConfiguration) throws {
+        self.model = model
+        self.configuration = configuration
+        optimizer = try AdamW(parameters: model.parameters, configuration: configuration.optimizer)
+        dataGenerator = SplitMix64(seed: configuration.seed ^ 0xDA7A_5EED)
+    }
+
+    /// Runs the remaining steps, calling `onStep` after each update.
+    public func train(nextBatch: (inout SplitMix64) throws -> TokenBatch, onStep: (TrainingProgress) throws -> Void) throws {
+        let start = Date()
+        var tokens = 0
+        while step < configuration.steps {
+            let progress = try trainStep(nextBatch: nextBatch, tokens: &tokens, start: start)
+            try onStep(progress)
+        }
+    }
+
+    /// One update: accumulate gradients over micro-batches, clip, step.
+    public func trainStep(nextBatch: (inout SplitMix64) throws -> TokenBatch, tokens: inout Int, start: Date) throws -> TrainingProgress {
+        model.zeroGradients()
+        var lossSum: Float = 0
+        let micro = configuration.gradientAccumulation
+        for _ in 0..<micro {
+            let batch = try nextBatch(&dataGenerator)
+            let loss = try model.loss(batch)
+            try loss.scaled(by: 1 / Float(micro)).backward()
+            lossSum += try loss.item()
+            tokens += batch.batchSize * batch.length
+        }
+        let norm = try clipGradientNorm(model.parameters, maxNorm: configuration.maximumGradientNorm)
+        let rate = configuration.schedule.rate(at: step)
+        try optimizer.step(learningRate: rate)
+        step += 1
+        let elapsed = Date().timeIntervalSince(start)
+        return TrainingProgress(step: step, totalSteps: configuration.steps, loss: lossSum / Float(micro), learningRate: rate,
+                                gradientNorm: norm, tokensPerSecond: Double(tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed)
+    }
+}

@@ -1,0 +1,92 @@
+/// Kernels are plain functions over buffers, so that they can be fused and tested on their own.
+/// Each fast kernel has a naive twin (here, or in `Reference` in Double) that a test compares it with.
+public enum Kernels {}
+
+/// A binary elementwise operator, in scalar and SIMD form, so that kernels specialise per operator.
+public protocol BinaryElementwiseOperator {
+    static func apply(_ a: Float, _ b: Float) -> Float
+    static func apply(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float>
+}
+
+public enum AddOperator: BinaryElementwiseOperator {
+    @inline(__always) public static func apply(_ a: Float, _ b: Float) -> Float { a + b }
+    @inline(__always) public static func apply(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a + b }
+}
+public enum SubtractOperator: BinaryElementwiseOperator {
+    @inline(__always) public static func apply(_ a: Float, _ b: Float) -> Float { a - b }
+    @inline(__always) public static func apply(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a - b }
+}
+public enum MultiplyOperator: BinaryElementwiseOperator {
+    @inline(__always) public static func apply(_ a: Float, _ b: Float) -> Float { a * b }
+    @inline(__always) public static func apply(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a * b }
+}
+public enum DivideOperator: BinaryElementwiseOperator {
+    @inline(__always) public static func apply(_ a: Float, _ b: Float) -> Float { a / b }
+    @inline(__always) public static func apply(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a / b }
+}
+
+@usableFromInline @inline(__always) func loadVector(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+@usableFromInline @inline(__always) func storeVector(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+extension Kernels {
+    /// out[i] = a[i] ⊙ b[i] over `count` contiguous values; SIMD, spread over cores when large.
+    @inlinable
+    public static func binary<Op: BinaryElementwiseOperator>(_: Op.Type, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                                             _ out: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forEachChunk(count: count) { _, range in
+            binaryRow(Op.self, a + range.lowerBound, 1, b + range.lowerBound, 1, out + range.lowerBound, 1, count: range.count)
+        }
+    }
+
+    /// One strided row: out[j·so] = a[j·sa] ⊙ b[j·sb]. Contiguous and scalar-broadcast rows use SIMD.
+    @inlinable
+    public static func binaryRow<Op: BinaryElementwiseOperator>(_: Op.Type, _ a: UnsafePointer<Float>, _ sa: Int,
+                                                                _ b: UnsafePointer<Float>, _ sb: Int,
+                                                                _ out: UnsafeMutablePointer<Float>, _ so: Int, count n: Int) {
+        var j = 0
+        if sa == 1, so == 1, sb == 1 {
+            while j + 8 <= n { storeVector(Op.apply(loadVector(a + j), loadVector(b + j)), out + j); j += 8 }
+        } else if sa == 1, so == 1, sb == 0 {
+            let vb = SIMD8<Float>(repeating: b[0])
+            while j + 8 <= n { storeVector(Op.apply(loadVector(a + j), vb), out + j); j += 8 }
+        } else if sa == 0, so == 1, sb == 1 {
+            let va = SIMD8<Float>(repeating: a[0])
+            while j + 8 <= n { storeVector(Op.apply(va, loadVector(b + j)), out + j); j += 8 }
+        }
+        while j < n { out[j * so] = Op.apply(a[j * sa], b[j * sb]); j += 1 }
+    }
+
+    /// y[i] += alpha · x[i] (BLAS axpy semantics), SIMD.
+    @inlinable
+    public static func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, alpha: Float = 1) {
+        Parallel.forEachChunk(count: count) { _, range in
+            let xs = x + range.lowerBound, ys = y + range.lowerBound, n = range.count
+            var j = 0
+            let va = SIMD8<Float>(repeating: alpha)
+            while j + 8 <= n { storeVector(loadVector(ys + j) + va * loadVector(xs + j), ys + j); j += 8 }
+            while j < n { ys[j] += alpha * xs[j]; j += 1 }
+        }
+    }
+
+    /// out[i] = alpha · x[i] + beta, SIMD.
+    @inlinable
+    public static func affine(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int, alpha: Float, beta: Float) {
+        Parallel.forEachChunk(count: count) { _, range in
+            let xs = x + range.lowerBound, os = out + range.lowerBound, n = range.count
+            var j = 0
+            let va = SIMD8<Float>(repeating: alpha), vb = SIMD8<Float>(repeating: beta)
+            while j + 8 <= n { storeVector(va * loadVector(xs + j) + vb, os + j); j += 8 }
+            while j < n { os[j] = alpha * xs[j] + beta; j += 1 }
+        }
+    }
+
+    /// Naive twin of `binary`: one scalar loop, no SIMD, no threads.
+    public static func naiveBinary<Op: BinaryElementwiseOperator>(_: Op.Type, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                                                  _ out: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { out[i] = Op.apply(a[i], b[i]) }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// Softmax and log-softmax along one axis, split as outer × extent × inner (inner = 1 is the
+/// contiguous last-axis case). The maximum is subtracted first so exp never overflows.
+extension Kernels {
+    public static func softmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                      outer: Int, extent: Int, inner: Int, logarithmic: Bool) {
+        Parallel.forEachRow(rows: outer * inner, elementsPerRow: extent) { range in
+            for line in range {
+                let base = (line / inner) * extent * inner + line % inner
+                var maximum = -Float.infinity
+                for j in 0..<extent { maximum = max(maximum, x[base + j * inner]) }
+                if maximum == -.infinity { maximum = 0 } // a fully masked line: keep it finite
+                var sum: Float = 0
+                for j in 0..<extent {
+                    let e = exp(x[base + j * inner] - maximum)
+                    sum += e
+                    if !logarithmic { y[base + j * inner] = e }
+                }
+                if logarithmic {
+                    let logSum = maximum + log(sum)
+                    for j in 0..<extent { y[base + j * inner] = x[base + j * inner] - logSum }
+                } else {
+                    let scale = 1 / sum
+                    for j in 0..<extent { y[base + j * inner] *= scale }
+                }
+            }
+        }
+    }
+
+    /// softmax: dx += y·(g − Σg·y); log-softmax: dx += g − softmax·Σg, with softmax = exp(y).
+    public static func softmaxBackward(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                       outer: Int, extent: Int, inner: Int, logarithmic: Bool) {
+        Parallel.forEachRow(rows: outer * inner, elementsPerRow: extent) { range in
+            for line in range {
+                let base = (line / inner) * extent * inner + line % inner
+                var dot: Float = 0
+                if logarithmic {
+                    for j in 0..<extent { dot += g[base + j * inner] }
+                    for j in 0..<extent { let i = base + j * inner; dx[i] += g[i] - exp(y[i]) * dot }
+                } else {
+                    for j in 0..<extent { dot += g[base + j * inner] * y[base + j * inner] }
+                    for j in 0..<extent { let i = base + j * inner; dx[i] += y[i] * (g[i] - dot) }
+                }
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// Softmax along `axis`. Shapes: any; e.g. attention scores [B, H, T, T] along the key axis.
+    public func softmax(axis: Int = -1) throws -> Tensor { try softmaxOperation(axis: axis, logarithmic: false) }
+
+    /// log(softmax) along `axis`, computed stably as x − logΣexp(x).
+    public func logSoftmax(axis: Int = -1) throws -> Tensor { try softmaxOperation(axis: axis, logarithmic: true) }
+
+    private func softmaxOperation(axis: Int, logarithmic: Bool) throws -> Tensor {
+        let name = logarithmic ? "logSoftmax" : "softmax"
+        let (outer, extent, inner) = try Shape.split(shape, axis: axis, operation: name)
+        let out = TensorStorage(count: count, zeroed: false)
+        Kernels.softmaxForward(storage.pointer, out.pointer, outer: outer, extent: extent, inner: inner, logarithmic: logarithmic)
+        let x = self
+        return Tensor.result(shape: shape, storage: out, operation: name, inputs: [x]) { g in
+            Kernels.softmaxBackward(g, out.pointer, x.gradientPointer(), outer: outer, extent: extent, inner: inner, logarithmic: logarithmic)
+        }
+    }
+}

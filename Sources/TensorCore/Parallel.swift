@@ -1,0 +1,43 @@
+import Dispatch
+import Foundation
+
+/// Splits work over the machine's cores. Chunk boundaries depend only on the work size and the
+/// core count, never on timing, so that reductions combine partial results in the same order
+/// on every run of one machine: results are reproducible bit for bit.
+public enum Parallel {
+    public static let coreCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Below this many elements a loop runs on the calling thread: dispatching costs more.
+    public static let minimumElementsPerChunk = 1 << 14
+
+    /// The chunks that `forEachChunk` uses for `count` items.
+    public static func chunkCount(for count: Int, minimumPerChunk: Int = minimumElementsPerChunk) -> Int {
+        guard count >= 2 * minimumPerChunk, coreCount > 1 else { return 1 }
+        return min(coreCount, count / minimumPerChunk)
+    }
+
+    /// Calls `body` once per chunk of `0..<count`, concurrently when the work is large.
+    @inlinable
+    public static func forEachChunk(count: Int, minimumPerChunk: Int = minimumElementsPerChunk,
+                                    _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
+        let chunks = chunkCount(for: count, minimumPerChunk: minimumPerChunk)
+        if chunks <= 1 {
+            if count > 0 { body(0, 0..<count) }
+            return
+        }
+        let size = (count + chunks - 1) / chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let start = chunk * size
+            let end = min(count, start + size)
+            if start < end { body(chunk, start..<end) }
+        }
+    }
+
+    /// Calls `body` for each row in `0..<rows`, spreading rows over cores when
+    /// `rows * elementsPerRow` is large.
+    @inlinable
+    public static func forEachRow(rows: Int, elementsPerRow: Int, _ body: (Range<Int>) -> Void) {
+        let minimumRows = max(1, minimumElementsPerChunk / max(1, elementsPerRow))
+        forEachChunk(count: rows, minimumPerChunk: minimumRows) { _, range in body(range) }
+    }
+}
