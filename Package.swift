@@ -4,7 +4,7 @@ import PackageDescription
 /// PositionLab: positional encodings for Transformers, on a CPU engine of our own.
 ///
 /// Modules depend one way only:
-/// TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← Models ← Tasks ← poslab (CLI).
+/// TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← poslab (CLI).
 let releaseSettings: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
 ]
@@ -12,7 +12,7 @@ let releaseSettings: [SwiftSetting] = [
 let package = Package(
     name: "PositionLab",
     products: [
-        .library(name: "PositionLab", targets: ["TensorCore", "NN", "Models", "Tasks"]),
+        .library(name: "PositionLab", targets: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"]),
         .executable(name: "poslab", targets: ["poslab"]),
         .executable(name: "poslab-bench", targets: ["poslab-bench"]),
     ],
@@ -27,12 +27,13 @@ let package = Package(
         ),
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: releaseSettings),
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: releaseSettings),
-        .target(name: "Models", dependencies: ["TensorCore", "NN"], swiftSettings: releaseSettings),
+        .target(name: "PositionalEncodings", dependencies: ["TensorCore", "NN"], swiftSettings: releaseSettings),
+        .target(name: "Models", dependencies: ["TensorCore", "NN", "PositionalEncodings"], swiftSettings: releaseSettings),
         .target(name: "Tasks", dependencies: ["TensorCore", "Models"], swiftSettings: releaseSettings),
         .executableTarget(
             name: "poslab",
             dependencies: [
-                "TensorCore", "NN", "Models", "Tasks",
+                "TensorCore", "NN", "PositionalEncodings", "Models", "Tasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: releaseSettings
@@ -44,7 +45,9 @@ let package = Package(
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "NNTests", dependencies: ["TensorCore", "NN"]),
-        .testTarget(name: "ModelsTests", dependencies: ["TensorCore", "NN", "Models", "Tasks"]),
+        .testTarget(name: "PositionalEncodingsTests", dependencies: ["TensorCore", "NN", "PositionalEncodings"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"]),
         .testTarget(name: "TasksTests", dependencies: ["TensorCore", "Models", "Tasks"]),
         .testTarget(name: "poslabTests", dependencies: ["poslab"]),
     ],

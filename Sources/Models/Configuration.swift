@@ -1,4 +1,5 @@
 import NN
+import PositionalEncodings
 import TensorCore
 
 /// Models: decoder-only Transformers. Shape legend: B batch, T sequence, C model dimension,
@@ -7,8 +8,6 @@ import TensorCore
 /// The whole architecture as one Codable value, validated on creation: an invalid model cannot be built.
 public struct TransformerConfiguration: Codable, Equatable, Sendable {
     public var vocabularySize: Int
-    /// The longest sequence the model accepts (the learned position table's size).
-    public var maximumLength: Int
     public var modelDimension: Int
     public var numberOfLayers: Int
     public var numberOfHeads: Int
@@ -16,11 +15,13 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
     public var activation: Activation
     /// Whether the output head reuses the token embedding's matrix (Press and Wolf 2017).
     public var tiedEmbeddings: Bool
+    /// Where and how position enters the model.
+    public var positionalScheme: PositionalScheme
 
-    public init(vocabularySize: Int, maximumLength: Int, modelDimension: Int, numberOfLayers: Int, numberOfHeads: Int,
-                feedForwardDimension: Int? = nil, activation: Activation = .geluTanh, tiedEmbeddings: Bool = true) throws {
+    public init(vocabularySize: Int, modelDimension: Int, numberOfLayers: Int, numberOfHeads: Int,
+                feedForwardDimension: Int? = nil, activation: Activation = .geluTanh, tiedEmbeddings: Bool = true,
+                positionalScheme: PositionalScheme = .none) throws {
         try require(vocabularySize > 0, "vocabularySize", vocabularySize, "a positive count")
-        try require(maximumLength > 0, "maximumLength", maximumLength, "a positive length")
         try require(modelDimension > 0, "modelDimension", modelDimension, "a positive dimension")
         try require(numberOfLayers > 0, "numberOfLayers", numberOfLayers, "a positive count")
         try require(numberOfHeads > 0, "numberOfHeads", numberOfHeads, "a positive count")
@@ -28,26 +29,29 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
                     "a divisor of modelDimension (\(modelDimension))")
         let feedForward = feedForwardDimension ?? 4 * modelDimension
         try require(feedForward > 0, "feedForwardDimension", feedForward, "a positive dimension")
+        // Building the encoding once checks the scheme's own settings against these dimensions.
+        var probe = SplitMix64(seed: 0)
+        _ = try positionalScheme.makeEncoding(modelDimension: modelDimension, numberOfHeads: numberOfHeads, generator: &probe)
         self.vocabularySize = vocabularySize
-        self.maximumLength = maximumLength
         self.modelDimension = modelDimension
         self.numberOfLayers = numberOfLayers
         self.numberOfHeads = numberOfHeads
         self.feedForwardDimension = feedForward
         self.activation = activation
         self.tiedEmbeddings = tiedEmbeddings
+        self.positionalScheme = positionalScheme
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         try self.init(vocabularySize: c.decode(Int.self, forKey: .vocabularySize),
-                      maximumLength: c.decode(Int.self, forKey: .maximumLength),
                       modelDimension: c.decode(Int.self, forKey: .modelDimension),
                       numberOfLayers: c.decode(Int.self, forKey: .numberOfLayers),
                       numberOfHeads: c.decode(Int.self, forKey: .numberOfHeads),
                       feedForwardDimension: c.decode(Int.self, forKey: .feedForwardDimension),
                       activation: c.decode(Activation.self, forKey: .activation),
-                      tiedEmbeddings: c.decode(Bool.self, forKey: .tiedEmbeddings))
+                      tiedEmbeddings: c.decode(Bool.self, forKey: .tiedEmbeddings),
+                      positionalScheme: c.decode(PositionalScheme.self, forKey: .positionalScheme))
     }
 
     /// D = C / H.

@@ -1,48 +1,7 @@
 import Foundation
 import NN
+import PositionalEncodings
 import TensorCore
-
-/// Multi-head causal self-attention (Vaswani et al. 2017): softmax(QKᵀ/√D + mask)·V per head.
-/// Shapes: x [B, T, C] → [B, T, C]; inside, Q, K, V are [B, H, T, D] and scores [B, H, T, T].
-public final class CausalSelfAttention: Layer {
-    public let queryProjection: Linear
-    public let keyProjection: Linear
-    public let valueProjection: Linear
-    public let outputProjection: Linear
-    public let numberOfHeads: Int
-
-    public init(modelDimension: Int, numberOfHeads: Int, outputStandardDeviation: Float, generator: inout SplitMix64) throws {
-        queryProjection = try Linear(inputs: modelDimension, outputs: modelDimension, generator: &generator)
-        keyProjection = try Linear(inputs: modelDimension, outputs: modelDimension, generator: &generator)
-        valueProjection = try Linear(inputs: modelDimension, outputs: modelDimension, generator: &generator)
-        outputProjection = try Linear(inputs: modelDimension, outputs: modelDimension,
-                                      standardDeviation: outputStandardDeviation, generator: &generator)
-        self.numberOfHeads = numberOfHeads
-    }
-
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let h = numberOfHeads, d = c / h
-        func heads(_ y: Tensor) throws -> Tensor { try y.reshaped([b, t, h, d]).permuted([0, 2, 1, 3]) }
-        let q = try heads(queryProjection(x)), k = try heads(keyProjection(x)), v = try heads(valueProjection(x))
-        let scores = try q.matmul(k, transposeOther: true).scaled(by: 1 / Float(d).squareRoot())
-        let weights = try (scores + CausalSelfAttention.causalMask(length: t)).softmax(axis: -1)
-        let context = try weights.matmul(v).permuted([0, 2, 1, 3]).reshaped([b, t, c])
-        return try outputProjection(context)
-    }
-
-    /// [T, T] with 0 on and below the diagonal and −∞ above: query i sees keys j ≤ i.
-    public static func causalMask(length t: Int) throws -> Tensor {
-        var values = [Float](repeating: 0, count: t * t)
-        for i in 0..<t { for j in (i + 1)..<max(i + 1, t) { values[i * t + j] = -.infinity } }
-        return try Tensor(values, shape: [t, t])
-    }
-
-    public var namedParameters: [(name: String, tensor: Tensor)] {
-        prefixed("query", queryProjection.namedParameters) + prefixed("key", keyProjection.namedParameters)
-            + prefixed("value", valueProjection.namedParameters) + prefixed("output", outputProjection.namedParameters)
-    }
-}
 
 /// The feed-forward network: W₂·f(W₁x + b₁) + b₂. Shapes: [B, T, C] → [B, T, C].
 public final class FeedForward: Layer {
@@ -83,8 +42,8 @@ public final class TransformerBlock: Layer {
                                       activation: c.activation, outputStandardDeviation: residualStd, generator: &generator)
     }
 
-    public func callAsFunction(_ h: Tensor) throws -> Tensor {
-        let h1 = try h + attention(attentionNorm(h))
+    public func callAsFunction(_ h: Tensor, positions: PositionIDs, encoding: any PositionalEncoding, cache: LayerCache? = nil) throws -> Tensor {
+        let h1 = try h + attention(attentionNorm(h), positions: positions, encoding: encoding, cache: cache)
         return try h1 + feedForward(feedForwardNorm(h1))
     }
 
@@ -94,12 +53,13 @@ public final class TransformerBlock: Layer {
     }
 }
 
-/// A decoder-only Transformer language model: token and learned position embeddings, blocks,
-/// final LayerNorm, output head. Shapes: ids [B, T] → logits [B, T, V].
+/// A decoder-only Transformer language model: token embedding, the positional scheme at its
+/// injection point, pre-norm blocks, final LayerNorm, output head. Shapes: ids [B, T] → logits [B, T, V].
 public final class Transformer: Layer {
     public let configuration: TransformerConfiguration
     public let tokenEmbedding: Embedding
-    public let positionEmbedding: Embedding
+    /// One encoding shared by every layer, or one per layer (`PositionalScheme.isPerLayer`).
+    public let positionalEncodings: [any PositionalEncoding]
     public let blocks: [TransformerBlock]
     public let finalNorm: LayerNorm
     public let outputHead: Linear?
@@ -108,37 +68,69 @@ public final class Transformer: Layer {
         var generator = SplitMix64(seed: seed)
         configuration = c
         tokenEmbedding = try Embedding(count: c.vocabularySize, dimension: c.modelDimension, generator: &generator)
-        positionEmbedding = try Embedding(count: c.maximumLength, dimension: c.modelDimension, standardDeviation: 0.01, generator: &generator)
+        positionalEncodings = try (0..<(c.positionalScheme.isPerLayer ? c.numberOfLayers : 1)).map { _ in
+            try c.positionalScheme.makeEncoding(modelDimension: c.modelDimension, numberOfHeads: c.numberOfHeads, generator: &generator)
+        }
         blocks = try (0..<c.numberOfLayers).map { _ in try TransformerBlock(configuration: c, generator: &generator) }
         finalNorm = try LayerNorm(dimension: c.modelDimension)
         outputHead = c.tiedEmbeddings ? nil : try Linear(inputs: c.modelDimension, outputs: c.vocabularySize, bias: false, generator: &generator)
     }
 
-    /// Logits for every position. ids: [B·T] row-major token ids with shape [B, T].
-    public func logits(_ ids: [Int], batchSize b: Int, length t: Int) throws -> Tensor {
-        guard t <= configuration.maximumLength else {
-            throw TensorError.invalidArgument(operation: "Transformer.logits", parameter: "length", value: "\(t)",
-                                              allowed: "at most maximumLength (\(configuration.maximumLength))")
+    /// The encoding that layer `index` uses.
+    public func encoding(layer index: Int) -> any PositionalEncoding {
+        positionalEncodings[positionalEncodings.count == 1 ? 0 : index]
+    }
+
+    /// Logits for every position. ids: [B·T] row-major with shape [B, T]; positions default to
+    /// 0..T−1 after whatever `cache` holds; `cache`, when given, is read and extended.
+    public func logits(_ ids: [Int], batchSize b: Int, length t: Int, positions: PositionIDs? = nil,
+                       cache: KeyValueCache? = nil) throws -> Tensor {
+        if let cache, cache.layers.count != blocks.count {
+            throw TensorError.invalidArgument(operation: "Transformer.logits", parameter: "cache", value: "\(cache.layers.count) layers",
+                                              allowed: "a cache made for this model (\(blocks.count) layers)")
         }
-        let positions = (0..<(b * t)).map { $0 % t }
-        var h = try tokenEmbedding(ids, shape: [b, t]) + positionEmbedding(positions, shape: [b, t])
-        for block in blocks { h = try block(h) }
+        let positions = positions ?? .sequential(batchSize: b, length: t, offset: cache?.length ?? 0)
+        guard positions.batchSize == b, positions.length == t else {
+            throw TensorError.shapeMismatch(operation: "Transformer.logits", shapes: [[b, t], [positions.batchSize, positions.length]],
+                                            detail: "positions must be [B, T] like the ids")
+        }
+        for encoding in positionalEncodings { try encoding.checkRepresentable(positions, operation: "Transformer.logits") }
+        var h = try tokenEmbedding(ids, shape: [b, t])
+        if positionalEncodings[0].injectionPoint == .inputEmbedding {
+            h = try h + positionalEncodings[0].inputEmbedding(positions: positions)
+        }
+        for (i, block) in blocks.enumerated() {
+            h = try block(h, positions: positions, encoding: encoding(layer: i), cache: cache?.layers[i])
+        }
         h = try finalNorm(h)
         if let outputHead { return try outputHead(h) }
         return try h.matmul(tokenEmbedding.weight, transposeOther: true)
     }
 
     /// Mean cross-entropy of the batch's selected targets.
-    public func loss(_ batch: TokenBatch) throws -> Tensor {
-        try logits(batch.inputs, batchSize: batch.batchSize, length: batch.length)
+    public func loss(_ batch: TokenBatch, positions: PositionIDs? = nil) throws -> Tensor {
+        try logits(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: positions)
             .crossEntropy(targets: batch.targets, mask: batch.lossMask)
     }
 
     public var namedParameters: [(name: String, tensor: Tensor)] {
-        var all = prefixed("token_embedding", tokenEmbedding.namedParameters) + prefixed("position_embedding", positionEmbedding.namedParameters)
+        var all = prefixed("token_embedding", tokenEmbedding.namedParameters)
+        for (i, encoding) in positionalEncodings.enumerated() {
+            all += prefixed(positionalEncodings.count == 1 ? "positional" : "positional.\(i)", encoding.namedParameters)
+        }
         for (i, block) in blocks.enumerated() { all += prefixed("blocks.\(i)", block.namedParameters) }
         all += prefixed("final_norm", finalNorm.namedParameters)
         if let outputHead { all += prefixed("output_head", outputHead.namedParameters) }
         return all
     }
+}
+
+/// The keys and values of every layer for incremental decoding.
+public final class KeyValueCache {
+    public let layers: [LayerCache]
+
+    public init(model: Transformer) { layers = model.blocks.map { _ in LayerCache() } }
+
+    /// Tokens cached so far.
+    public var length: Int { layers.first?.length ?? 0 }
 }

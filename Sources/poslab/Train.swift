@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Models
+import PositionalEncodings
 import TensorCore
 import Tasks
 
@@ -11,6 +12,7 @@ struct Train: ParsableCommand {
     @Option(help: "Sequences per batch.") var batchSize = 16
     @Option(help: "Longest input to copy (the sequence is twice this plus two).") var trainLength = 16
     @Option(help: "Model dimension C.") var modelDimension = 64
+    @Option(help: "Positional scheme: \(PositionalScheme.names.joined(separator: ", ")).") var pe = "rope"
     @Option(help: "Transformer blocks.") var layers = 2
     @Option(help: "Attention heads H.") var heads = 4
     @Option(help: "Peak learning rate.") var learningRate: Float = 3e-3
@@ -21,8 +23,8 @@ struct Train: ParsableCommand {
         do {
             let task = try CopyTask(alphabetSize: 16)
             let model = try Transformer(configuration: TransformerConfiguration(
-                vocabularySize: task.vocabularySize, maximumLength: CopyTask.sequenceLength(inputLength: trainLength),
-                modelDimension: modelDimension, numberOfLayers: layers, numberOfHeads: heads), seed: seed)
+                vocabularySize: task.vocabularySize, modelDimension: modelDimension, numberOfLayers: layers, numberOfHeads: heads,
+                positionalScheme: PositionalScheme.named(pe, trainingLength: CopyTask.sequenceLength(inputLength: trainLength))), seed: seed)
             let trainer = try Trainer(model: model, configuration: TrainingConfiguration(
                 steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed))
             print("copy task, inputs of 1...\(trainLength) symbols; \(model.parameterCount) parameters; \(steps) steps")

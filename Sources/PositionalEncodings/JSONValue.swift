@@ -1,0 +1,88 @@
+import Foundation
+
+/// A JSON value, for reading and writing transformers-style parameter dictionaries as they are.
+public enum JSONValue: Codable, Equatable, Sendable {
+    case number(Double)
+    case string(String)
+    case bool(Bool)
+    case array([JSONValue])
+    case object([String: JSONValue])
+    case null
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case let .number(n): try c.encode(n)
+        case let .string(s): try c.encode(s)
+        case let .bool(b): try c.encode(b)
+        case let .array(a): try c.encode(a)
+        case let .object(o): try c.encode(o)
+        case .null: try c.encodeNil()
+        }
+    }
+
+    /// Parses a JSON object from text, e.g. a pasted `rope_parameters` dictionary.
+    public static func object(parsing text: String) throws -> [String: JSONValue] {
+        guard case let .object(o)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
+            throw RoPEParameterError(parameter: "rope parameters", value: text, allowed: "a JSON object such as {\"rope_type\": \"linear\", \"factor\": 2}")
+        }
+        return o
+    }
+}
+
+/// A problem with a rotary configuration, naming the parameter and its allowed values.
+public struct RoPEParameterError: Error, CustomStringConvertible, Equatable {
+    public let parameter: String
+    public let value: String
+    public let allowed: String
+    public var description: String { "invalid \(parameter) = \(value); allowed: \(allowed)" }
+}
+
+/// Typed reads from a parameter dictionary, with errors that name the key.
+struct ParameterReader {
+    let values: [String: JSONValue]
+    let context: String
+
+    func number(_ key: String) throws -> Double? {
+        switch values[key] {
+        case nil, .null?: return nil
+        case let .number(n)?: return n
+        case let other?: throw RoPEParameterError(parameter: "\(context).\(key)", value: "\(other)", allowed: "a number")
+        }
+    }
+
+    func requiredNumber(_ key: String) throws -> Double {
+        guard let n = try number(key) else {
+            throw RoPEParameterError(parameter: "\(context).\(key)", value: "missing", allowed: "a number (required for \(context))")
+        }
+        return n
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        switch values[key] {
+        case nil, .null?: return nil
+        case let .bool(b)?: return b
+        case let other?: throw RoPEParameterError(parameter: "\(context).\(key)", value: "\(other)", allowed: "true or false")
+        }
+    }
+
+    func numbers(_ key: String) throws -> [Double] {
+        guard case let .array(items)? = values[key] else {
+            throw RoPEParameterError(parameter: "\(context).\(key)", value: values[key].map { "\($0)" } ?? "missing", allowed: "a list of numbers (required for \(context))")
+        }
+        return try items.map {
+            guard case let .number(n) = $0 else { throw RoPEParameterError(parameter: "\(context).\(key)", value: "\($0)", allowed: "numbers only") }
+            return n
+        }
+    }
+}
