@@ -6,11 +6,40 @@ struct PosLab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "poslab",
         abstract: "PositionLab: how Transformers know where tokens are.",
-        subcommands: [Train.self]
+        subcommands: [Train.self, Positions.self]
     )
+
+    /// Bad input of any kind (an unknown option, an invalid value, a library error) exits with
+    /// code 2 and a message naming the parameter; help and version requests exit with 0.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            printError(fullMessage(for: error))
+            Foundation.exit(2)
+        }
+    }
 }
 
 /// Writes to standard error (progress and messages; results go to standard output).
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Prints `value` as pretty JSON with sorted keys on standard output.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Formats rows as a plain table with right-aligned columns.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+    let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max() ?? 0 }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { String(repeating: " ", count: widths[$0.offset] - $0.element.count) + $0.element }.joined(separator: "  ")
+    }
+    return ([line(header)] + rows.map(line)).joined(separator: "\n")
 }

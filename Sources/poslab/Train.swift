@@ -20,8 +20,7 @@ struct Train: ParsableCommand {
     @Option(help: "Print every N steps.") var logEvery = 20
 
     func run() throws {
-        do {
-            let task = try CopyTask(alphabetSize: 16)
+        let task = try CopyTask(alphabetSize: 16)
             let model = try Transformer(configuration: TransformerConfiguration(
                 vocabularySize: task.vocabularySize, modelDimension: modelDimension, numberOfLayers: layers, numberOfHeads: heads,
                 positionalScheme: PositionalScheme.named(pe, trainingLength: CopyTask.sequenceLength(inputLength: trainLength))), seed: seed)
@@ -35,11 +34,5 @@ struct Train: ParsableCommand {
                                  p.step, p.totalSteps, p.loss, p.learningRate, p.gradientNorm, p.tokensPerSecond, p.remainingSeconds))
                 }
             }
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(2)
-        }
     }
 }
