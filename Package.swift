@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "NNTests", dependencies: ["TensorCore", "NN"]),
         .testTarget(name: "PositionalEncodingsTests", dependencies: ["TensorCore", "NN", "PositionalEncodings"],
-                    resources: [.copy("Fixtures")]),
+                    exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"]),
         .testTarget(name: "TasksTests", dependencies: ["TensorCore", "Models", "Tasks"]),
         .testTarget(name: "poslabTests", dependencies: ["poslab"]),

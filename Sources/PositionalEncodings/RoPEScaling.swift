@@ -36,6 +36,12 @@ public struct YaRNParameters: Equatable, Sendable {
     public var attentionFactor: Double?
     /// Whether the correction range is rounded outwards to whole dimensions (transformers' default).
     public var truncate: Bool = true
+
+    public init(factor: Double, originalMaximumLength: Int? = nil, betaFast: Double = 32, betaSlow: Double = 1, mscale: Double? = nil,
+                mscaleAllDimensions: Double? = nil, attentionFactor: Double? = nil, truncate: Bool = true) {
+        self.factor = factor; self.originalMaximumLength = originalMaximumLength; self.betaFast = betaFast; self.betaSlow = betaSlow
+        self.mscale = mscale; self.mscaleAllDimensions = mscaleAllDimensions; self.attentionFactor = attentionFactor; self.truncate = truncate
+    }
 }
 
 public struct Llama3Parameters: Equatable, Sendable {
@@ -43,6 +49,11 @@ public struct Llama3Parameters: Equatable, Sendable {
     public var lowFrequencyFactor: Double
     public var highFrequencyFactor: Double
     public var originalMaximumLength: Int
+
+    public init(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaximumLength: Int) {
+        self.factor = factor; self.lowFrequencyFactor = lowFrequencyFactor
+        self.highFrequencyFactor = highFrequencyFactor; self.originalMaximumLength = originalMaximumLength
+    }
 }
 
 public struct LongRoPEParameters: Equatable, Sendable {
@@ -51,6 +62,11 @@ public struct LongRoPEParameters: Equatable, Sendable {
     public var originalMaximumLength: Int?
     public var factor: Double?
     public var attentionFactor: Double?
+
+    public init(shortFactor: [Double], longFactor: [Double], originalMaximumLength: Int? = nil, factor: Double? = nil, attentionFactor: Double? = nil) {
+        self.shortFactor = shortFactor; self.longFactor = longFactor; self.originalMaximumLength = originalMaximumLength
+        self.factor = factor; self.attentionFactor = attentionFactor
+    }
 }
 
 extension RoPEScaling {
