@@ -1,0 +1,44 @@
+import Models
+import Tasks
+import TensorCore
+import XCTest
+
+final class CopyTaskTests: XCTestCase {
+    func testExampleLayoutAndLossMask() throws {
+        let task = try CopyTask(alphabetSize: 5)
+        var generator = SplitMix64(seed: 1)
+        let example = task.example(inputLength: 4, generator: &generator)
+        XCTAssertEqual(example.tokens.count, CopyTask.sequenceLength(inputLength: 4))
+        XCTAssertEqual(example.tokens[0], CopyTask.prefix)
+        XCTAssertEqual(example.tokens[5], CopyTask.separator)
+        XCTAssertEqual(Array(example.tokens[1...4]), Array(example.tokens[6...9]))
+        XCTAssertTrue(example.tokens[1...].allSatisfy { $0 == CopyTask.separator || ($0 >= CopyTask.firstSymbol && $0 < task.vocabularySize) })
+        XCTAssertEqual(example.lossMask, [false, false, false, false, false, false, true, true, true, true])
+    }
+
+    func testBatchesShiftTargetsPadAndAreSeeded() throws {
+        let task = try CopyTask(alphabetSize: 7)
+        var a = SplitMix64(seed: 5), b = SplitMix64(seed: 5), c = SplitMix64(seed: 6)
+        let batch = task.batch(size: 8, inputLengths: 1...6, generator: &a)
+        XCTAssertEqual(batch.inputs, task.batch(size: 8, inputLengths: 1...6, generator: &b).inputs)
+        XCTAssertNotEqual(batch.inputs, task.batch(size: 8, inputLengths: 1...6, generator: &c).inputs)
+        XCTAssertEqual(batch.inputs.count, batch.batchSize * batch.length)
+        XCTAssertLessThanOrEqual(batch.length, CopyTask.sequenceLength(inputLength: 6) - 1)
+        for row in 0..<batch.batchSize {
+            for t in 0..<batch.length {
+                let i = row * batch.length + t
+                if batch.lossMask[i] {
+                    XCTAssertGreaterThanOrEqual(batch.targets[i], CopyTask.firstSymbol)
+                    XCTAssertNotEqual(batch.inputs[i], CopyTask.padding)
+                }
+                if t + 1 < batch.length, batch.inputs[i + 1] != CopyTask.padding { XCTAssertEqual(batch.targets[i], batch.inputs[i + 1]) }
+            }
+        }
+        // Every example's input length lies in the range: selected targets per row between 1 and 6.
+        for row in 0..<batch.batchSize {
+            let selected = batch.lossMask[(row * batch.length)..<((row + 1) * batch.length)].filter { $0 }.count
+            XCTAssertTrue((1...6).contains(selected))
+        }
+        XCTAssertThrowsError(try CopyTask(alphabetSize: 1))
+    }
+}
