@@ -5,30 +5,78 @@ import TensorCore
 /// Models: decoder-only Transformers. Shape legend: B batch, T sequence, C model dimension,
 /// H heads, D head dimension (C = H·D), V vocabulary.
 ///
+/// Which normalisation every norm of the model uses.
+public enum NormalizationKind: String, Codable, CaseIterable, Sendable {
+    /// LayerNorm (Ba et al. 2016), with scale and shift.
+    case layerNorm
+    /// RMSNorm (Zhang and Sennrich 2019), scale only.
+    case rmsNorm
+}
+
+/// Where a block's norms sit relative to its residual connections.
+public enum NormalizationPlacement: String, Codable, CaseIterable, Sendable {
+    /// h ← h + f(Norm(h)) (GPT-2 and most current models), with a final norm before the head.
+    case preNorm
+    /// h ← Norm(h + f(h)) (the original Transformer); no final norm.
+    case postNorm
+}
+
+/// The feed-forward network of each block.
+public enum FeedForwardKind: String, Codable, CaseIterable, Sendable {
+    /// W₂·act(W₁x + b₁) + b₂ with the configured activation.
+    case mlp
+    /// W₂·(SiLU(W₁x) ⊙ W₃x), no biases (Shazeer 2020, "GLU Variants Improve Transformer").
+    case swiGLU
+}
+
+/// How a query meets a key before the softmax.
+public enum AttentionScoring: Codable, Equatable, Sendable {
+    /// q·k/√D (Vaswani et al. 2017).
+    case scaledDotProduct
+    /// cos(q, k)/τ: q and k L2-normalised, divided by a temperature τ, fixed or learned (as the
+    /// scale 1/τ; cosine attention of Swin v2, and of nGPT with a learned scale).
+    case cosine(temperature: Float, learned: Bool)
+}
+
 /// The whole architecture as one Codable value, validated on creation: an invalid model cannot be built.
 public struct TransformerConfiguration: Codable, Equatable, Sendable {
     public var vocabularySize: Int
     public var modelDimension: Int
     public var numberOfLayers: Int
     public var numberOfHeads: Int
+    /// Key/value heads for grouped-query attention (Ainslie et al. 2023): each serves
+    /// numberOfHeads / numberOfKeyValueHeads query heads; equal to numberOfHeads for multi-head attention.
+    public var numberOfKeyValueHeads: Int
     public var feedForwardDimension: Int
+    public var feedForward: FeedForwardKind
     public var activation: Activation
+    public var normalization: NormalizationKind
+    public var normalizationPlacement: NormalizationPlacement
+    public var attentionScoring: AttentionScoring
     /// Whether the output head reuses the token embedding's matrix (Press and Wolf 2017).
     public var tiedEmbeddings: Bool
     /// Where and how position enters the model.
     public var positionalScheme: PositionalScheme
 
     public init(vocabularySize: Int, modelDimension: Int, numberOfLayers: Int, numberOfHeads: Int,
-                feedForwardDimension: Int? = nil, activation: Activation = .geluTanh, tiedEmbeddings: Bool = true,
-                positionalScheme: PositionalScheme = .none) throws {
+                numberOfKeyValueHeads: Int? = nil, feedForwardDimension: Int? = nil, feedForward: FeedForwardKind = .mlp,
+                activation: Activation = .geluTanh, normalization: NormalizationKind = .layerNorm,
+                normalizationPlacement: NormalizationPlacement = .preNorm, attentionScoring: AttentionScoring = .scaledDotProduct,
+                tiedEmbeddings: Bool = true, positionalScheme: PositionalScheme = .none) throws {
         try require(vocabularySize > 0, "vocabularySize", vocabularySize, "a positive count")
         try require(modelDimension > 0, "modelDimension", modelDimension, "a positive dimension")
         try require(numberOfLayers > 0, "numberOfLayers", numberOfLayers, "a positive count")
         try require(numberOfHeads > 0, "numberOfHeads", numberOfHeads, "a positive count")
         try require(modelDimension % numberOfHeads == 0, "numberOfHeads", numberOfHeads,
                     "a divisor of modelDimension (\(modelDimension))")
-        let feedForward = feedForwardDimension ?? 4 * modelDimension
-        try require(feedForward > 0, "feedForwardDimension", feedForward, "a positive dimension")
+        let keyValueHeads = numberOfKeyValueHeads ?? numberOfHeads
+        try require(keyValueHeads > 0 && numberOfHeads % keyValueHeads == 0, "numberOfKeyValueHeads", keyValueHeads,
+                    "a positive divisor of numberOfHeads (\(numberOfHeads))")
+        let feedForwardWidth = feedForwardDimension ?? 4 * modelDimension
+        try require(feedForwardWidth > 0, "feedForwardDimension", feedForwardWidth, "a positive dimension")
+        if case let .cosine(temperature, _) = attentionScoring {
+            try require(temperature > 0 && temperature.isFinite, "attentionScoring.temperature", temperature, "a positive finite value")
+        }
         // Building the encoding once checks the scheme's own settings against these dimensions.
         var probe = SplitMix64(seed: 0)
         _ = try positionalScheme.makeEncoding(modelDimension: modelDimension, numberOfHeads: numberOfHeads, generator: &probe)
@@ -36,22 +84,33 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
         self.modelDimension = modelDimension
         self.numberOfLayers = numberOfLayers
         self.numberOfHeads = numberOfHeads
-        self.feedForwardDimension = feedForward
+        self.numberOfKeyValueHeads = keyValueHeads
+        self.feedForwardDimension = feedForwardWidth
+        self.feedForward = feedForward
         self.activation = activation
+        self.normalization = normalization
+        self.normalizationPlacement = normalizationPlacement
+        self.attentionScoring = attentionScoring
         self.tiedEmbeddings = tiedEmbeddings
         self.positionalScheme = positionalScheme
     }
 
+    /// Decoding re-validates: a hand-edited configuration file cannot build an invalid model.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         try self.init(vocabularySize: c.decode(Int.self, forKey: .vocabularySize),
                       modelDimension: c.decode(Int.self, forKey: .modelDimension),
                       numberOfLayers: c.decode(Int.self, forKey: .numberOfLayers),
                       numberOfHeads: c.decode(Int.self, forKey: .numberOfHeads),
-                      feedForwardDimension: c.decode(Int.self, forKey: .feedForwardDimension),
-                      activation: c.decode(Activation.self, forKey: .activation),
-                      tiedEmbeddings: c.decode(Bool.self, forKey: .tiedEmbeddings),
-                      positionalScheme: c.decode(PositionalScheme.self, forKey: .positionalScheme))
+                      numberOfKeyValueHeads: c.decodeIfPresent(Int.self, forKey: .numberOfKeyValueHeads),
+                      feedForwardDimension: c.decodeIfPresent(Int.self, forKey: .feedForwardDimension),
+                      feedForward: c.decodeIfPresent(FeedForwardKind.self, forKey: .feedForward) ?? .mlp,
+                      activation: c.decodeIfPresent(Activation.self, forKey: .activation) ?? .geluTanh,
+                      normalization: c.decodeIfPresent(NormalizationKind.self, forKey: .normalization) ?? .layerNorm,
+                      normalizationPlacement: c.decodeIfPresent(NormalizationPlacement.self, forKey: .normalizationPlacement) ?? .preNorm,
+                      attentionScoring: c.decodeIfPresent(AttentionScoring.self, forKey: .attentionScoring) ?? .scaledDotProduct,
+                      tiedEmbeddings: c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? true,
+                      positionalScheme: c.decodeIfPresent(PositionalScheme.self, forKey: .positionalScheme) ?? .none)
     }
 
     /// D = C / H.

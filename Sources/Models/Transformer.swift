@@ -3,48 +3,86 @@ import NN
 import PositionalEncodings
 import TensorCore
 
-/// The feed-forward network: W₂·f(W₁x + b₁) + b₂. Shapes: [B, T, C] → [B, T, C].
+/// The feed-forward network. MLP: W₂·f(W₁x + b₁) + b₂; SwiGLU: W₂·(SiLU(W₁x) ⊙ W₃x).
+/// Shapes: [B, T, C] → [B, T, C].
 public final class FeedForward: Layer {
     public let expansion: Linear
+    /// SwiGLU's linear branch W₃; nil for the MLP.
+    public let gate: Linear?
     public let contraction: Linear
     public let activation: Activation
 
-    public init(modelDimension: Int, hiddenDimension: Int, activation: Activation, outputStandardDeviation: Float,
-                generator: inout SplitMix64) throws {
-        expansion = try Linear(inputs: modelDimension, outputs: hiddenDimension, generator: &generator)
-        contraction = try Linear(inputs: hiddenDimension, outputs: modelDimension,
+    public init(modelDimension: Int, hiddenDimension: Int, kind: FeedForwardKind = .mlp, activation: Activation,
+                outputStandardDeviation: Float, generator: inout SplitMix64) throws {
+        let biased = kind == .mlp
+        expansion = try Linear(inputs: modelDimension, outputs: hiddenDimension, bias: biased, generator: &generator)
+        gate = kind == .swiGLU ? try Linear(inputs: modelDimension, outputs: hiddenDimension, bias: false, generator: &generator) : nil
+        contraction = try Linear(inputs: hiddenDimension, outputs: modelDimension, bias: biased,
                                  standardDeviation: outputStandardDeviation, generator: &generator)
-        self.activation = activation
+        self.activation = kind == .swiGLU ? .silu : activation
     }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try contraction(expansion(x).activated(activation)) }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let hidden = try expansion(x).activated(activation)
+        return try contraction(gate.map { try hidden * $0(x) } ?? hidden)
+    }
 
     public var namedParameters: [(name: String, tensor: Tensor)] {
-        prefixed("expansion", expansion.namedParameters) + prefixed("contraction", contraction.namedParameters)
+        prefixed("expansion", expansion.namedParameters) + (gate.map { prefixed("gate", $0.namedParameters) } ?? [])
+            + prefixed("contraction", contraction.namedParameters)
     }
 }
 
-/// A pre-norm block: h ← h + Attention(LN(h)); h ← h + FFN(LN(h)) (GPT-2's arrangement).
+/// LayerNorm or RMSNorm, as the configuration says. Shapes: [..., C] → [..., C].
+public final class Normalization: Layer {
+    let layerNorm: LayerNorm?
+    let rmsNorm: RMSNorm?
+
+    public init(_ kind: NormalizationKind, dimension: Int) throws {
+        layerNorm = kind == .layerNorm ? try LayerNorm(dimension: dimension) : nil
+        rmsNorm = kind == .rmsNorm ? try RMSNorm(dimension: dimension) : nil
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        if let layerNorm { return try layerNorm(x) }
+        return try rmsNorm!(x)
+    }
+
+    public var namedParameters: [(name: String, tensor: Tensor)] { layerNorm?.namedParameters ?? rmsNorm?.namedParameters ?? [] }
+}
+
+/// A block: attention and a feed-forward network, each behind a residual connection and a norm.
+/// Pre-norm: h ← h + Attention(N(h)); h ← h + FFN(N(h)) (GPT-2). Post-norm: h ← N(h + Attention(h));
+/// h ← N(h + FFN(h)) (Vaswani et al. 2017).
 public final class TransformerBlock: Layer {
-    public let attentionNorm: LayerNorm
+    public let attentionNorm: Normalization
     public let attention: CausalSelfAttention
-    public let feedForwardNorm: LayerNorm
+    public let feedForwardNorm: Normalization
     public let feedForward: FeedForward
+    public let placement: NormalizationPlacement
 
     public init(configuration c: TransformerConfiguration, generator: inout SplitMix64) throws {
         // GPT-2 scales the residual projections by 1/√(2·layers) so the residual stream's variance stays put.
         let residualStd = 0.02 / Float(2 * c.numberOfLayers).squareRoot()
-        attentionNorm = try LayerNorm(dimension: c.modelDimension)
+        attentionNorm = try Normalization(c.normalization, dimension: c.modelDimension)
         attention = try CausalSelfAttention(modelDimension: c.modelDimension, numberOfHeads: c.numberOfHeads,
+                                            numberOfKeyValueHeads: c.numberOfKeyValueHeads, scoring: c.attentionScoring,
                                             outputStandardDeviation: residualStd, generator: &generator)
-        feedForwardNorm = try LayerNorm(dimension: c.modelDimension)
-        feedForward = try FeedForward(modelDimension: c.modelDimension, hiddenDimension: c.feedForwardDimension,
+        feedForwardNorm = try Normalization(c.normalization, dimension: c.modelDimension)
+        feedForward = try FeedForward(modelDimension: c.modelDimension, hiddenDimension: c.feedForwardDimension, kind: c.feedForward,
                                       activation: c.activation, outputStandardDeviation: residualStd, generator: &generator)
+        placement = c.normalizationPlacement
     }
 
     public func callAsFunction(_ h: Tensor, positions: PositionIDs, encoding: any PositionalEncoding, cache: LayerCache? = nil) throws -> Tensor {
-        let h1 = try h + attention(attentionNorm(h), positions: positions, encoding: encoding, cache: cache)
-        return try h1 + feedForward(feedForwardNorm(h1))
+        switch placement {
+        case .preNorm:
+            let h1 = try h + attention(attentionNorm(h), positions: positions, encoding: encoding, cache: cache)
+            return try h1 + feedForward(feedForwardNorm(h1))
+        case .postNorm:
+            let h1 = try attentionNorm(h + attention(h, positions: positions, encoding: encoding, cache: cache))
+            return try feedForwardNorm(h1 + feedForward(h1))
+        }
     }
 
     public var namedParameters: [(name: String, tensor: Tensor)] {
@@ -54,15 +92,21 @@ public final class TransformerBlock: Layer {
 }
 
 /// A decoder-only Transformer language model: token embedding, the positional scheme at its
-/// injection point, pre-norm blocks, final LayerNorm, output head. Shapes: ids [B, T] → logits [B, T, V].
+/// injection point, blocks, a final norm (pre-norm), output head. Shapes: ids [B, T] → logits [B, T, V].
 public final class Transformer: Layer {
     public let configuration: TransformerConfiguration
     public let tokenEmbedding: Embedding
     /// One encoding shared by every layer, or one per layer (`PositionalScheme.isPerLayer`).
     public let positionalEncodings: [any PositionalEncoding]
     public let blocks: [TransformerBlock]
-    public let finalNorm: LayerNorm
+    /// The norm before the head (pre-norm models only: a post-norm block already ends in one).
+    public let finalNorm: Normalization?
     public let outputHead: Linear?
+
+    /// How every layer computes attention (results agree to float tolerance; speed and memory differ).
+    public var attentionImplementation: AttentionImplementation = .automatic {
+        didSet { for block in blocks { block.attention.implementation = attentionImplementation } }
+    }
 
     public init(configuration c: TransformerConfiguration, seed: UInt64) throws {
         var generator = SplitMix64(seed: seed)
@@ -72,7 +116,7 @@ public final class Transformer: Layer {
             try c.positionalScheme.makeEncoding(modelDimension: c.modelDimension, numberOfHeads: c.numberOfHeads, generator: &generator)
         }
         blocks = try (0..<c.numberOfLayers).map { _ in try TransformerBlock(configuration: c, generator: &generator) }
-        finalNorm = try LayerNorm(dimension: c.modelDimension)
+        finalNorm = c.normalizationPlacement == .preNorm ? try Normalization(c.normalization, dimension: c.modelDimension) : nil
         outputHead = c.tiedEmbeddings ? nil : try Linear(inputs: c.modelDimension, outputs: c.vocabularySize, bias: false, generator: &generator)
     }
 
@@ -102,7 +146,7 @@ public final class Transformer: Layer {
         for (i, block) in blocks.enumerated() {
             h = try block(h, positions: positions, encoding: encoding(layer: i), cache: cache?.layers[i])
         }
-        h = try finalNorm(h)
+        if let finalNorm { h = try finalNorm(h) }
         if let outputHead { return try outputHead(h) }
         return try h.matmul(tokenEmbedding.weight, transposeOther: true)
     }
@@ -119,7 +163,7 @@ public final class Transformer: Layer {
             all += prefixed(positionalEncodings.count == 1 ? "positional" : "positional.\(i)", encoding.namedParameters)
         }
         for (i, block) in blocks.enumerated() { all += prefixed("blocks.\(i)", block.namedParameters) }
-        all += prefixed("final_norm", finalNorm.namedParameters)
+        if let finalNorm { all += prefixed("final_norm", finalNorm.namedParameters) }
         if let outputHead { all += prefixed("output_head", outputHead.namedParameters) }
         return all
     }

@@ -51,4 +51,13 @@ public final class ALiBi: PositionalEncoding {
         }
         return try Tensor(values, shape: [batches, h, queryPositions.length, keyPositions.length])
     }
+
+    public func distanceBiasTable(minimumDistance: Int, maximumDistance: Int) throws -> Tensor? {
+        let span = maximumDistance - minimumDistance + 1
+        var values = [Float](repeating: 0, count: slopes.count * span)
+        for (head, m) in slopes.enumerated() {
+            for c in 0..<span { values[head * span + c] = -m * Float(minimumDistance + c) }
+        }
+        return try Tensor(values, shape: [slopes.count, span])
+    }
 }

@@ -36,6 +36,12 @@ public protocol PositionalEncoding: Layer {
     /// Score schemes: the term added to the scaled scores QKᵀ/√D, [1 or B, H, Tq, Tk], for
     /// queries [B, H, Tq, D] at `queryPositions` and keys at `keyPositions`.
     func scoreBias(queries: Tensor, queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor
+
+    /// Score schemes whose bias depends on the relative distance δ = query − key position alone
+    /// (and the head): the table [H, span] with column c the bias of δ = minimumDistance + c, built
+    /// differentiably from the scheme's parameters, so blocked attention can add it tile by tile.
+    /// Nil for schemes whose bias also depends on the queries (Shaw) or that have no bias.
+    func distanceBiasTable(minimumDistance: Int, maximumDistance: Int) throws -> Tensor?
 }
 
 extension PositionalEncoding {
@@ -52,6 +58,8 @@ extension PositionalEncoding {
     public func scoreBias(queries: Tensor, queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor {
         throw notApplicable("scoreBias")
     }
+
+    public func distanceBiasTable(minimumDistance: Int, maximumDistance: Int) throws -> Tensor? { nil }
 
     private func notApplicable(_ member: String) -> TensorError {
         TensorError.invalidArgument(operation: "\(Self.self).\(member)", parameter: "injection point",

@@ -35,6 +35,13 @@ public final class RelativeBias: PositionalEncoding {
     }
 }
 
+extension RelativeBias {
+    public func distanceBiasTable(minimumDistance: Int, maximumDistance: Int) throws -> Tensor? {
+        let rows = (minimumDistance...maximumDistance).map { min(max($0, -self.maximumDistance), self.maximumDistance) + self.maximumDistance }
+        return try table.gatherRows(rows, indexShape: [rows.count]).transposed(0, 1).scaled(by: 1 / Float(headDimension).squareRoot())
+    }
+}
+
 /// Looks up a [rows, H] bias table at `rows` ([batches, Tq, Tk]) and returns [batches, H, Tq, Tk].
 func gatherBiasTable(_ table: Tensor, rows: [Int], batches: Int, queries: Int, keys: Int) throws -> Tensor {
     try table.gatherRows(rows, indexShape: [batches, queries, keys]).permuted([0, 3, 1, 2])

@@ -66,4 +66,11 @@ public final class T5Bias: PositionalEncoding {
         }
         return try gatherBiasTable(table, rows: rows, batches: batches, queries: queryPositions.length, keys: keyPositions.length)
     }
+
+    public func distanceBiasTable(minimumDistance: Int, maximumDistance: Int) throws -> Tensor? {
+        let rows = (minimumDistance...maximumDistance).map {
+            T5Bias.bucket(relativePosition: -$0, bidirectional: bidirectional, numberOfBuckets: numberOfBuckets, maximumDistance: self.maximumDistance)
+        }
+        return try table.gatherRows(rows, indexShape: [rows.count]).transposed(0, 1)
+    }
 }
