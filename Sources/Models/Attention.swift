@@ -36,7 +36,7 @@ public final class CausalSelfAttention: Layer {
     public var implementation: AttentionImplementation = .automatic
 
     /// Above this many keys `automatic` switches to the blocked path (measured with `poslab bench attention`).
-    public static let blockedThreshold = 512
+    public static let blockedThreshold = 128
 
     public init(modelDimension: Int, numberOfHeads: Int, numberOfKeyValueHeads: Int? = nil, scoring: AttentionScoring = .scaledDotProduct,
                 outputStandardDeviation: Float, generator: inout SplitMix64) throws {

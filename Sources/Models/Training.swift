@@ -49,7 +49,7 @@ public final class Trainer {
     public let model: Transformer
     public let configuration: TrainingConfiguration
     public let optimizer: AdamW
-    public private(set) var step = 0
+    public internal(set) var step = 0
     public var dataGenerator: SplitMix64
 
     public init(model: Transformer, configuration: TrainingConfiguration) throws {

@@ -6,7 +6,7 @@ struct PosLab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "poslab",
         abstract: "PositionLab: how Transformers know where tokens are.",
-        subcommands: [Train.self, Positions.self]
+        subcommands: [Train.self, Generate.self, Positions.self, Bench.self]
     )
 
     /// Bad input of any kind (an unknown option, an invalid value, a library error) exits with
@@ -24,8 +24,8 @@ struct PosLab: ParsableCommand {
 }
 
 /// Writes to standard error (progress and messages; results go to standard output).
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+func printError(_ text: String, newline: Bool = true) {
+    FileHandle.standardError.write(Data((text + (newline ? "\n" : "")).utf8))
 }
 
 /// Prints `value` as pretty JSON with sorted keys on standard output.

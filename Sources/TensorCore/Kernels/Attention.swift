@@ -97,8 +97,7 @@ extension Kernels {
                         }
                         // Online softmax (Milakov and Gimelshein 2018): rescale what was summed under the old max.
                         let correction = m[r] == -.infinity ? 0 : expf(m[r] - newMax)
-                        var sum: Float = 0
-                        for c in 0..<cols { let p = expf(row[c] - newMax); row[c] = p; sum += p }
+                        let sum = exponentiate(row, count: cols, subtracting: newMax)
                         l[r] = l[r] * correction + sum
                         if correction != 1 { let a = acc + r * d; for x in 0..<d { a[x] *= correction } }
                         m[r] = newMax
@@ -157,8 +156,7 @@ extension Kernels {
                         attentionTile(p, q: qp, k: kp, rows: rows, cols: cols, d: d, i0: i0, j0: j0, shift: shift,
                                       scale: scale, head: h, batch: b, tq: tq, tk: tk, bias: bias)
                         for r in 0..<rows {
-                            let row = p + r * kb, lse = logSumExp[pair * tq + i0 + r]
-                            for c in 0..<cols { row[c] = expf(row[c] - lse) }
+                            _ = exponentiate(p + r * kb, count: cols, subtracting: logSumExp[pair * tq + i0 + r])
                         }
                         // dV += Pᵀ·dO;  dP = dO·Vᵀ.
                         sgemm(transposeA: true, transposeB: false, m: cols, n: d, k: rows, alpha: 1, a: p, lda: kb,

@@ -1,0 +1,78 @@
+import Foundation
+import TensorCore
+
+/// How the next token is chosen from the logits.
+public struct SamplingConfiguration: Codable, Equatable, Sendable {
+    /// 0 means greedy (arg max); otherwise logits are divided by it before sampling.
+    public var temperature: Float
+    /// Sample among the k most likely tokens only (nil: all).
+    public var topK: Int?
+    public var seed: UInt64
+
+    public init(temperature: Float = 0, topK: Int? = nil, seed: UInt64 = 0) throws {
+        guard temperature >= 0, temperature.isFinite else {
+            throw TensorError.invalidArgument(operation: "SamplingConfiguration", parameter: "temperature", value: "\(temperature)",
+                                              allowed: "0 (greedy) or a positive finite value")
+        }
+        if let topK, topK < 1 {
+            throw TensorError.invalidArgument(operation: "SamplingConfiguration", parameter: "topK", value: "\(topK)", allowed: "a positive count")
+        }
+        self.temperature = temperature; self.topK = topK; self.seed = seed
+    }
+
+    /// The token chosen from one row of logits [V].
+    public func choose(_ logits: ArraySlice<Float>, generator: inout SplitMix64) -> Int {
+        let base = logits.startIndex
+        if temperature == 0 {
+            var best = base
+            for i in logits.indices where logits[i] > logits[best] { best = i }
+            return best - base
+        }
+        var order = Array(logits.indices)
+        if let topK, topK < order.count {
+            order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            order = Array(order.prefix(topK))
+        }
+        let top = order.map { logits[$0] }.max() ?? 0
+        let weights = order.map { Double(expf((logits[$0] - top) / temperature)) }
+        var u = Double(generator.next() >> 11) / Double(1 << 53) * weights.reduce(0, +)
+        for (index, weight) in zip(order, weights) {
+            u -= weight
+            if u < 0 { return index - base }
+        }
+        return order.last! - base
+    }
+}
+
+extension Transformer {
+    /// Continues `prompt` by `count` tokens, one at a time through a KV cache: the prompt is
+    /// prefilled in one call, then each new token costs one query against the cached keys.
+    /// Returns the new tokens only. `stop` ends generation early when it is produced.
+    public func generate(prompt: [Int], count: Int, sampling: SamplingConfiguration, stop: Int? = nil) throws -> [Int] {
+        guard !prompt.isEmpty else {
+            throw TensorError.invalidArgument(operation: "generate", parameter: "prompt", value: "[]", allowed: "at least one token")
+        }
+        guard count >= 0 else {
+            throw TensorError.invalidArgument(operation: "generate", parameter: "count", value: "\(count)", allowed: "a non-negative count")
+        }
+        let v = configuration.vocabularySize
+        if let bad = prompt.first(where: { $0 < 0 || $0 >= v }) {
+            throw TensorError.indexOutOfRange(operation: "generate: prompt token", index: bad, validRange: 0..<v)
+        }
+        var generator = SplitMix64(seed: sampling.seed)
+        let cache = KeyValueCache(model: self)
+        return try GradientMode.withoutGradient {
+            var output: [Int] = []
+            var logits = try self.logits(prompt, batchSize: 1, length: prompt.count, cache: cache).scalars
+            var last = logits[((prompt.count - 1) * v)..<(prompt.count * v)]
+            while output.count < count {
+                let token = sampling.choose(last, generator: &generator)
+                output.append(token)
+                if token == stop || output.count == count { break }
+                logits = try self.logits([token], batchSize: 1, length: 1, cache: cache).scalars
+                last = logits[0..<v]
+            }
+            return output
+        }
+    }
+}

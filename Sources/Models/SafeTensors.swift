@@ -1,0 +1,142 @@
+import Foundation
+import TensorCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The safetensors format (https://huggingface.co/docs/safetensors, "Format"): an 8-byte
+/// little-endian unsigned header length N; N bytes of UTF-8 JSON mapping each tensor name to
+/// {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the byte buffer that follows
+/// the header) plus an optional "__metadata__" map of strings to strings; then the buffer, each
+/// tensor's values little-endian and row-major. Tensors are laid out in name order without gaps,
+/// and the header is padded with spaces to a multiple of 8 bytes, as the reference writer does.
+public enum SafeTensors {
+    public struct File {
+        public var tensors: [String: Tensor]
+        public var metadata: [String: String]
+    }
+
+    public struct FormatError: Error, CustomStringConvertible {
+        public let path: String
+        public let reason: String
+        public var description: String { "\(path): not a readable safetensors file: \(reason)" }
+    }
+
+    /// The file's bytes for `tensors` (Float32, "F32") and `metadata`.
+    public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:]) throws -> Data {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        let sorted = tensors.sorted { $0.name < $1.name }
+        for (name, tensor) in sorted {
+            guard header[name] == nil, name != "__metadata__" else {
+                throw TensorError.invalidArgument(operation: "SafeTensors.encode", parameter: "name", value: name, allowed: "unique tensor names")
+            }
+            header[name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + 4 * tensor.count]] as [String: Any]
+            offset += 4 * tensor.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))
+        var data = Data(capacity: 8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        for (_, tensor) in sorted {
+            // Float32 is little-endian on every platform Swift runs this engine on (x86-64, arm64).
+            data.append(UnsafeBufferPointer(start: tensor.storage.pointer, count: tensor.count))
+        }
+        return data
+    }
+
+    /// Writes `tensors` atomically to `url`.
+    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to url: URL) throws {
+        try AtomicFile.write(encode(tensors, metadata: metadata), to: url)
+    }
+
+    /// Reads a file; F32 tensors load as they are, F16, BF16 and F64 convert to Float32.
+    public static func read(_ url: URL) throws -> File {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw FormatError(path: url.path, reason: "cannot read it (\(error.localizedDescription))")
+        }
+        return try decode(data, path: url.path)
+    }
+
+    public static func decode(_ data: Data, path: String = "<data>") throws -> File {
+        func fail(_ reason: String) -> FormatError { FormatError(path: path, reason: reason) }
+        guard data.count >= 8 else { throw fail("shorter than the 8-byte header length") }
+        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard headerLength <= UInt64(data.count - 8) else { throw fail("header length \(headerLength) exceeds the file") }
+        let start = data.startIndex + 8, bufferStart = start + Int(headerLength)
+        guard let header = try? JSONSerialization.jsonObject(with: data[start..<bufferStart]) as? [String: Any] else {
+            throw fail("the header is not a JSON object")
+        }
+        var file = File(tensors: [:], metadata: [:])
+        if let metadata = header["__metadata__"] {
+            guard let strings = metadata as? [String: String] else { throw fail("__metadata__ must map strings to strings") }
+            file.metadata = strings
+        }
+        let bufferLength = data.count - 8 - Int(headerLength)
+        for (name, entry) in header where name != "__metadata__" {
+            guard let entry = entry as? [String: Any], let dtype = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw fail("entry \"\(name)\" lacks dtype, shape or data_offsets")
+            }
+            let widths = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8]
+            guard let width = widths[dtype] else { throw fail("tensor \"\(name)\" has dtype \(dtype); readable: \(widths.keys.sorted())") }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \"\(name)\" has a negative dimension in \(shape)") }
+            let count = shape.reduce(1, *)
+            guard offsets[0] >= 0, offsets[1] <= bufferLength, offsets[1] - offsets[0] == count * width else {
+                throw fail("tensor \"\(name)\" has offsets \(offsets) that do not hold \(shape) \(dtype) in a \(bufferLength)-byte buffer")
+            }
+            let bytes = data[(bufferStart + offsets[0])..<(bufferStart + offsets[1])]
+            let values = convert(Array(bytes), dtype: dtype, count: count)
+            file.tensors[name] = try Tensor(values, shape: shape)
+        }
+        return file
+    }
+
+    private static func convert(_ bytes: [UInt8], dtype: String, count: Int) -> [Float] {
+        func word<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
+            var value: T = 0
+            for b in 0..<MemoryLayout<T>.size { value |= T(bytes[i * MemoryLayout<T>.size + b]) << (8 * b) }
+            return value
+        }
+        switch dtype {
+        case "F32": return (0..<count).map { Float(bitPattern: word($0, UInt32.self)) }
+        case "F64": return (0..<count).map { Float(Double(bitPattern: word($0, UInt64.self))) }
+        case "BF16": return (0..<count).map { Float(bitPattern: UInt32(word($0, UInt16.self)) << 16) }
+        default: return (0..<count).map { Float(Float16(bitPattern: word($0, UInt16.self))) }
+        }
+    }
+}
+
+/// Writes files so that a crash at any moment leaves either the old file or the new one, never a
+/// torn one: write a temporary file in the same folder, fsync it, rename it over the target,
+/// fsync the folder (the rename is atomic on POSIX file systems).
+public enum AtomicFile {
+    public static func write(_ data: Data, to url: URL) throws {
+        let folder = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: temporary.path]) }
+        var written = 0
+        let ok = data.withUnsafeBytes { buffer -> Bool in
+            while written < buffer.count {
+                let n = Glibc.write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+                if n <= 0 { return false }
+                written += n
+            }
+            return fsync(descriptor) == 0
+        }
+        close(descriptor)
+        guard ok, rename(temporary.path, url.path) == 0 else {
+            unlink(temporary.path)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+        }
+        let folderDescriptor = open(folder.path, O_RDONLY)
+        if folderDescriptor >= 0 { fsync(folderDescriptor); close(folderDescriptor) }
+    }
+
+    public static func write(_ text: String, to url: URL) throws { try write(Data(text.utf8), to: url) }
+}

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import Models
+import PositionalEncodings
+import TensorCore
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training throughput, attention speed and peak memory (release builds only mean anything).",
+        subcommands: [BenchTrain.self, BenchAttention.self, BenchMemory.self])
+}
+
+/// The reference configurations of the PyTorch comparison (bench/torch_reference.py builds the same).
+struct BenchConfiguration {
+    let name: String, dimension: Int, layers: Int, length: Int, batch: Int
+    static let all = [BenchConfiguration(name: "small", dimension: 64, layers: 2, length: 64, batch: 64),
+                      BenchConfiguration(name: "reference", dimension: 128, layers: 4, length: 128, batch: 32),
+                      BenchConfiguration(name: "large", dimension: 256, layers: 4, length: 256, batch: 32)]
+
+    func model() throws -> Transformer {
+        try Transformer(configuration: TransformerConfiguration(
+            vocabularySize: 256, modelDimension: dimension, numberOfLayers: layers, numberOfHeads: 4, feedForwardDimension: 4 * dimension,
+            positionalScheme: .rope(RotaryConfiguration())), seed: 0)
+    }
+}
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+/// One warm-up run, then the best of `repeats` (the protocol bench/torch_reference.py uses too).
+func bestTime(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+    try body()
+    var result = Double.infinity
+    for _ in 0..<repeats { result = min(result, try seconds(body)) }
+    return result
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train",
+        abstract: "Time training steps (forward, backward, clip, AdamW) of the reference configurations: tokens per second.")
+
+    @Option(help: "Configurations: small, reference, large (comma-separated).") var configurations = "small,reference,large"
+    @Option(help: "Timed steps (best of).") var repeats = 5
+    @Flag(help: "Print JSON (the format bench/compare.py reads).") var json = false
+
+    func run() throws {
+        let wanted = configurations.split(separator: ",").map(String.init)
+        let chosen = try wanted.map { name in
+            guard let c = BenchConfiguration.all.first(where: { $0.name == name }) else {
+                throw ValidationError("--configurations: unknown \"\(name)\"; choose from small, reference, large")
+            }
+            return c
+        }
+        guard repeats > 0 else { throw ValidationError("--repeats must be positive, not \(repeats)") }
+        var rows: [[String: JSONValue]] = []
+        for c in chosen {
+            let model = try c.model()
+            let trainer = try Trainer(model: model, configuration: TrainingConfiguration(steps: 1_000_000, batchSize: c.batch))
+            var generator = SplitMix64(seed: 2)
+            let inputs = (0..<(c.batch * c.length)).map { _ in generator.nextInt(in: 0..<256) }
+            let batch = TokenBatch(inputs: inputs, targets: inputs.map { ($0 + 1) % 256 },
+                                   lossMask: [Bool](repeating: true, count: inputs.count), batchSize: c.batch, length: c.length)
+            var tokens = 0
+            let start = Date()
+            let time = try bestTime(repeats) { _ = try trainer.trainStep(nextBatch: { _ in batch }, tokens: &tokens, start: start) }
+            let rate = Double(c.batch * c.length) / time
+            rows.append(["name": .string(c.name), "model_dimension": .number(Double(c.dimension)), "layers": .number(Double(c.layers)),
+                         "heads": .number(4), "sequence_length": .number(Double(c.length)), "batch_size": .number(Double(c.batch)),
+                         "feed_forward": .number(Double(4 * c.dimension)), "ms_per_step": .number(time * 1e3),
+                         "tokens_per_second": .number(rate), "parameters": .number(Double(model.parameterCount))])
+            if !json {
+                print(String(format: "%-9@ C=%-4d L=%d T=%-4d B=%-3d  %8.1f ms/step  %9.0f tokens/s", c.name, c.dimension, c.layers,
+                             c.length, c.batch, time * 1e3, rate))
+            }
+        }
+        if json {
+            try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
+                           "configurations": .array(rows.map { .object($0) })])
+        }
+    }
+}
+
+struct BenchAttention: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "attention",
+        abstract: "Time causal attention forward and backward (B=1, H=4, D=32) on the blocked and materialised paths: GFLOP/s.")
+
+    @Option(help: "Sequence lengths (comma-separated).") var lengths = "512,2048,8192"
+    @Option(help: "Timed runs (best of).") var repeats = 3
+
+    func run() throws {
+        let ts = lengths.split(separator: ",").compactMap { Int($0) }
+        guard !ts.isEmpty, ts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--lengths must be positive integers, not \(lengths)") }
+        let (h, d) = (4, 32)
+        var rows: [[String]] = []
+        for t in ts {
+            var generator = SplitMix64(seed: 1)
+            let q = try Tensor(normal: [1, h, t, d], generator: &generator, requiresGradient: true)
+            let k = try Tensor(normal: [1, h, t, d], generator: &generator, requiresGradient: true)
+            let v = try Tensor(normal: [1, h, t, d], generator: &generator, requiresGradient: true)
+            let seed = try Tensor(normal: [1, h, t, d], generator: &generator)
+            // Causal attention does half the work of full attention: 2·T²·D per head forward (two
+            // products over the lower triangle), and 2.5× that backward (FlashAttention-2's count).
+            let forwardFlops = 2 * Double(t) * Double(t) * Double(d) * Double(h)
+            let paths: [(String, () throws -> Tensor)] = [
+                ("blocked", { try Tensor.causalAttention(queries: q, keys: k, values: v, scale: 1 / Float(d).squareRoot()) }),
+                ("materialized", {
+                    let scores = try q.matmul(k, transposeOther: true).scaled(by: 1 / Float(d).squareRoot())
+                        + CausalSelfAttention.causalMask(queries: t, keys: t)
+                    return try scores.softmax(axis: -1).matmul(v)
+                }),
+            ]
+            for (name, attention) in paths where name == "blocked" || t <= 4096 {
+                let forward = try bestTime(repeats) { _ = try GradientMode.withoutGradient { try attention() } }
+                let out = try attention()
+                let backward = try bestTime(repeats) { try out.backward(seed: seed) } 
+                rows.append([String(t), name, String(format: "%.2f", forward * 1e3), String(format: "%.1f", forwardFlops / forward / 1e9),
+                             String(format: "%.2f", backward * 1e3), String(format: "%.1f", 2.5 * forwardFlops / backward / 1e9)])
+            }
+        }
+        print(table(["T", "path", "forward ms", "GFLOP/s", "backward ms", "GFLOP/s"], rows))
+    }
+}
+
+struct BenchMemory: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "memory",
+        abstract: "Peak resident memory of one forward pass of the reference model (C=128, 4 layers, 4 heads, RoPE) at batch 1.")
+
+    @Option(help: "Sequence length.") var length = 16_384
+
+    func run() throws {
+        guard length > 0 else { throw ValidationError("--length must be positive, not \(length)") }
+        let model = try BenchConfiguration.all[1].model()
+        var generator = SplitMix64(seed: 3)
+        let ids = (0..<length).map { _ in generator.nextInt(in: 0..<256) }
+        let before = peakResidentBytes()
+        let time = try seconds { _ = try GradientMode.withoutGradient { try model.logits(ids, batchSize: 1, length: length) } }
+        let after = peakResidentBytes()
+        print(String(format: "T=%d  forward %.2f s  peak resident memory %.1f MiB (%.1f MiB before the pass)",
+                     length, time, Double(after) / 1_048_576, Double(before) / 1_048_576))
+    }
+}
+
+/// The process's peak resident set size (VmHWM in /proc/self/status), in bytes.
+func peakResidentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+    return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+}
