@@ -9,7 +9,8 @@ public enum HoPECut: Codable, Equatable, Sendable {
     case trainingLength(Int)
     /// Keep the `count` highest-frequency pairs.
     case count(Int)
-    /// Keep the highest-frequency ⌊fraction · R/2⌋ pairs (the fraction-based, "proportional" variant).
+    /// Keep the highest-frequency ⌊fraction · R/2⌋ pairs (the fraction-based variant; over a whole
+    /// head it equals transformers' "proportional" RoPE, `RoPEScaling.proportional`, at factor 1).
     case fraction(Double)
 }
 

@@ -8,10 +8,11 @@ public struct RoPEFrequencies: Equatable, Sendable {
 
 extension RoPEScaling {
     /// The frequencies for rotary dimension R (`rotaryDimension`), `base`, the model's
-    /// `maximumPositionEmbeddings` (transformers' `max_position_embeddings`, read by dynamic,
-    /// yarn and longrope when the dictionary does not give an original length) and the current
-    /// `sequenceLength` (read by dynamic and longrope). Formulas follow transformers'
-    /// `modeling_rope_utils`; the fixtures under Tests check them.
+    /// `maximumPositionEmbeddings` (transformers' `max_position_embeddings`: dynamic's L₀, and the
+    /// original length of yarn, llama3 and longrope when the dictionary gives none) and the current
+    /// `sequenceLength` (read by dynamic and longrope). Formulas follow transformers 5.24's
+    /// `modeling_rope_utils` (`_compute_*_parameters`); `ReferenceFixtureTests` checks them
+    /// against its output.
     public func frequencies(rotaryDimension dim: Int, base: Double, maximumPositionEmbeddings: Int? = nil,
                             sequenceLength: Int? = nil) throws -> RoPEFrequencies {
         guard dim > 0, dim % 2 == 0 else {
@@ -35,26 +36,35 @@ extension RoPEScaling {
         case let .ntk(factor):
             return RoPEFrequencies(inverseFrequencies: standard(base * pow(factor, Double(dim) / Double(dim - 2))), attentionFactor: 1)
         case let .dynamic(factor, originalLength):
-            let trained = try original(originalLength, "dynamic")
+            // `_compute_dynamic_ntk_parameters` reads the model's max_position_embeddings only (a
+            // dictionary's original_max_position_embeddings is ignored there); ours is the fallback.
+            let trained = try original(maximumPositionEmbeddings ?? originalLength, "dynamic")
             let length = Double(max(sequenceLength ?? trained, trained))
             let scaled = base * pow(factor * length / Double(trained) - (factor - 1), Double(dim) / Double(dim - 2))
             return RoPEFrequencies(inverseFrequencies: standard(scaled), attentionFactor: 1)
         case let .yarn(y):
             return try yarnFrequencies(y, dim: dim, base: base, trained: try original(y.originalMaximumLength, "yarn"))
         case let .llama3(l):
-            return RoPEFrequencies(inverseFrequencies: llama3Frequencies(l, standard(base)), attentionFactor: 1)
+            let trained = try original(l.originalMaximumLength, "llama3")
+            return RoPEFrequencies(inverseFrequencies: llama3Frequencies(l, Double(trained), standard(base)), attentionFactor: 1)
         case let .longRoPE(l):
             guard l.shortFactor.count == half, l.longFactor.count == half else {
                 throw RoPEParameterError(parameter: "longrope.short_factor/long_factor", value: "\(l.shortFactor.count) and \(l.longFactor.count) entries",
                                          allowed: "R/2 = \(half) entries each")
             }
+            // `_compute_longrope_parameters`: an explicit factor wins; otherwise (Phi-3) the ratio of
+            // max_position_embeddings to the original length sets the default attention factor.
             let trained = try original(l.originalMaximumLength, "longrope")
-            var factor = l.factor ?? 1
-            if l.originalMaximumLength != nil, let maximum = maximumPositionEmbeddings { factor = Double(maximum) / Double(trained) }
+            let factor = l.factor ?? maximumPositionEmbeddings.map { Double($0) / Double(trained) } ?? 1
             let attention = l.attentionFactor ?? (factor <= 1 ? 1 : (1 + log(factor) / log(Double(trained))).squareRoot())
             let extension_ = (sequenceLength ?? 0) > trained ? l.longFactor : l.shortFactor
             let inverse = (0..<half).map { 1 / (extension_[$0] * pow(base, Double(2 * $0) / Double(dim))) }
             return RoPEFrequencies(inverseFrequencies: inverse, attentionFactor: attention)
+        case let .proportional(factor, fraction):
+            // `_compute_proportional_rope_parameters`: int(fraction · D // 2) rotated pairs, then zeros.
+            let rotated = min(half, Int((fraction * Double(dim) / 2).rounded(.down)))
+            return RoPEFrequencies(inverseFrequencies: standard(base).enumerated().map { $0.offset < rotated ? $0.element / factor : 0 },
+                                   attentionFactor: 1)
         }
     }
 
@@ -93,8 +103,7 @@ extension RoPEScaling {
 
     /// Llama 3.1: wavelengths above L₀/low_freq_factor are divided by the factor, those below
     /// L₀/high_freq_factor kept, and those between smoothly interpolated.
-    private func llama3Frequencies(_ l: Llama3Parameters, _ inverse: [Double]) -> [Double] {
-        let trained = Double(l.originalMaximumLength)
+    private func llama3Frequencies(_ l: Llama3Parameters, _ trained: Double, _ inverse: [Double]) -> [Double] {
         let lowWavelength = trained / l.lowFrequencyFactor, highWavelength = trained / l.highFrequencyFactor
         return inverse.map { theta in
             let wavelength = 2 * Double.pi / theta

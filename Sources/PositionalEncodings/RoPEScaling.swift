@@ -4,16 +4,19 @@ import Foundation
 /// attention factor that scales cos and sin (and so every rotated query–key product by its
 /// square). Read from and written as the `rope_parameters` / `rope_scaling` dictionaries of
 /// transformers' model configurations, with the same key names, so a configuration can be pasted.
+/// The formulas follow transformers 5.24's `modeling_rope_utils` (`ROPE_INIT_FUNCTIONS`), checked
+/// against its output by the golden fixtures of `ReferenceFixtureTests` (`scripts/make_fixtures.sh`).
 ///
 /// | rope_type | θ'_i | paper |
 /// |---|---|---|
 /// | default | base^(−2i/R) | Su et al. 2021 |
 /// | linear | θ_i / factor (positions interpolated) | Chen et al. 2023, "Extending Context Window … via Positional Interpolation" |
 /// | ntk | from base·factor^(R/(R−2)) (static NTK-aware; our key, not transformers') | bloc97 2023 |
-/// | dynamic | ntk with factor·L/L₀ − (factor − 1) when the length L exceeds L₀ | Emozilla 2023 (transformers' "dynamic") |
+/// | dynamic | ntk with factor·L/L₀ − (factor − 1) when the length L exceeds L₀ = max_position_embeddings | Emozilla 2023 (transformers' "dynamic") |
 /// | yarn | interpolation blended with extrapolation by a ramp over wavelengths, attention factor 0.1·ln(s)+1 | Peng et al. 2023, "YaRN" |
 /// | llama3 | long wavelengths / factor, short kept, smooth in between | Meta 2024, Llama 3.1 |
 /// | longrope | θ_i / λ_i with λ the short or long factor list | Ding et al. 2024, "LongRoPE" |
+/// | proportional | base^(−2i/D) / factor for the first ⌊p·D/2⌋ pairs of the whole head, 0 (unrotated) after | transformers' Gemma 4 global layers |
 public enum RoPEScaling: Equatable, Sendable {
     case none
     case linear(factor: Double)
@@ -22,8 +25,13 @@ public enum RoPEScaling: Equatable, Sendable {
     case yarn(YaRNParameters)
     case llama3(Llama3Parameters)
     case longRoPE(LongRoPEParameters)
+    /// transformers' "proportional" (Gemma 4): the head is rotated whole (R = D), its first
+    /// ⌊fraction·D/2⌋ pairs at base^(−2i/D)/factor and the rest not at all: HoPE's fraction cut
+    /// with linear scaling. `fraction` is the dictionary's `partial_rotary_factor`, which here does
+    /// not shrink the rotary dimension.
+    case proportional(factor: Double, fraction: Double)
 
-    public static let ropeTypes = ["default", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope"]
+    public static let ropeTypes = ["default", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope", "proportional"]
 }
 
 public struct YaRNParameters: Equatable, Sendable {
@@ -48,9 +56,10 @@ public struct Llama3Parameters: Equatable, Sendable {
     public var factor: Double
     public var lowFrequencyFactor: Double
     public var highFrequencyFactor: Double
-    public var originalMaximumLength: Int
+    /// The pretraining length; when nil, the model's `max_position_embeddings` (as transformers fills it in).
+    public var originalMaximumLength: Int?
 
-    public init(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaximumLength: Int) {
+    public init(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaximumLength: Int? = nil) {
         self.factor = factor; self.lowFrequencyFactor = lowFrequencyFactor
         self.highFrequencyFactor = highFrequencyFactor; self.originalMaximumLength = originalMaximumLength
     }
@@ -71,7 +80,8 @@ public struct LongRoPEParameters: Equatable, Sendable {
 
 extension RoPEScaling {
     /// Reads a transformers-style dictionary (`rope_type`, or the older `type`). Keys that set the
-    /// base rotation (`rope_theta`, `partial_rotary_factor`) are read by `RotaryConfiguration`.
+    /// base rotation (`rope_theta`, `partial_rotary_factor`) are read by `RotaryConfiguration`,
+    /// except that "proportional" reads `partial_rotary_factor` as its kept fraction.
     public init(parameters: [String: JSONValue]) throws {
         var type = "default"
         if case let .string(s)? = parameters["rope_type"] ?? parameters["type"] { type = s }
@@ -110,11 +120,8 @@ extension RoPEScaling {
             guard high > low else {
                 throw RoPEParameterError(parameter: "llama3.high_freq_factor", value: "\(high)", allowed: "more than low_freq_factor (\(low))")
             }
-            guard let original = try length("original_max_position_embeddings") else {
-                throw RoPEParameterError(parameter: "llama3.original_max_position_embeddings", value: "missing", allowed: "a positive whole number (required for llama3)")
-            }
             self = .llama3(Llama3Parameters(factor: try positive("factor", r.requiredNumber("factor")), lowFrequencyFactor: low,
-                                            highFrequencyFactor: high, originalMaximumLength: original))
+                                            highFrequencyFactor: high, originalMaximumLength: try length("original_max_position_embeddings")))
         case "longrope":
             let short = try r.numbers("short_factor"), long = try r.numbers("long_factor")
             for v in short + long where !(v > 0) {
@@ -123,6 +130,12 @@ extension RoPEScaling {
             self = .longRoPE(LongRoPEParameters(shortFactor: short, longFactor: long, originalMaximumLength: try length("original_max_position_embeddings"),
                                                 factor: try r.number("factor").map { try positive("factor", $0) },
                                                 attentionFactor: try r.number("attention_factor").map { try positive("attention_factor", $0) }))
+        case "proportional":
+            let fraction = try r.number("partial_rotary_factor") ?? 1
+            guard fraction >= 0, fraction <= 1 else {
+                throw RoPEParameterError(parameter: "proportional.partial_rotary_factor", value: "\(fraction)", allowed: "0 ≤ fraction ≤ 1")
+            }
+            self = .proportional(factor: try positive("factor", r.number("factor") ?? 1), fraction: fraction)
         default:
             throw RoPEParameterError(parameter: "rope_type", value: type, allowed: RoPEScaling.ropeTypes.joined(separator: ", "))
         }
@@ -148,8 +161,10 @@ extension RoPEScaling {
             if let v = y.attentionFactor { d["attention_factor"] = n(v) }
             return d
         case let .llama3(l):
-            return ["rope_type": .string("llama3"), "factor": n(l.factor), "low_freq_factor": n(l.lowFrequencyFactor),
-                    "high_freq_factor": n(l.highFrequencyFactor), "original_max_position_embeddings": n(Double(l.originalMaximumLength))]
+            var d: [String: JSONValue] = ["rope_type": .string("llama3"), "factor": n(l.factor), "low_freq_factor": n(l.lowFrequencyFactor),
+                                          "high_freq_factor": n(l.highFrequencyFactor)]
+            if let v = l.originalMaximumLength { d["original_max_position_embeddings"] = n(Double(v)) }
+            return d
         case let .longRoPE(l):
             var d: [String: JSONValue] = ["rope_type": .string("longrope"), "short_factor": .array(l.shortFactor.map(n)),
                                           "long_factor": .array(l.longFactor.map(n))]
@@ -157,6 +172,8 @@ extension RoPEScaling {
             if let v = l.factor { d["factor"] = n(v) }
             if let v = l.attentionFactor { d["attention_factor"] = n(v) }
             return d
+        case let .proportional(factor, fraction):
+            return ["rope_type": .string("proportional"), "factor": n(factor), "partial_rotary_factor": n(fraction)]
         }
     }
 

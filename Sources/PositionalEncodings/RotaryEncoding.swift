@@ -32,13 +32,16 @@ public struct RotaryConfiguration: Codable, Equatable, Sendable {
     }
 
     /// A configuration from a pasted transformers dictionary; `rope_theta` and
-    /// `partial_rotary_factor` inside it override `base` and `partialRotaryFactor`.
+    /// `partial_rotary_factor` inside it override `base` and `partialRotaryFactor`, except for
+    /// "proportional", whose `partial_rotary_factor` is the kept fraction of a whole-head rotation
+    /// (transformers' `_compute_proportional_rope_parameters`), not a smaller rotary dimension.
     public init(ropeParameters: [String: JSONValue], base: Double = 10_000, pairing: RotaryPairing = .halfSplit,
                 partialRotaryFactor: Double = 1, maximumPositionEmbeddings: Int? = nil) throws {
         let reader = ParameterReader(values: ropeParameters, context: "rope_parameters")
-        try self.init(base: try reader.number("rope_theta") ?? base, pairing: pairing,
-                      partialRotaryFactor: try reader.number("partial_rotary_factor") ?? partialRotaryFactor,
-                      scaling: try RoPEScaling(parameters: ropeParameters),
+        let scaling = try RoPEScaling(parameters: ropeParameters)
+        var partial = try reader.number("partial_rotary_factor") ?? partialRotaryFactor
+        if case .proportional = scaling { partial = partialRotaryFactor }
+        try self.init(base: try reader.number("rope_theta") ?? base, pairing: pairing, partialRotaryFactor: partial, scaling: scaling,
                       maximumPositionEmbeddings: try reader.number("max_position_embeddings").map(Int.init) ?? maximumPositionEmbeddings)
     }
 

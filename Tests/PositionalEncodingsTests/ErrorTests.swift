@@ -29,6 +29,13 @@ final class ErrorTests: XCTestCase {
                 shortFactor: [1], longFactor: [1], originalMaximumLength: 4, factor: nil, attentionFactor: nil))), headDimension: 8)
         }
         expectError("rope parameters") { _ = try JSONValue.object(parsing: "[1, 2]") }
+        expectError("proportional.partial_rotary_factor") {
+            _ = try RoPEScaling(parameters: ["rope_type": .string("proportional"), "partial_rotary_factor": .number(1.5)])
+        }
+        expectError("llama3.original_max_position_embeddings") { // neither in the dictionary nor the model's
+            _ = try RotaryEncoding(configuration: RotaryConfiguration(scaling: .llama3(Llama3Parameters(
+                factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4))), headDimension: 8)
+        }
     }
 
     func testOtherSchemeErrors() {
@@ -53,6 +60,8 @@ final class ErrorTests: XCTestCase {
              "original_max_position_embeddings": .number(8192)],
             ["rope_type": .string("longrope"), "short_factor": .array([.number(1), .number(1.5)]), "long_factor": .array([.number(2), .number(3)]),
              "original_max_position_embeddings": .number(4096)],
+            ["rope_type": .string("llama3"), "factor": .number(8), "low_freq_factor": .number(1), "high_freq_factor": .number(4)],
+            ["rope_type": .string("proportional"), "partial_rotary_factor": .number(0.25), "factor": .number(2)],
         ]
         for dictionary in dictionaries {
             let scaling = try RoPEScaling(parameters: dictionary)
