@@ -10,11 +10,12 @@ enum CommandLineTestError: Error, CustomStringConvertible {
     }
 }
 
-/// End-to-end: runs the built `poslab` binary as a user would.
-final class CommandLineTests: XCTestCase {
+/// Runs the built `poslab` binary as a user would.
+struct PosLabCLI {
     struct Run { let status: Int32; let output: String; let error: String }
 
-    func poslab(_ arguments: [String]) throws -> Run {
+    /// The built `poslab` executable.
+    func binary() throws -> URL {
         // On Linux the test runner is the `.xctest` executable itself, in the build products folder next to `poslab`;
         // `swift test` without a prior product build leaves no `poslab` there, so fall back to the release folder.
         let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -24,6 +25,11 @@ final class CommandLineTests: XCTestCase {
         guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
             throw CommandLineTestError.notBuilt(candidates.map(\.path))
         }
+        return binary
+    }
+
+    func poslab(_ arguments: [String]) throws -> Run {
+        let binary = try binary()
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -40,6 +46,14 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.error)
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], run.output)
     }
+
+}
+
+/// End-to-end tests of `poslab positions`, `poslab train` and bad input.
+final class CommandLineTests: XCTestCase {
+    let cli = PosLabCLI()
+    func poslab(_ arguments: [String]) throws -> PosLabCLI.Run { try cli.poslab(arguments) }
+    func json(_ run: PosLabCLI.Run) throws -> [String: Any] { try cli.json(run) }
 
     func testPositionsRopeWithYaRN() throws {
         let result = try json(poslab(["positions", "rope", "--head-dim", "16", "--rope",

@@ -1,0 +1,88 @@
+import Foundation
+import XCTest
+
+/// End to end: run folders, a killed run resumed, generation from a checkpoint, benchmarks.
+final class RunCommandTests: XCTestCase {
+    let cli = PosLabCLI()
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("poslab-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    func testAKilledRunResumesToTheSameCheckpoint() throws {
+        let arguments = ["train", "--steps", "300", "--checkpoint-every", "10", "--model-dimension", "32", "--train-length", "8", "--log-every", "1000"]
+        let whole = folder.appendingPathComponent("whole").path, killed = folder.appendingPathComponent("killed").path
+        XCTAssertEqual(try cli.poslab(arguments + ["--out", whole]).status, 0)
+
+        // Start the same run, SIGKILL it once it has written a checkpoint, then resume it.
+        let process = Process()
+        process.executableURL = try cli.binary()
+        process.arguments = arguments + ["--out", killed]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let checkpoint = URL(fileURLWithPath: killed).appendingPathComponent("checkpoint.safetensors")
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: checkpoint.path), Date() < deadline { usleep(5_000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let interrupted = process.terminationReason == .uncaughtSignal
+        let resumed = try cli.poslab(arguments + ["--out", killed, "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        if interrupted { XCTAssertTrue(resumed.error.contains("resumed"), resumed.error) }
+        let a = try Data(contentsOf: URL(fileURLWithPath: whole).appendingPathComponent("checkpoint.safetensors"))
+        let b = try Data(contentsOf: checkpoint)
+        XCTAssertEqual(a, b, "the resumed run's final checkpoint differs from the uninterrupted run's")
+        let log = try String(contentsOfFile: killed + "/log.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(log.count, 300, "one log line per step, none repeated after the resume")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: killed + "/config.json"))
+
+        // Starting over an existing run without --resume is refused.
+        let again = try cli.poslab(arguments + ["--out", killed])
+        XCTAssertEqual(again.status, 2)
+        XCTAssertTrue(again.error.contains("--resume"), again.error)
+    }
+
+    func testTextTrainingAndGeneration() throws {
+        let text = String(repeating: "the quick brown fox jumps over the lazy dog. ", count: 60)
+        let data = folder.appendingPathComponent("corpus.txt")
+        try text.write(to: data, atomically: true, encoding: .utf8)
+        let run = folder.appendingPathComponent("text").path
+        let trained = try cli.poslab(["train", "--task", "text", "--data", data.path, "--steps", "150", "--train-length", "32",
+                                      "--model-dimension", "32", "--pe", "alibi", "--out", run, "--log-every", "50"])
+        XCTAssertEqual(trained.status, 0, trained.error)
+        let generated = try cli.poslab(["generate", "--model", run, "--prompt", "the quick brown ", "--count", "20"])
+        XCTAssertEqual(generated.status, 0, generated.error)
+        XCTAssertEqual(generated.output.utf8.count, 21, generated.output)
+        let sampled = ["generate", "--model", run, "--prompt", "the ", "--count", "30", "--temperature", "1", "--top-k", "5", "--seed", "4"]
+        XCTAssertEqual(try cli.poslab(sampled).output, try cli.poslab(sampled).output, "sampling is seeded")
+
+        let bad: [([String], String)] = [
+            (["generate", "--model", folder.path, "--prompt", "x"], "checkpoint.safetensors"),
+            (["generate", "--model", run, "--tokens", "1,x"], "--tokens"),
+            (["generate", "--model", run, "--prompt", "x", "--temperature=-1"], "temperature"),
+            (["train", "--task", "text", "--steps", "1"], "--data"),
+            (["train", "--task", "sorting", "--steps", "1"], "--task"),
+        ]
+        for (arguments, expected) in bad {
+            let result = try cli.poslab(arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments)")
+            XCTAssertTrue(result.error.contains(expected), "\(arguments): \(result.error)")
+        }
+    }
+
+    func testBenchmarksRun() throws {
+        let train = try cli.json(cli.poslab(["bench", "train", "--configurations", "small", "--repeats", "1", "--json"]))
+        let rows = try XCTUnwrap(train["configurations"] as? [[String: Any]])
+        XCTAssertEqual(rows.first?["name"] as? String, "small")
+        XCTAssertGreaterThan(rows.first?["tokens_per_second"] as? Double ?? 0, 0)
+        let memory = try cli.poslab(["bench", "memory", "--length", "600"])
+        XCTAssertEqual(memory.status, 0, memory.error)
+        XCTAssertTrue(memory.output.contains("peak resident memory"), memory.output)
+        let attention = try cli.poslab(["bench", "attention", "--lengths", "64,200", "--repeats", "1"])
+        XCTAssertTrue(attention.output.contains("blocked") && attention.output.contains("materialized"), attention.output)
+    }
+}
