@@ -11,7 +11,8 @@ extension Kernels {
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
             // BLAS leaves C untouched when k = 0 only if beta = 1; make the empty sum explicit.
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+            // As in BLAS, beta = 0 must not read C (it may be uninitialised: 0 · NaN is NaN).
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
             return
         }
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,

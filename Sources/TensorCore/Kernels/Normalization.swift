@@ -36,7 +36,8 @@ extension Kernels {
         let size = (rows + chunks - 1) / max(1, chunks)
         let work: (Int) -> Void = { chunk in
             let pg = partial.pointer + chunk * 2 * n, pb = pg + n
-            for r in (chunk * size)..<min(rows, (chunk + 1) * size) {
+            // With more cores than 2, the last chunks can start past the end (e.g. 13 rows in 8 chunks of 2).
+            for r in min(rows, chunk * size)..<min(rows, (chunk + 1) * size) {
                 let xr = x + r * n, gr = dy + r * n
                 let mu = centered ? mean[r] : 0, rstd = inverseStd[r]
                 var sumG: Float = 0, sumGX: Float = 0

@@ -1,0 +1,259 @@
+import TensorCore
+import XCTest
+
+/// Fast kernels against their naive twins (`naiveSgemm`, `naiveBinary`, or a Double loop here) on
+/// sizes that cover the SIMD tails (lengths around multiples of 8) and the parallel split
+/// (around 2 · `Parallel.minimumElementsPerChunk`, where work goes to several cores).
+final class KernelTwinTests: XCTestCase {
+    static let threshold = 2 * Parallel.minimumElementsPerChunk
+    /// Empty, scalar-only, around one and two SIMD vectors, odd, and on both sides of the split.
+    let lengths = [0, 1, 7, 8, 9, 15, 16, 17, 1_001, threshold - 1, threshold, threshold + 13, 3 * threshold + 5]
+
+    func testParallelChunking() {
+        let m = Parallel.minimumElementsPerChunk
+        XCTAssertEqual(Parallel.chunkCount(for: 0), 1)
+        XCTAssertEqual(Parallel.chunkCount(for: 2 * m - 1), 1)
+        XCTAssertEqual(Parallel.chunkCount(for: 2 * m), Parallel.coreCount > 1 ? 2 : 1)
+        XCTAssertLessThanOrEqual(Parallel.chunkCount(for: 1 << 30), Parallel.coreCount)
+        for count in [0, 1, 5, 2 * m - 1, 2 * m, 2 * m + 1, 7 * m + 3] {
+            // Every index visited exactly once, chunks in range, each chunk one contiguous range.
+            var visits = [Int](repeating: 0, count: count)
+            let chunks = Parallel.chunkCount(for: count)
+            var seen = [Range<Int>?](repeating: nil, count: chunks)
+            let lock = NSLock()
+            visits.withUnsafeMutableBufferPointer { v in
+                Parallel.forEachChunk(count: count) { chunk, range in
+                    for i in range { v[i] += 1 }
+                    lock.lock(); seen[chunk] = range; lock.unlock()
+                }
+            }
+            XCTAssertEqual(visits, [Int](repeating: 1, count: count), "count \(count)")
+            if count > 0 { XCTAssertEqual(seen.compactMap { $0 }.reduce(0) { $0 + $1.count }, count) }
+        }
+        var rows = [Int](repeating: 0, count: 3000)
+        rows.withUnsafeMutableBufferPointer { r in
+            Parallel.forEachRow(rows: 3000, elementsPerRow: 50) { range in for i in range { r[i] += 1 } }
+        }
+        XCTAssertEqual(rows, [Int](repeating: 1, count: 3000))
+    }
+
+    // MARK: Matrix product
+
+    func sgemmCase(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float, padding: Int,
+                   seed: UInt64) {
+        // Stored shapes with row strides wider than the rows (`padding`): lda/ldb/ldc are honoured.
+        let (aRows, aColumns) = transposeA ? (k, m) : (m, k)
+        let (bRows, bColumns) = transposeB ? (n, k) : (k, n)
+        let lda = aColumns + padding, ldb = bColumns + padding, ldc = n + padding
+        let a = Random.floats(max(1, aRows * lda), seed: seed), b = Random.floats(max(1, bRows * ldb), seed: seed + 1)
+        let c0 = beta == 0 ? [Float](repeating: .nan, count: max(1, m * ldc)) : Random.floats(max(1, m * ldc), seed: seed + 2)
+        var fast = c0, naive = c0
+        fast.withUnsafeMutableBufferPointer { c in
+            Kernels.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                          b: b, ldb: ldb, beta: beta, c: c.baseAddress!, ldc: ldc)
+        }
+        naive.withUnsafeMutableBufferPointer { c in
+            Kernels.naiveSgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                               b: b, ldb: ldb, beta: beta, c: c.baseAddress!, ldc: ldc)
+        }
+        let name = "sgemm m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) alpha=\(alpha) beta=\(beta)"
+        for i in 0..<m {
+            for j in 0..<ldc {
+                let (x, y) = (fast[i * ldc + j], naive[i * ldc + j])
+                if j >= n {
+                    // Padding beyond n columns is never written.
+                    XCTAssertEqual(x.bitPattern, c0[i * ldc + j].bitPattern, "\(name): padding written")
+                    continue
+                }
+                var bound: Float = abs(beta * c0[i * ldc + j]).isNaN ? 0 : abs(beta * c0[i * ldc + j])
+                for p in 0..<k {
+                    let u = transposeA ? a[p * lda + i] : a[i * lda + p], v = transposeB ? b[j * ldb + p] : b[p * ldb + j]
+                    bound += abs(alpha * u * v)
+                }
+                XCTAssertTrue(x.isFinite, "\(name): beta = 0 must not read C")
+                XCTAssertLessThanOrEqual(abs(x - y), 1e-5 * bound + 1e-30, "\(name) at (\(i), \(j))")
+                if abs(x - y) > 1e-5 * bound + 1e-30 { return }
+            }
+        }
+    }
+
+    func testSgemmAgainstNaiveSgemm() {
+        var seed: UInt64 = 1
+        let sizes = [(1, 1, 1), (3, 5, 7), (8, 8, 8), (17, 33, 9), (64, 65, 63), (130, 70, 257), (1, 100, 300), (200, 1, 50)]
+        for (m, n, k) in sizes {
+            for transposeA in [false, true] {
+                for transposeB in [false, true] {
+                    seed += 3
+                    sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 1, beta: 0, padding: 0, seed: seed)
+                    sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: -0.5, beta: 1.5, padding: 3,
+                              seed: seed)
+                }
+            }
+        }
+        // k = 0: C becomes beta · C (the empty sum), for both twins.
+        sgemmCase(m: 4, n: 5, k: 0, transposeA: false, transposeB: false, alpha: 1, beta: 0.5, padding: 0, seed: 99)
+        sgemmCase(m: 4, n: 5, k: 0, transposeA: true, transposeB: true, alpha: 1, beta: 0, padding: 2, seed: 98)
+    }
+
+    /// A product over an empty inner axis is all zeros, even in uninitialised output storage.
+    func testEmptyInnerAxisGivesZeros() throws {
+        var c = [Float](repeating: .nan, count: 12)
+        Kernels.sgemm(transposeA: false, transposeB: false, m: 3, n: 4, k: 0, alpha: 1, a: [0], lda: 1, b: [0], ldb: 4,
+                      beta: 0, c: &c, ldc: 4)
+        XCTAssertEqual(c, [Float](repeating: 0, count: 12))
+        let a = try Tensor(zeros: [2, 3, 0], requiresGradient: true), b = try Tensor(zeros: [0, 4], requiresGradient: true)
+        let y = try a.matmul(b)
+        XCTAssertEqual(y.shape, [2, 3, 4])
+        XCTAssertEqual(y.scalars, [Float](repeating: 0, count: 24))
+        try y.sum().backward()
+        XCTAssertEqual(a.gradient?.shape, [2, 3, 0])
+    }
+
+    // MARK: Elementwise
+
+    func binaryTwin<Op: BinaryElementwiseOperator>(_ op: Op.Type, _ name: String) {
+        for count in lengths {
+            let a = Random.floats(count, seed: UInt64(count) + 1, -3, 3)
+            let b = Random.floats(count, seed: UInt64(count) + 2, 0.25, 3)
+            var fast = [Float](repeating: .nan, count: count), naive = fast
+            fast.withUnsafeMutableBufferPointer { Kernels.binary(Op.self, a, b, $0.baseAddress!, count: count) }
+            naive.withUnsafeMutableBufferPointer { Kernels.naiveBinary(Op.self, a, b, $0.baseAddress!, count: count) }
+            // The same IEEE operation per element, lane by lane: bit-identical.
+            XCTAssertEqual(bits(fast), bits(naive), "\(name) count \(count)")
+        }
+    }
+
+    func testBinaryAgainstNaiveBinary() {
+        binaryTwin(AddOperator.self, "add")
+        binaryTwin(SubtractOperator.self, "subtract")
+        binaryTwin(MultiplyOperator.self, "multiply")
+        binaryTwin(DivideOperator.self, "divide")
+    }
+
+    func testStridedBinaryRows() {
+        let a = Random.floats(80, seed: 3), b = Random.floats(80, seed: 4, 0.5, 2)
+        for count in [0, 1, 7, 8, 9, 23] {
+            for (sa, sb, so) in [(1, 1, 1), (1, 0, 1), (0, 1, 1), (0, 0, 1), (2, 1, 1), (1, 3, 1), (1, 1, 2), (0, 2, 3)] {
+                var out = [Float](repeating: -7, count: 80)
+                out.withUnsafeMutableBufferPointer { o in
+                    Kernels.binaryRow(DivideOperator.self, a, sa, b, sb, o.baseAddress!, so, count: count)
+                }
+                for j in 0..<80 {
+                    let expected = j % so == 0 && j / so < count ? a[(j / so) * sa] / b[(j / so) * sb] : -7
+                    XCTAssertEqual(out[j].bitPattern, expected.bitPattern, "row n=\(count) strides \(sa) \(sb) \(so) at \(j)")
+                }
+            }
+        }
+    }
+
+    func testAccumulateAndAffine() {
+        for count in lengths {
+            let x = Random.floats(count, seed: UInt64(count) + 5), y0 = Random.floats(count, seed: UInt64(count) + 6)
+            var y = y0
+            y.withUnsafeMutableBufferPointer { Kernels.accumulate(x, into: $0.baseAddress!, count: count, alpha: -1.25) }
+            // The naive twin: one scalar Float loop, the same operations in the same order per element.
+            var naive = y0
+            for i in 0..<count { naive[i] += -1.25 * x[i] }
+            XCTAssertEqual(bits(y), bits(naive), "accumulate \(count)")
+            var out = [Float](repeating: .nan, count: count)
+            out.withUnsafeMutableBufferPointer { Kernels.affine(x, $0.baseAddress!, count: count, alpha: 3.5, beta: -0.5) }
+            XCTAssertEqual(bits(out), bits(x.map { 3.5 * $0 + -0.5 }), "affine \(count)")
+            assertClose(out, x.map { 3.5 * Double($0) - 0.5 }, tolerance: 1e-5, "affine \(count) against Double")
+        }
+    }
+
+    func testSumAndSumOfSquares() {
+        for count in lengths + [4_095, 4_096, 4_097, 12_289] {
+            let x = Random.floats(count, seed: UInt64(count) + 7, 0, 2)
+            let exact = x.reduce(0.0) { $0 + Double($1) }, squares = x.reduce(0.0) { $0 + Double($1) * Double($1) }
+            XCTAssertEqual(Double(Kernels.sum(x, count: count)), exact, accuracy: 1e-6 * max(1, exact), "sum \(count)")
+            XCTAssertEqual(Kernels.sumOfSquares(x, count: count), squares, accuracy: 1e-6 * max(1, squares), "sumOfSquares \(count)")
+        }
+    }
+
+    // MARK: Row kernels
+
+    func testActivationKernels() {
+        for count in [1, 9, 4_095, 8_191, 8_192, 20_003] {
+            let x = Random.floats(count, seed: UInt64(count) + 8, -6, 6), dy = Random.floats(count, seed: UInt64(count) + 9)
+            for activation in Activation.allCases {
+                let f = Reference.activation(activation)
+                var y = [Float](repeating: .nan, count: count), dx = [Float](repeating: 0.5, count: count)
+                y.withUnsafeMutableBufferPointer { Kernels.activationForward(activation, x, $0.baseAddress!, count: count) }
+                dx.withUnsafeMutableBufferPointer { Kernels.activationBackward(activation, dy, x, $0.baseAddress!, count: count) }
+                assertClose(y, x.map { f(Double($0)) }, tolerance: 1e-5, "\(activation) forward \(count)")
+                let expected = (0..<count).map { 0.5 + Double(dy[$0]) * Reference.derivative(f, at: Double(x[$0])) }
+                assertClose(dx, expected, tolerance: 1e-4, "\(activation) backward \(count)")
+            }
+        }
+    }
+
+    func testSoftmaxKernels() {
+        for (outer, extent, inner) in [(1, 1, 1), (3, 9, 1), (2, 5, 7), (700, 96, 1), (4, 33, 300)] {
+            let count = outer * extent * inner
+            let x = DoubleTensor(shape: [outer, extent, inner], values: Random.floats(count, seed: UInt64(count), -5, 5).map(Double.init))
+            let xs = x.values.map(Float.init)
+            for logarithmic in [false, true] {
+                var y = [Float](repeating: .nan, count: count)
+                y.withUnsafeMutableBufferPointer {
+                    Kernels.softmaxForward(xs, $0.baseAddress!, outer: outer, extent: extent, inner: inner, logarithmic: logarithmic)
+                }
+                let expected = logarithmic ? Reference.logSoftmax(x, axis: 1) : Reference.softmax(x, axis: 1)
+                assertClose(y, expected.values, tolerance: 1e-5, "softmax \(outer)×\(extent)×\(inner) log=\(logarithmic)")
+            }
+        }
+    }
+
+    func testNormalizationKernelsWithChunkedParameterGradients() {
+        // rows · n above the split: dγ and dβ are summed per chunk, then over chunks.
+        for (rows, n) in [(1, 1), (3, 8), (5, 17), (700, 96), (40, 1_000)] {
+            let x = Random.floats(rows * n, seed: UInt64(rows * n), -2, 2), dy = Random.floats(rows * n, seed: UInt64(rows + n))
+            let gamma = Random.floats(n, seed: 3, 0.5, 1.5), beta = Random.floats(n, seed: 4)
+            var y = [Float](repeating: .nan, count: rows * n), mean = [Float](repeating: 0, count: rows), rstd = mean
+            Kernels.layerNormForward(x, gamma: gamma, beta: beta, &y, mean: &mean, inverseStd: &rstd, rows: rows, n: n, epsilon: 1e-5)
+            let xd = DoubleTensor(shape: [rows, n], values: x.map(Double.init))
+            let gd = DoubleTensor(shape: [n], values: gamma.map(Double.init)), bd = DoubleTensor(shape: [n], values: beta.map(Double.init))
+            assertClose(y, Reference.layerNorm(xd, gamma: gd, beta: bd).values, tolerance: 1e-4, "layerNorm forward \(rows)×\(n)")
+            var dGamma = [Float](repeating: 0, count: n), dBeta = dGamma
+            Kernels.layerNormBackward(dy, x, gamma: gamma, mean: mean, inverseStd: rstd, rows: rows, n: n, dx: nil,
+                                      dGamma: &dGamma, dBeta: &dBeta)
+            var expectedGamma = [Double](repeating: 0, count: n), expectedBeta = expectedGamma
+            let normalized = Reference.layerNorm(xd, gamma: DoubleTensor(shape: [n], values: [Double](repeating: 1, count: n)), beta: nil)
+            for r in 0..<rows {
+                for j in 0..<n {
+                    expectedGamma[j] += Double(dy[r * n + j]) * normalized.values[r * n + j]
+                    expectedBeta[j] += Double(dy[r * n + j])
+                }
+            }
+            assertClose(dGamma, expectedGamma, tolerance: 1e-4, "layerNorm dγ \(rows)×\(n)")
+            assertClose(dBeta, expectedBeta, tolerance: 1e-4, "layerNorm dβ \(rows)×\(n)")
+            var inverseRMS = [Float](repeating: 0, count: rows)
+            Kernels.rmsNormForward(x, gamma: gamma, &y, inverseRMS: &inverseRMS, rows: rows, n: n, epsilon: 1e-6)
+            assertClose(y, Reference.rmsNorm(xd, gamma: gd).values, tolerance: 1e-4, "rmsNorm forward \(rows)×\(n)")
+        }
+    }
+
+    func testL2NormalizeAndRotationKernels() {
+        for (outer, extent, inner) in [(1, 1, 1), (2, 9, 3), (64, 40, 13)] {
+            let count = outer * extent * inner
+            let x = Random.floats(count, seed: UInt64(count) + 10, -2, 2)
+            var y = [Float](repeating: .nan, count: count), norms = [Float](repeating: 0, count: outer * inner)
+            Kernels.l2NormalizeForward(x, &y, norms: &norms, outer: outer, extent: extent, inner: inner, epsilon: 1e-12)
+            let expected = Reference.l2Normalize(DoubleTensor(shape: [outer, extent, inner], values: x.map(Double.init)), axis: 1)
+            assertClose(y, expected.values, tolerance: 1e-5, "l2Normalize \(outer)×\(extent)×\(inner)")
+        }
+        let (b, h, t, d, rotary) = (2, 4, 130, 40, 32)
+        let x = Random.floats(b * h * t * d, seed: 11)
+        let cosines = Random.floats(b * t * rotary / 2, seed: 12), sines = Random.floats(b * t * rotary / 2, seed: 13)
+        for pairing in RotaryPairing.allCases {
+            var y = [Float](repeating: .nan, count: x.count)
+            Kernels.rotatePairs(x, &y, cos: cosines, sin: sines, batch: b, heads: h, length: t, width: d, rotary: rotary,
+                                tableBatch: b, pairing: pairing, transposed: false)
+            let expected = Reference.rotatePairs(DoubleTensor(shape: [b, h, t, d], values: x.map(Double.init)),
+                                                 cos: cosines.map(Double.init), sin: sines.map(Double.init), rotary: rotary, pairing: pairing)
+            assertClose(y, expected.values, tolerance: 1e-5, "rotatePairs \(pairing)")
+        }
+    }
+}
+
+import Foundation
