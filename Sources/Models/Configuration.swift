@@ -117,20 +117,27 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
     public var headDimension: Int { modelDimension / numberOfHeads }
 }
 
-/// A batch of token sequences for next-token training. Shapes: inputs, targets and lossMask
-/// are [B, T] row-major; lossMask selects the targets that count in the loss.
+/// A batch of token sequences for next-token training. Shapes: inputs, targets, lossMask and
+/// positions are [B, T] row-major; lossMask selects the targets that count in the loss; positions,
+/// when given, are the inputs' position IDs (coupled, randomized, offset), else 0..T−1.
 public struct TokenBatch: Sendable {
     public var inputs: [Int]
     public var targets: [Int]
     public var lossMask: [Bool]
+    public var positions: [Int]?
     public var batchSize: Int
     public var length: Int
 
-    public init(inputs: [Int], targets: [Int], lossMask: [Bool], batchSize: Int, length: Int) {
-        self.inputs = inputs; self.targets = targets; self.lossMask = lossMask
+    public init(inputs: [Int], targets: [Int], lossMask: [Bool], positions: [Int]? = nil, batchSize: Int, length: Int) {
+        self.inputs = inputs; self.targets = targets; self.lossMask = lossMask; self.positions = positions
         self.batchSize = batchSize; self.length = length
     }
 
     /// The number of targets that count in the loss.
     public var selectedCount: Int { lossMask.lazy.filter { $0 }.count }
+
+    /// The batch's position IDs, or nil for the default 0..T−1.
+    public func positionIDs() throws -> PositionIDs? {
+        try positions.map { try PositionIDs(values: $0, batchSize: batchSize, length: length) }
+    }
 }

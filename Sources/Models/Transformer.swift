@@ -152,8 +152,9 @@ public final class Transformer: Layer {
     }
 
     /// Mean cross-entropy of the batch's selected targets.
+    /// Positions: `positions` if given, else the batch's own, else 0..T−1.
     public func loss(_ batch: TokenBatch, positions: PositionIDs? = nil) throws -> Tensor {
-        try logits(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: positions)
+        try logits(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: positions ?? batch.positionIDs())
             .crossEntropy(targets: batch.targets, mask: batch.lossMask)
     }
 

@@ -9,16 +9,19 @@ public struct Example: Equatable, Sendable {
     public var tokens: [Int]
     /// lossMask[i] is true when tokens[i] is a target token (predicted from tokens[..<i]).
     public var lossMask: [Bool]
+    /// Task-given position IDs, one per token (Position Coupling), or nil for 0..n−1.
+    public var positions: [Int]?
 
-    public init(tokens: [Int], lossMask: [Bool]) {
+    public init(tokens: [Int], lossMask: [Bool], positions: [Int]? = nil) {
         self.tokens = tokens
         self.lossMask = lossMask
+        self.positions = positions
     }
 }
 
 /// The copy task: "copy: x₁ … xₙ = x₁ … xₙ" over an alphabet of symbols.
 /// Token layout: 0 padding, 1 the task prefix, 2 the separator, 3… the symbols.
-public struct CopyTask: Sendable {
+public struct CopyTask: SequenceTask {
     public static let padding = 0, prefix = 1, separator = 2, firstSymbol = 3
     public let alphabetSize: Int
 
@@ -30,6 +33,9 @@ public struct CopyTask: Sendable {
     }
 
     public var vocabularySize: Int { CopyTask.firstSymbol + alphabetSize }
+    public var name: String { "copy" }
+    public func sequenceLength(size: Int) -> Int { CopyTask.sequenceLength(inputLength: size) }
+    public func example(size: Int, generator: inout SplitMix64) throws -> Example { example(inputLength: size, generator: &generator) }
 
     /// The total sequence length of an example whose input has `n` symbols.
     public static func sequenceLength(inputLength n: Int) -> Int { 2 * n + 2 }
@@ -50,12 +56,15 @@ public struct CopyTask: Sendable {
 }
 
 /// Stacks examples into a next-token batch: inputs are tokens[..<n−1], targets tokens[1...],
-/// padded to the longest example; padding never counts in the loss.
+/// padded to the longest example; padding never counts in the loss. When any example carries
+/// positions, the batch does too (padding continues each row's last position).
 public func makeBatch(_ examples: [Example], padding: Int) -> TokenBatch {
     let length = max(1, (examples.map(\.tokens.count).max() ?? 1) - 1)
     var inputs = [Int](repeating: padding, count: examples.count * length)
     var targets = inputs
     var mask = [Bool](repeating: false, count: inputs.count)
+    let coupled = examples.contains { $0.positions != nil }
+    var positions = coupled ? [Int](repeating: 0, count: inputs.count) : []
     for (row, example) in examples.enumerated() {
         let n = example.tokens.count
         for i in 0..<max(0, n - 1) {
@@ -63,6 +72,15 @@ public func makeBatch(_ examples: [Example], padding: Int) -> TokenBatch {
             targets[row * length + i] = example.tokens[i + 1]
             mask[row * length + i] = example.lossMask[i + 1]
         }
+        if coupled {
+            let own = example.positions ?? Array(0..<n)
+            var last = 0
+            for i in 0..<length {
+                if i < n - 1 { last = own[i] } else { last += 1 }
+                positions[row * length + i] = last
+            }
+        }
     }
-    return TokenBatch(inputs: inputs, targets: targets, lossMask: mask, batchSize: examples.count, length: length)
+    return TokenBatch(inputs: inputs, targets: targets, lossMask: mask, positions: coupled ? positions : nil,
+                      batchSize: examples.count, length: length)
 }
