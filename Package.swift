@@ -4,7 +4,7 @@ import PackageDescription
 /// PositionLab: positional encodings for Transformers, on a CPU engine of our own.
 ///
 /// Modules depend one way only:
-/// TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← poslab (CLI).
+/// TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← Lab ← poslab (CLI).
 let releaseSettings: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
 ]
@@ -12,7 +12,7 @@ let releaseSettings: [SwiftSetting] = [
 let package = Package(
     name: "PositionLab",
     products: [
-        .library(name: "PositionLab", targets: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"]),
+        .library(name: "PositionLab", targets: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Lab"]),
         .executable(name: "poslab", targets: ["poslab"]),
         .executable(name: "poslab-bench", targets: ["poslab-bench"]),
     ],
@@ -30,10 +30,11 @@ let package = Package(
         .target(name: "PositionalEncodings", dependencies: ["TensorCore", "NN"], swiftSettings: releaseSettings),
         .target(name: "Models", dependencies: ["TensorCore", "NN", "PositionalEncodings"], swiftSettings: releaseSettings),
         .target(name: "Tasks", dependencies: ["TensorCore", "Models"], swiftSettings: releaseSettings),
+        .target(name: "Lab", dependencies: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"], swiftSettings: releaseSettings),
         .executableTarget(
             name: "poslab",
             dependencies: [
-                "TensorCore", "NN", "PositionalEncodings", "Models", "Tasks",
+                "TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Lab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: releaseSettings
@@ -50,6 +51,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "TasksTests", dependencies: ["TensorCore", "Models", "Tasks"]),
+        .testTarget(name: "LabTests", dependencies: ["TensorCore", "Models", "Tasks", "Lab"]),
         .testTarget(name: "poslabTests", dependencies: ["poslab"]),
     ],
     swiftLanguageModes: [.v5]

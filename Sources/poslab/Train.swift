@@ -1,130 +1,118 @@
 import ArgumentParser
 import Foundation
+import Lab
 import Models
 import NN
 import PositionalEncodings
 import TensorCore
-import Tasks
 
-/// Everything a training run was started with, saved as `config.json` in its folder.
-struct RunConfiguration: Codable, Equatable {
-    /// "copy" or "text".
-    var task: String
-    /// The text file of the "text" task.
-    var data: String?
-    /// Copy: the longest input; text: the window length.
-    var trainLength: Int
-    var alphabetSize: Int
-    var model: TransformerConfiguration
-    var training: TrainingConfiguration
-    var checkpointEvery: Int
+/// Options shared by `train` and `sweep`: the model and the training.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model dimension C.") var modelDimension = 64
+    @Option(help: "Transformer blocks.") var layers = 2
+    @Option(help: "Attention heads H.") var heads = 4
+    @Option(help: "Training steps.") var steps = 500
+    @Option(help: "Sequences per batch.") var batchSize = 32
+    @Option(help: "Peak learning rate.") var learningRate: Float = 3e-3
+    @Option(help: "Examples (or text windows) per evaluation length.") var evalSamples = 64
+}
+
+/// Task settings shared by `train` and `sweep`.
+struct TaskArguments: ParsableArguments {
+    @Option(help: "Symbols of the symbolic tasks.") var alphabetSize: Int?
+    @Option(help: "Tokens each target depends on (sparse, parity).") var k: Int?
+    @Option(help: "How far back the k tokens may lie (sparse).") var locality: Int?
+    @Option(help: "Data file: text for --task text, JSON lines for --task jsonl.") var data: String?
+
+    var options: TaskOptions {
+        TaskOptions(alphabetSize: alphabetSize, k: k, locality: locality, data: data.map { URL(fileURLWithPath: $0).path })
+    }
 }
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a small decoder-only Transformer on the copy task or on a text (byte-level).",
-        discussion: "With --out, the run folder gets config.json, log.jsonl (one line per step) and checkpoint.safetensors, "
-            + "written atomically every --checkpoint-every steps; --resume continues a killed run to exactly the same weights.")
+        abstract: "Train one model on a task; with --out, evaluate it at longer lengths too.",
+        discussion: "The run folder gets config.json, log.jsonl (one line per step), checkpoint.safetensors (atomic, every "
+            + "--checkpoint-every steps) and eval.json; --resume continues a killed run to exactly the same weights.")
 
-    @Option(help: "Task: copy, or text (byte-level language modelling of --data).") var task = "copy"
-    @Option(help: "Text file for --task text.") var data: String?
-    @Option(help: "Training steps.") var steps = 200
-    @Option(help: "Sequences per batch.") var batchSize = 16
-    @Option(help: "Copy: longest input (the sequence is twice this plus two). Text: window length.") var trainLength = 16
-    @Option(help: "Model dimension C.") var modelDimension = 64
+    @Option(help: "Task: \(LabTask.names.joined(separator: ", ")).") var task = "copy"
+    @OptionGroup var taskArguments: TaskArguments
     @Option(help: "Positional scheme: \(PositionalScheme.names.joined(separator: ", ")).") var pe = "rope"
-    @Option(help: "Transformer blocks.") var layers = 2
-    @Option(help: "Attention heads H.") var heads = 4
-    @Option(help: "Key/value heads (grouped-query attention); default: as many as heads.") var kvHeads: Int?
-    @Option(help: "Feed-forward network: mlp or swiGLU.") var feedForward: FeedForwardKind = .mlp
-    @Option(help: "Norm: layerNorm or rmsNorm.") var normalization: NormalizationKind = .layerNorm
-    @Option(help: "Norm placement: preNorm or postNorm.") var placement: NormalizationPlacement = .preNorm
-    @Option(help: "Peak learning rate.") var learningRate: Float = 3e-3
+    @Option(help: "Training position IDs: sequential, offset:N (random offset up to N), randomized:N (sorted subset of 0..<N).")
+    var positions = "sequential"
+    @Option(help: "Longest training sequence, in tokens.") var trainLength = 32
+    @OptionGroup var model: ModelOptions
+    @Option(help: "Evaluation lengths in tokens, comma-separated (default: 1, 2, 4 and 8 times --train-length).") var evalLengths: String?
     @Option(help: "Seed for initialisation and data.") var seed: UInt64 = 0
-    @Option(help: "Print every N steps.") var logEvery = 20
-    @Option(help: "Run folder for configuration, log and checkpoints.") var out: String?
-    @Option(help: "Write a checkpoint every N steps (with --out).") var checkpointEvery = 50
+    @Option(help: "Print every N steps.") var logEvery = 50
+    @Option(help: "Run folder.") var out: String?
+    @Option(help: "Write a checkpoint every N steps (with --out).") var checkpointEvery = 100
     @Flag(help: "Continue the run in --out from its last checkpoint (its config.json wins over other options).") var resume = false
 
     func run() throws {
         if resume, out == nil { throw ValidationError("--resume needs --out, the folder of the run to continue") }
-        let folder = out.map { URL(fileURLWithPath: $0, isDirectory: true) }
-        let checkpointURL = folder?.appendingPathComponent(Checkpoint.fileName)
-        var run = try makeRunConfiguration()
-        if let folder, let checkpointURL {
-            let configURL = folder.appendingPathComponent("config.json")
-            let exists = FileManager.default.fileExists(atPath: checkpointURL.path)
-            if resume, FileManager.default.fileExists(atPath: configURL.path) {
-                run = try JSONDecoder().decode(RunConfiguration.self, from: Data(contentsOf: configURL))
-            } else if exists {
-                throw ValidationError("--out \(folder.path) already holds a run; pass --resume to continue it, or choose another folder")
-            }
-            try AtomicFile.write(pretty(run), to: configURL)
+        let folder = URL(fileURLWithPath: out ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("poslab-train-\(ProcessInfo.processInfo.processIdentifier)").path)
+        var specification = try RunSpecification(
+            task: task, taskOptions: taskArguments.options, pe: pe, positions: parsePositions(positions), seed: seed,
+            trainLength: trainLength, modelDimension: model.modelDimension, layers: model.layers, heads: model.heads, steps: model.steps,
+            batchSize: model.batchSize, learningRate: model.learningRate, evalLengths: try evalLengths.map(parseLengths),
+            evalSamples: model.evalSamples, checkpointEvery: checkpointEvery)
+        if resume, FileManager.default.fileExists(atPath: folder.appendingPathComponent(Experiment.configurationFile).path) {
+            specification = try Experiment.specification(in: folder)
         }
-        let nextBatch = try batchSource(run)
-        let model = try Transformer(configuration: run.model, seed: run.training.seed)
-        let trainer = try Trainer(model: model, configuration: run.training)
-        if resume, let checkpointURL, FileManager.default.fileExists(atPath: checkpointURL.path) {
-            try trainer.restoreCheckpoint(from: checkpointURL)
-            printError("resumed \(checkpointURL.path) at step \(trainer.step)")
+        let experiment = Experiment(specification: specification, folder: folder)
+        if experiment.hasCheckpoint, !resume {
+            throw ValidationError("--out \(folder.path) already holds a run; pass --resume to continue it, or choose another folder")
         }
-        let log = try folder.map { try TrainingLog(url: $0.appendingPathComponent("log.jsonl"), keepingStepsUpTo: trainer.step) }
-        print(run.task == "copy" ? "copy task, inputs of 1...\(run.trainLength) symbols" : "text \(run.data ?? ""), windows of \(run.trainLength) bytes",
-              terminator: "; \(model.parameterCount) parameters; \(run.training.steps) steps\n")
+        if resume, experiment.hasCheckpoint { printError("resumed \(experiment.checkpointURL.path)") }
         let progress = ProgressLine()
-        try trainer.train(nextBatch: nextBatch) { p in
-            try log?.append(p)
+        print("\(specification.task), \(specification.pe), sequences up to \(specification.trainLength) tokens; \(specification.steps) steps")
+        let trained = try experiment.train(resume: resume) { p in
             progress.show(p)
             if p.step % logEvery == 0 || p.step == 1 || p.step == p.totalSteps {
                 progress.clear()
                 print(String(format: "step %5d/%d  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %.0fs",
                              p.step, p.totalSteps, p.loss, p.learningRate, p.gradientNorm, p.tokensPerSecond, p.remainingSeconds))
             }
-            if let checkpointURL, p.step % run.checkpointEvery == 0 || p.step == p.totalSteps {
-                try log?.flush()
-                try trainer.saveCheckpoint(to: checkpointURL)
-            }
         }
         progress.clear()
-        if let checkpointURL { print("checkpoint: \(checkpointURL.path)") }
-    }
-
-    func makeRunConfiguration() throws -> RunConfiguration {
-        guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be a positive count, not \(checkpointEvery)") }
-        guard trainLength > 0 else { throw ValidationError("--train-length must be positive, not \(trainLength)") }
-        let vocabulary: Int, sequenceLength: Int
-        switch task {
-        case "copy": (vocabulary, sequenceLength) = (try CopyTask(alphabetSize: 16).vocabularySize, CopyTask.sequenceLength(inputLength: trainLength))
-        case "text":
-            guard data != nil else { throw ValidationError("--task text needs --data FILE, a UTF-8 text file") }
-            (vocabulary, sequenceLength) = (TextTask.vocabularySize, trainLength)
-        default: throw ValidationError("--task must be copy or text, not \(task)")
-        }
-        let model = try TransformerConfiguration(
-            vocabularySize: vocabulary, modelDimension: modelDimension, numberOfLayers: layers, numberOfHeads: heads,
-            numberOfKeyValueHeads: kvHeads, feedForward: feedForward, normalization: normalization, normalizationPlacement: placement,
-            positionalScheme: PositionalScheme.named(pe, trainingLength: sequenceLength))
-        let training = try TrainingConfiguration(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
-        return RunConfiguration(task: task, data: data.map { URL(fileURLWithPath: $0).path }, trainLength: trainLength, alphabetSize: 16, model: model, training: training,
-                                checkpointEvery: checkpointEvery)
+        guard out != nil else { try? FileManager.default.removeItem(at: folder); return }
+        let report = try evaluate(trained, specification)
+        try AtomicFile.write(pretty(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
+        print("checkpoint: \(experiment.checkpointURL.path)")
     }
 }
 
-/// The run's batches, drawn with the trainer's data generator.
-func batchSource(_ run: RunConfiguration) throws -> (inout SplitMix64) throws -> TokenBatch {
-    let size = run.training.batchSize, length = run.trainLength
-    if run.task == "text" {
-        let text = try TextTask(contentsOf: URL(fileURLWithPath: run.data ?? ""))
-        _ = try { var probe = SplitMix64(seed: 0); return try text.batch(size: 1, length: length, generator: &probe) }()
-        return { try text.batch(size: size, length: length, generator: &$0) }
+/// Evaluates and prints a table, returning eval.json's content.
+func evaluate(_ model: Transformer, _ run: RunSpecification, lengths: [Int]? = nil, samples: Int? = nil) throws -> EvaluationReport {
+    var rows: [[String]] = []
+    let results = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: lengths ?? run.evalLengths,
+                                         samples: samples ?? run.evalSamples) { r in
+        rows.append([String(r.length), String(format: "%.3f", r.accuracy), String(format: "%.3f", r.tokenAccuracy),
+                     String(format: "%.4f", r.loss), String(format: "%.3f", r.perplexity), String(r.count)])
     }
-    let copy = try CopyTask(alphabetSize: run.alphabetSize)
-    return { copy.batch(size: size, inputLengths: 1...length, generator: &$0) }
+    print(table(["length", "accuracy", "token acc.", "loss", "perplexity", "count"], rows))
+    return EvaluationReport(task: run.task, pe: run.pe, trainLength: run.trainLength, seed: run.seed, results: results)
 }
 
-extension FeedForwardKind: ExpressibleByArgument {}
-extension NormalizationKind: ExpressibleByArgument {}
-extension NormalizationPlacement: ExpressibleByArgument {}
+func parseLengths(_ text: String) throws -> [Int] {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 2 }) else {
+        throw ValidationError("lengths must be comma-separated integers of at least 2, not \"\(text)\"")
+    }
+    return values.map { $0! }
+}
+
+func parsePositions(_ text: String) throws -> PositionAssignment {
+    let parts = text.split(separator: ":").map(String.init)
+    switch (parts.first, parts.count > 1 ? Int(parts[1]) : nil) {
+    case ("sequential", _): return .sequential
+    case let ("offset", n?) where n >= 0: return .randomOffset(maximumOffset: n)
+    case let ("randomized", n?) where n > 0: return .randomized(maximumPosition: n)
+    default: throw ValidationError("--positions must be sequential, offset:N or randomized:N, not \"\(text)\"")
+    }
+}
 
 func pretty<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
@@ -132,52 +120,17 @@ func pretty<T: Encodable>(_ value: T) throws -> String {
     return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
 }
 
-/// The step log, JSON lines: step, loss, learning rate, gradient norm, tokens/s, elapsed seconds.
-/// Appended in batches; on resume, lines after the checkpoint's step (and a torn last line) are
-/// dropped once, atomically, since those steps will be trained again.
-final class TrainingLog {
-    let handle: FileHandle
-    var pending: [String] = []
-
-    init(url: URL, keepingStepsUpTo step: Int) throws {
-        let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
-        let kept = text.split(separator: "\n").map(String.init).filter { line in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let s = object["step"] as? Int else { return false }
-            return s <= step
-        }
-        try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: url)
-        handle = try FileHandle(forWritingTo: url)
-        try handle.seekToEnd()
-    }
-
-    deinit { try? flush() }
-
-    func append(_ p: TrainingProgress) throws {
-        pending.append(String(format: #"{"step": %d, "loss": %.6g, "learning_rate": %.6g, "gradient_norm": %.6g, "tokens_per_second": %.1f, "elapsed_seconds": %.3f}"#,
-                              p.step, p.loss, p.learningRate, p.gradientNorm, p.tokensPerSecond, p.elapsedSeconds))
-        if pending.count >= 50 { try flush() }
-    }
-
-    func flush() throws {
-        guard !pending.isEmpty else { return }
-        try handle.write(contentsOf: Data(pending.map { $0 + "\n" }.joined().utf8))
-        try handle.synchronize()
-        pending.removeAll()
-    }
-}
-
 /// A one-line progress bar on standard error, redrawn in place when it is a terminal.
 final class ProgressLine {
     let isTerminal = isatty(STDERR_FILENO) != 0
     var lastDraw = Date.distantPast
 
-    func show(_ p: TrainingProgress) {
+    func show(_ p: TrainingProgress, label: String = "") {
         guard isTerminal, Date().timeIntervalSince(lastDraw) > 0.1 || p.step == p.totalSteps else { return }
         lastDraw = Date()
         let width = 30, filled = width * p.step / max(1, p.totalSteps)
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        printError(String(format: "\r%@ %d/%d  loss %.4f  %.0f tok/s  ETA %.0fs", bar, p.step, p.totalSteps, p.loss,
+        printError(String(format: "\r%@%@ %d/%d  loss %.4f  %.0f tok/s  ETA %.0fs", label, bar, p.step, p.totalSteps, p.loss,
                           p.tokensPerSecond, p.remainingSeconds), newline: false)
     }
 

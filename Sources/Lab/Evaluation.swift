@@ -1,0 +1,145 @@
+import Foundation
+import Models
+import PositionalEncodings
+import TensorCore
+import Tasks
+
+/// One evaluation length's figures. For symbolic tasks `accuracy` is exact match of whole targets
+/// (every target token the arg max given the true prefix, which is what greedy decoding produces)
+/// and `tokenAccuracy` the share of target tokens right; for text, accuracy is next-byte accuracy,
+/// loss and perplexity come from non-overlapping chunks, and the sliding figures from windows of
+/// the length moved by half of it, counting only each window's second half (every scored byte then
+/// has at least half a window of context; Press et al. 2022 evaluate ALiBi this way, with stride 1).
+public struct LengthResult: Codable, Equatable, Sendable {
+    public var length: Int
+    public var accuracy: Double
+    public var tokenAccuracy: Double
+    public var loss: Double
+    public var perplexity: Double
+    public var count: Int
+    public var slidingLoss: Double?
+    public var slidingPerplexity: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case length, accuracy, tokenAccuracy = "token_accuracy", loss, perplexity, count
+        case slidingLoss = "sliding_loss", slidingPerplexity = "sliding_perplexity"
+    }
+}
+
+/// eval.json.
+public struct EvaluationReport: Codable, Equatable, Sendable {
+    public var task: String
+    public var pe: String
+    public var trainLength: Int
+    public var seed: UInt64
+    public var results: [LengthResult]
+
+    enum CodingKeys: String, CodingKey { case task, pe, trainLength = "train_length", seed, results }
+
+    public init(task: String, pe: String, trainLength: Int, seed: UInt64, results: [LengthResult]) {
+        self.task = task; self.pe = pe; self.trainLength = trainLength; self.seed = seed; self.results = results
+    }
+}
+
+public enum Evaluator {
+    /// Evaluates `model` on `task` at each length. The examples depend only on the length, never
+    /// on the run, so every scheme and seed is scored on the same data.
+    public static func evaluate(model: Transformer, task: LabTask, lengths: [Int], samples: Int,
+                                onLength: (LengthResult) throws -> Void = { _ in }) throws -> [LengthResult] {
+        var results: [LengthResult] = []
+        for length in lengths {
+            if let limit = model.positionalEncodings.compactMap(\.maximumPosition).min(), length - 1 > limit {
+                throw LabError.invalid("evaluation length \(length) is beyond what the model's positional scheme represents (positions up to \(limit))")
+            }
+            var generator = SplitMix64(seed: 0xE7A1_5EED ^ UInt64(length))
+            let result: LengthResult
+            switch task {
+            case let .sequence(sequenceTask): result = try evaluate(model, sequenceTask, length: length, samples: samples, generator: &generator)
+            case let .text(text): result = try evaluate(model, text, length: length, samples: samples)
+            }
+            try onLength(result)
+            results.append(result)
+        }
+        return results
+    }
+
+    static func evaluate(_ model: Transformer, _ task: any SequenceTask, length: Int, samples: Int,
+                         generator: inout SplitMix64) throws -> LengthResult {
+        let size = task.size(fittingIn: length)
+        guard size >= 1 else { return LengthResult(length: length, accuracy: 0, tokenAccuracy: 0, loss: .nan, perplexity: .nan, count: 0) }
+        var tally = Tally()
+        let chunk = max(1, min(samples, 32_768 / length))
+        var done = 0
+        while done < samples {
+            let count = min(chunk, samples - done)
+            let examples = try (0..<count).map { _ in try task.example(size: size, generator: &generator) }
+            try tally.add(model: model, batch: makeBatch(examples, padding: 0), exactMatch: true)
+            done += count
+        }
+        return tally.result(length: length)
+    }
+
+    static func evaluate(_ model: Transformer, _ text: TextTask, length: Int, samples: Int) throws -> LengthResult {
+        let bytes = text.heldOut
+        guard bytes.count > length else {
+            throw LabError.invalid("evaluation length \(length) needs more than the \(bytes.count) held-out bytes")
+        }
+        func window(_ start: Int, scoredFrom first: Int) -> TokenBatch {
+            let inputs = bytes[start..<(start + length)].map(Int.init), targets = bytes[(start + 1)...(start + length)].map(Int.init)
+            return TokenBatch(inputs: inputs, targets: targets, lossMask: (0..<length).map { $0 >= first }, batchSize: 1, length: length)
+        }
+        var chunks = Tally()
+        for index in 0..<min(samples, (bytes.count - 1) / length) {
+            try chunks.add(model: model, batch: window(index * length, scoredFrom: 0), exactMatch: false)
+        }
+        var sliding = Tally()
+        let stride = max(1, length / 2)
+        var start = 0, windows = 0
+        while start + length < bytes.count, windows < samples {
+            try sliding.add(model: model, batch: window(start, scoredFrom: start == 0 ? 0 : length - stride), exactMatch: false)
+            start += stride; windows += 1
+        }
+        var result = chunks.result(length: length)
+        result.accuracy = result.tokenAccuracy
+        let slidingResult = sliding.result(length: length)
+        result.slidingLoss = slidingResult.loss
+        result.slidingPerplexity = slidingResult.perplexity
+        return result
+    }
+
+    /// Running sums over scored tokens and sequences.
+    struct Tally {
+        var lossSum = 0.0, tokens = 0, correctTokens = 0, sequences = 0, exact = 0
+
+        mutating func add(model: Transformer, batch: TokenBatch, exactMatch: Bool) throws {
+            let v = model.configuration.vocabularySize
+            let logits = try GradientMode.withoutGradient {
+                try model.logits(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: batch.positionIDs()).scalars
+            }
+            for row in 0..<batch.batchSize {
+                var allRight = true, any = false
+                for t in 0..<batch.length {
+                    let i = row * batch.length + t
+                    guard batch.lossMask[i] else { continue }
+                    any = true
+                    let z = logits[(i * v)..<((i + 1) * v)]
+                    var best = z.startIndex, top = -Float.infinity
+                    for j in z.indices where z[j] > top { top = z[j]; best = j }
+                    var sum = 0.0
+                    for value in z { sum += exp(Double(value - top)) }
+                    lossSum += log(sum) - Double(z[z.startIndex + batch.targets[i]] - top)
+                    tokens += 1
+                    if best - z.startIndex == batch.targets[i] { correctTokens += 1 } else { allRight = false }
+                }
+                if any { sequences += 1; if allRight { exact += 1 } }
+            }
+        }
+
+        func result(length: Int) -> LengthResult {
+            let loss = tokens > 0 ? lossSum / Double(tokens) : .nan
+            return LengthResult(length: length, accuracy: sequences > 0 ? Double(exact) / Double(sequences) : 0,
+                                tokenAccuracy: tokens > 0 ? Double(correctTokens) / Double(tokens) : 0,
+                                loss: loss, perplexity: exp(loss), count: sequences)
+        }
+    }
+}

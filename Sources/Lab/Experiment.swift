@@ -1,0 +1,115 @@
+import Foundation
+import Models
+import PositionalEncodings
+import NN
+import TensorCore
+import Tasks
+
+/// Trains one run in its folder: writes config.json, appends log.jsonl, checkpoints atomically
+/// every `checkpointEvery` steps, and on `resume` continues from the last checkpoint to the same
+/// weights an uninterrupted run reaches.
+public final class Experiment {
+    public let specification: RunSpecification
+    public let folder: URL
+
+    public static let configurationFile = "config.json", logFile = "log.jsonl", evaluationFile = "eval.json"
+
+    public init(specification: RunSpecification, folder: URL) {
+        self.specification = specification
+        self.folder = folder
+    }
+
+    public var checkpointURL: URL { folder.appendingPathComponent(Checkpoint.fileName) }
+    public var hasCheckpoint: Bool { FileManager.default.fileExists(atPath: checkpointURL.path) }
+
+    /// The specification saved in `folder`.
+    public static func specification(in folder: URL) throws -> RunSpecification {
+        let url = folder.appendingPathComponent(configurationFile)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw LabError.missing(url.path, "a run folder's config.json")
+        }
+        return try JSONDecoder().decode(RunSpecification.self, from: data)
+    }
+
+    /// Trains to the last step (or continues from the checkpoint when `resume`), returning the model.
+    public func train(resume: Bool, onStep: (TrainingProgress) throws -> Void = { _ in }) throws -> Transformer {
+        if hasCheckpoint, !resume {
+            throw LabError.invalid("\(folder.path) already holds a run; resume it or choose another folder")
+        }
+        try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent(Experiment.configurationFile))
+        let task = try specification.makeTask()
+        let model = try Transformer(configuration: specification.modelConfiguration(), seed: specification.seed)
+        let trainer = try Trainer(model: model, configuration: specification.trainingConfiguration())
+        if resume, hasCheckpoint { try trainer.restoreCheckpoint(from: checkpointURL) }
+        let log = try TrainingLog(url: folder.appendingPathComponent(Experiment.logFile), keepingStepsUpTo: trainer.step)
+        let s = specification
+        try trainer.train(nextBatch: { try task.trainingBatch(count: s.batchSize, length: s.trainLength, assignment: s.positions, generator: &$0) }) { p in
+            try log.append(p)
+            try onStep(p)
+            if p.step % s.checkpointEvery == 0 || p.step == p.totalSteps {
+                try log.flush()
+                try trainer.saveCheckpoint(to: checkpointURL)
+            }
+        }
+        try log.flush()
+        return model
+    }
+}
+
+public enum LabError: Error, CustomStringConvertible {
+    case missing(String, String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case let .missing(path, what): return "\(path): missing (expected \(what))"
+        case let .invalid(message): return message
+        }
+    }
+}
+
+func prettyJSON<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
+}
+
+/// The step log, JSON lines: step, loss, learning rate, gradient norm, tokens/s, elapsed seconds.
+/// Appended in batches; on resume, lines after the checkpoint's step (and a torn last line) are
+/// dropped once, atomically, since those steps will be trained again.
+public final class TrainingLog {
+    let handle: FileHandle
+    var pending: [String] = []
+
+    public init(url: URL, keepingStepsUpTo step: Int) throws {
+        let kept = TrainingLog.read(url).filter { $0.step <= step }.map(\.line)
+        try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: url)
+        handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+    }
+
+    deinit { try? flush() }
+
+    public func append(_ p: TrainingProgress) throws {
+        pending.append(String(format: #"{"step": %d, "loss": %.6g, "learning_rate": %.6g, "gradient_norm": %.6g, "tokens_per_second": %.1f, "elapsed_seconds": %.3f}"#,
+                              p.step, p.loss, p.learningRate, p.gradientNorm, p.tokensPerSecond, p.elapsedSeconds))
+        if pending.count >= 50 { try flush() }
+    }
+
+    public func flush() throws {
+        guard !pending.isEmpty else { return }
+        try handle.write(contentsOf: Data(pending.map { $0 + "\n" }.joined().utf8))
+        try handle.synchronize()
+        pending.removeAll()
+    }
+
+    /// The complete lines of a log: step, loss and the line itself.
+    public static func read(_ url: URL) -> [(step: Int, loss: Double, line: String)] {
+        let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let step = object["step"] as? Int, let loss = object["loss"] as? Double else { return nil }
+            return (step, loss, String(line))
+        }
+    }
+}

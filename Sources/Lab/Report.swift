@@ -1,0 +1,121 @@
+import Foundation
+import Models
+
+/// report.html for a sweep folder: per task (and training length and model size), each metric
+/// against evaluation length with one line per scheme and a band across seeds, the training
+/// length marked; training curves; the run table. One self-contained file: inline SVG and CSS.
+public enum Report {
+    public static let fileName = "report.html"
+
+    /// Writes the report atomically and returns its path.
+    @discardableResult
+    public static func write(sweepFolder folder: URL, extraSections: [String] = []) throws -> URL {
+        let runs = try Sweep.finishedRuns(in: folder)
+        guard !runs.isEmpty else { throw LabError.missing(folder.appendingPathComponent(Sweep.runsFolder).path, "finished runs (runs/*/eval.json)") }
+        let url = folder.appendingPathComponent(fileName)
+        try AtomicFile.write(html(runs: runs, title: "PositionLab report: \(folder.lastPathComponent)", extraSections: extraSections), to: url)
+        return url
+    }
+
+    typealias Run = (folder: URL, run: RunSpecification, evaluation: EvaluationReport)
+
+    static func html(runs: [Run], title: String, extraSections: [String]) -> String {
+        let schemes = orderedUnique(runs.map(\.run.pe))
+        let color = Dictionary(uniqueKeysWithValues: schemes.enumerated().map { ($1, SVGPlot.palette[$0 % SVGPlot.palette.count]) })
+        struct Group: Hashable { let task: String; let trainLength: Int; let dimension: Int }
+        let groups = orderedUnique(runs.map { Group(task: $0.run.task, trainLength: $0.run.trainLength, dimension: $0.run.modelDimension) })
+        var body: [String] = []
+        let seeds = Set(runs.map(\.run.seed)).count
+        body.append("<p class=\"lead\">\(runs.count) runs: \(schemes.count) schemes × \(Set(runs.map(\.run.task)).count) tasks × \(seeds) seed\(seeds == 1 ? "" : "s"). "
+                    + "Each model is trained on sequences up to the dashed line and evaluated on longer ones; lines are the mean over seeds, bands their range.</p>")
+        for group in groups {
+            let members = runs.filter { $0.run.task == group.task && $0.run.trainLength == group.trainLength && $0.run.modelDimension == group.dimension }
+            let isText = members.first?.run.task == "text"
+            body.append("<h2>\(escape(group.task)) <span class=\"sub\">trained on ≤ \(group.trainLength) tokens, C = \(group.dimension)</span></h2><div class=\"row\">")
+            let metrics: [(String, String, KeyPath<LengthResult, Double>, ClosedRange<Double>?)] = isText
+                ? [("next-byte accuracy", "accuracy", \.tokenAccuracy, 0...1), ("loss (nats/byte)", "loss", \.loss, nil)]
+                : [("exact match", "accuracy", \.accuracy, 0...1), ("token accuracy", "token accuracy", \.tokenAccuracy, 0...1), ("loss on targets", "loss", \.loss, nil)]
+            for (title, label, key, range) in metrics {
+                var plot = SVGPlot(title: title, xLabel: "evaluation length (tokens, log scale)", yLabel: label, series: schemes.compactMap { pe in
+                    let own = members.filter { $0.run.pe == pe }
+                    guard !own.isEmpty else { return nil }
+                    let lengths = orderedUnique(own.flatMap { $0.evaluation.results.map(\.length) }).sorted()
+                    let points = lengths.map { length -> (x: Double, y: Double, low: Double, high: Double) in
+                        let values = own.compactMap { $0.evaluation.results.first { $0.length == length }?[keyPath: key] }.filter(\.isFinite)
+                        guard !values.isEmpty else { return (Double(length), .nan, .nan, .nan) }
+                        return (Double(length), values.reduce(0, +) / Double(values.count), values.min()!, values.max()!)
+                    }
+                    return SVGPlot.Series(name: pe, color: color[pe]!, points: points)
+                })
+                plot.logX = true
+                plot.yRange = range
+                plot.marker = (Double(group.trainLength), "train")
+                body.append("<figure>\(plot.render())</figure>")
+            }
+            var curves = SVGPlot(title: "training loss", xLabel: "step", yLabel: "loss (moving mean of 20 steps)", series: schemes.compactMap { pe in
+                let own = members.filter { $0.run.pe == pe }
+                guard let first = own.first else { return nil }
+                let logs = own.map { smooth(TrainingLog.read($0.folder.appendingPathComponent(Experiment.logFile)).map(\.loss), window: 20) }
+                let steps = logs.map(\.count).min() ?? 0
+                let stride = max(1, steps / 150)
+                let points = Swift.stride(from: 0, to: steps, by: stride).map { i -> (x: Double, y: Double, low: Double, high: Double) in
+                    let values = logs.map { $0[i] }
+                    return (Double(i + 1), values.reduce(0, +) / Double(values.count), values.min()!, values.max()!)
+                }
+                _ = first
+                return SVGPlot.Series(name: pe, color: color[pe]!, points: points)
+            })
+            curves.marker = nil
+            body.append("<figure>\(curves.render())</figure></div>")
+        }
+        body.append(contentsOf: extraSections)
+        body.append("<h2>Runs</h2>" + runTable(runs))
+        return """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
+        <style>
+        body { font-family: Helvetica, Arial, sans-serif; margin: 24px 32px; color: #222; max-width: 1700px; }
+        h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin: 26px 0 6px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }
+        .sub { font-weight: normal; color: #666; font-size: 13px; } .lead { color: #444; max-width: 70em; }
+        .row { display: flex; flex-wrap: wrap; gap: 8px; } figure { margin: 0; }
+        table { border-collapse: collapse; font-size: 12px; } th, td { padding: 3px 9px; border-bottom: 1px solid #eee; text-align: right; }
+        th { background: #f5f5f5; } td.l, th.l { text-align: left; }
+        </style></head><body>
+        <h1>\(escape(title))</h1>
+        \(body.joined(separator: "\n"))
+        <p class="sub">Written by PositionLab; data in results.csv and each run's eval.json and log.jsonl.</p>
+        </body></html>
+
+        """
+    }
+
+    static func runTable(_ runs: [Run]) -> String {
+        var rows = ["<table><tr><th class=\"l\">run</th><th class=\"l\">task</th><th class=\"l\">pe</th><th>seed</th><th>train length</th><th>C</th><th>steps</th><th>final train loss</th><th>exact match at train length</th><th>at longest</th><th>longest</th></tr>"]
+        for (folder, run, evaluation) in runs {
+            let log = TrainingLog.read(folder.appendingPathComponent(Experiment.logFile))
+            let final = smooth(log.map(\.loss), window: 20).last.map { String(format: "%.3f", $0) } ?? "–"
+            let atTrain = evaluation.results.filter { $0.length <= run.trainLength }.last
+            let longest = evaluation.results.last
+            rows.append("<tr><td class=\"l\">\(escape(folder.lastPathComponent))</td><td class=\"l\">\(escape(run.task))</td><td class=\"l\">\(escape(run.pe))</td>"
+                        + "<td>\(run.seed)</td><td>\(run.trainLength)</td><td>\(run.modelDimension)</td><td>\(run.steps)</td><td>\(final)</td>"
+                        + "<td>\(atTrain.map { String(format: "%.3f", $0.accuracy) } ?? "–")</td><td>\(longest.map { String(format: "%.3f", $0.accuracy) } ?? "–")</td>"
+                        + "<td>\(longest.map { String($0.length) } ?? "–")</td></tr>")
+        }
+        return rows.joined(separator: "\n") + "</table>"
+    }
+
+    static func smooth(_ values: [Double], window: Int) -> [Double] {
+        var result: [Double] = [], sum = 0.0
+        for (i, v) in values.enumerated() {
+            sum += v
+            if i >= window { sum -= values[i - window] }
+            result.append(sum / Double(min(i + 1, window)))
+        }
+        return result
+    }
+}
+
+func orderedUnique<T: Hashable>(_ values: [T]) -> [T] {
+    var seen = Set<T>()
+    return values.filter { seen.insert($0).inserted }
+}

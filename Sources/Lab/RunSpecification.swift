@@ -1,0 +1,116 @@
+import Foundation
+import Models
+import NN
+import PositionalEncodings
+import TensorCore
+import Tasks
+
+/// Lab: train short, evaluate long, compare schemes. Runs are folders:
+///
+///     config.json              the RunSpecification (everything the run was started with)
+///     log.jsonl                one line per step: step, loss, learning rate, gradient norm, tokens/s
+///     checkpoint.safetensors   weights, optimiser state, progress (atomic; resume continues exactly)
+///     eval.json                per evaluation length: accuracy, token accuracy, loss, perplexity, count
+///
+/// The library never prints; progress goes to the caller's callbacks.
+///
+/// Task settings that only some tasks read (each task ignores the others).
+public struct TaskOptions: Codable, Equatable, Sendable {
+    /// Symbols of the symbolic tasks.
+    public var alphabetSize: Int?
+    /// Tokens each target depends on (sparse, parity).
+    public var k: Int?
+    /// How far back the k tokens may lie (sparse); nil: anywhere.
+    public var locality: Int?
+    /// A text file (text) or a JSON-lines file (jsonl).
+    public var data: String?
+
+    public init(alphabetSize: Int? = nil, k: Int? = nil, locality: Int? = nil, data: String? = nil) {
+        self.alphabetSize = alphabetSize; self.k = k; self.locality = locality; self.data = data
+    }
+}
+
+/// One training run and its evaluation, validated on creation.
+public struct RunSpecification: Codable, Equatable, Sendable {
+    public var task: String
+    public var taskOptions: TaskOptions
+    /// A positional scheme name (`PositionalScheme.names`).
+    public var pe: String
+    /// How training assigns position IDs (evaluation always uses 0..T−1, or the task's coupled IDs).
+    public var positions: PositionAssignment
+    public var seed: UInt64
+    /// The longest training sequence, in tokens.
+    public var trainLength: Int
+    public var modelDimension: Int
+    public var layers: Int
+    public var heads: Int
+    public var steps: Int
+    public var batchSize: Int
+    public var learningRate: Float
+    /// Evaluation lengths, in tokens.
+    public var evalLengths: [Int]
+    /// Examples (or text windows) per evaluation length.
+    public var evalSamples: Int
+    public var checkpointEvery: Int
+
+    public init(task: String = "copy", taskOptions: TaskOptions = TaskOptions(), pe: String = "rope",
+                positions: PositionAssignment = .sequential, seed: UInt64 = 0, trainLength: Int = 32, modelDimension: Int = 64,
+                layers: Int = 2, heads: Int = 4, steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3,
+                evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100) throws {
+        try require(trainLength >= 4, "trainLength", trainLength, "at least 4 tokens")
+        try require(steps >= 1, "steps", steps, "a positive count")
+        try require(batchSize >= 1, "batchSize", batchSize, "a positive count")
+        try require(evalSamples >= 1, "evalSamples", evalSamples, "a positive count")
+        try require(checkpointEvery >= 1, "checkpointEvery", checkpointEvery, "a positive count")
+        let lengths = evalLengths ?? [1, 2, 4, 8].map { $0 * trainLength }
+        try require(!lengths.isEmpty && lengths.allSatisfy { $0 >= 2 }, "evalLengths", lengths, "lengths of at least 2 tokens")
+        self.task = task; self.taskOptions = taskOptions; self.pe = pe; self.positions = positions; self.seed = seed
+        self.trainLength = trainLength; self.modelDimension = modelDimension; self.layers = layers; self.heads = heads
+        self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate
+        self.evalLengths = lengths.sorted(); self.evalSamples = evalSamples; self.checkpointEvery = checkpointEvery
+        // Building every part once rejects an invalid run before any work starts.
+        _ = try makeTask()
+        _ = try modelConfiguration()
+        _ = try trainingConfiguration()
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(task: c.decode(String.self, forKey: .task), taskOptions: c.decodeIfPresent(TaskOptions.self, forKey: .taskOptions) ?? TaskOptions(),
+                      pe: c.decode(String.self, forKey: .pe), positions: c.decodeIfPresent(PositionAssignment.self, forKey: .positions) ?? .sequential,
+                      seed: c.decode(UInt64.self, forKey: .seed), trainLength: c.decode(Int.self, forKey: .trainLength),
+                      modelDimension: c.decode(Int.self, forKey: .modelDimension), layers: c.decode(Int.self, forKey: .layers),
+                      heads: c.decode(Int.self, forKey: .heads), steps: c.decode(Int.self, forKey: .steps),
+                      batchSize: c.decode(Int.self, forKey: .batchSize), learningRate: c.decode(Float.self, forKey: .learningRate),
+                      evalLengths: c.decode([Int].self, forKey: .evalLengths), evalSamples: c.decode(Int.self, forKey: .evalSamples),
+                      checkpointEvery: c.decode(Int.self, forKey: .checkpointEvery))
+    }
+
+    public func makeTask() throws -> LabTask { try LabTask.make(name: task, options: taskOptions) }
+
+    public func modelConfiguration() throws -> TransformerConfiguration {
+        // A learned table must cover every evaluated position; the positions beyond training stay untrained.
+        let longest = (evalLengths + [trainLength]).max()! + positions.largestExtraPosition
+        return try TransformerConfiguration(
+            vocabularySize: makeTask().vocabularySize, modelDimension: modelDimension, numberOfLayers: layers, numberOfHeads: heads,
+            positionalScheme: PositionalScheme.named(pe, trainingLength: trainLength, maximumLength: longest))
+    }
+
+    public func trainingConfiguration() throws -> TrainingConfiguration {
+        try TrainingConfiguration(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
+    }
+
+    /// A short folder name: task-pe-Ltrain-sSeed.
+    public var name: String { "\(task)-\(pe)-L\(trainLength)-C\(modelDimension)-s\(seed)" }
+}
+
+extension PositionAssignment {
+    /// How far beyond the sequence length training may place a position.
+    var largestExtraPosition: Int {
+        switch self {
+        case .sequential, .coupled: return 0
+        case let .randomOffset(maximumOffset): return maximumOffset
+        case let .randomized(maximumPosition): return maximumPosition
+        }
+    }
+}

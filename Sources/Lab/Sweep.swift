@@ -1,0 +1,175 @@
+import Dispatch
+import Foundation
+import Models
+import NN
+import PositionalEncodings
+import TensorCore
+
+/// A grid of runs: schemes × tasks × seeds × training lengths × model sizes, the other settings
+/// shared. Read from JSON (keys as below) or built from command-line lists.
+public struct SweepSpecification: Codable, Equatable, Sendable {
+    public var tasks: [String]
+    public var pes: [String]
+    public var seeds: [UInt64]
+    public var trainLengths: [Int]
+    public var modelDimensions: [Int]
+    /// Evaluation lengths as multiples of each run's training length.
+    public var evalMultipliers: [Int]
+    public var taskOptions: TaskOptions
+    public var layers: Int
+    public var heads: Int
+    public var steps: Int
+    public var batchSize: Int
+    public var learningRate: Float
+    public var evalSamples: Int
+
+    public init(tasks: [String], pes: [String], seeds: [UInt64] = [0], trainLengths: [Int] = [32], modelDimensions: [Int] = [64],
+                evalMultipliers: [Int] = [1, 2, 4, 8], taskOptions: TaskOptions = TaskOptions(), layers: Int = 2, heads: Int = 4,
+                steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3, evalSamples: Int = 64) throws {
+        for (name, count) in [("tasks", tasks.count), ("pes", pes.count), ("seeds", seeds.count), ("trainLengths", trainLengths.count),
+                              ("modelDimensions", modelDimensions.count), ("evalMultipliers", evalMultipliers.count)] {
+            try require(count > 0, name, "[]", "at least one value")
+        }
+        try require(evalMultipliers.allSatisfy { $0 >= 1 }, "evalMultipliers", evalMultipliers, "multiples of at least 1")
+        self.tasks = tasks; self.pes = pes; self.seeds = seeds; self.trainLengths = trainLengths; self.modelDimensions = modelDimensions
+        self.evalMultipliers = evalMultipliers; self.taskOptions = taskOptions; self.layers = layers; self.heads = heads
+        self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate; self.evalSamples = evalSamples
+        _ = try runs()  // every run of the grid must be valid before any starts
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(tasks: c.decode([String].self, forKey: .tasks), pes: c.decode([String].self, forKey: .pes),
+                      seeds: c.decodeIfPresent([UInt64].self, forKey: .seeds) ?? [0],
+                      trainLengths: c.decodeIfPresent([Int].self, forKey: .trainLengths) ?? [32],
+                      modelDimensions: c.decodeIfPresent([Int].self, forKey: .modelDimensions) ?? [64],
+                      evalMultipliers: c.decodeIfPresent([Int].self, forKey: .evalMultipliers) ?? [1, 2, 4, 8],
+                      taskOptions: c.decodeIfPresent(TaskOptions.self, forKey: .taskOptions) ?? TaskOptions(),
+                      layers: c.decodeIfPresent(Int.self, forKey: .layers) ?? 2, heads: c.decodeIfPresent(Int.self, forKey: .heads) ?? 4,
+                      steps: c.decodeIfPresent(Int.self, forKey: .steps) ?? 500, batchSize: c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 32,
+                      learningRate: c.decodeIfPresent(Float.self, forKey: .learningRate) ?? 3e-3,
+                      evalSamples: c.decodeIfPresent(Int.self, forKey: .evalSamples) ?? 64)
+    }
+
+    /// Every run of the grid, task-major so that a report fills in task by task.
+    public func runs() throws -> [RunSpecification] {
+        var result: [RunSpecification] = []
+        for task in tasks {
+            for length in trainLengths {
+                for dimension in modelDimensions {
+                    for seed in seeds {
+                        for pe in pes {
+                            result.append(try RunSpecification(
+                                task: task, taskOptions: taskOptions, pe: pe, seed: seed, trainLength: length, modelDimension: dimension,
+                                layers: layers, heads: heads, steps: steps, batchSize: batchSize, learningRate: learningRate,
+                                evalLengths: evalMultipliers.map { $0 * length }, evalSamples: evalSamples))
+                        }
+                    }
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// Runs a sweep into `folder`: one folder per run under runs/, and results.csv aggregated from
+/// every finished run. A finished run (eval.json present) is skipped; a killed one resumes from
+/// its checkpoint. Files are written atomically, so an interruption loses no finished run.
+public final class Sweep {
+    public let specification: SweepSpecification
+    public let folder: URL
+    public static let resultsFile = "results.csv", runsFolder = "runs"
+
+    public enum Event {
+        case started(RunSpecification, resumed: Bool)
+        case step(RunSpecification, TrainingProgress)
+        case finished(RunSpecification, EvaluationReport, seconds: Double)
+        case skipped(RunSpecification)
+    }
+
+    public init(specification: SweepSpecification, folder: URL) {
+        self.specification = specification
+        self.folder = folder
+    }
+
+    public func runFolder(_ run: RunSpecification) -> URL {
+        folder.appendingPathComponent(Sweep.runsFolder).appendingPathComponent(run.name)
+    }
+
+    /// Runs everything, `jobs` runs at a time. `onEvent` is called from worker threads, serialised.
+    public func run(jobs: Int, onEvent: @escaping (Event) -> Void) throws {
+        try require(jobs >= 1, "jobs", jobs, "a positive count")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent("sweep.json"))
+        let runs = try specification.runs()
+        let lock = NSLock()
+        var next = 0
+        var failure: Error?
+        func report(_ event: Event) { lock.lock(); onEvent(event); lock.unlock() }
+        DispatchQueue.concurrentPerform(iterations: min(jobs, runs.count)) { _ in
+            while true {
+                lock.lock()
+                let index = next
+                next += 1
+                let stop = failure != nil
+                lock.unlock()
+                guard index < runs.count, !stop else { return }
+                do {
+                    try execute(runs[index], report: report)
+                    lock.lock(); defer { lock.unlock() }
+                    try writeResults()
+                } catch {
+                    lock.lock(); if failure == nil { failure = error }; lock.unlock()
+                }
+            }
+        }
+        if let failure { throw failure }
+        try writeResults()
+    }
+
+    func execute(_ run: RunSpecification, report: (Event) -> Void) throws {
+        let runFolder = runFolder(run)
+        let evaluationURL = runFolder.appendingPathComponent(Experiment.evaluationFile)
+        if FileManager.default.fileExists(atPath: evaluationURL.path) { report(.skipped(run)); return }
+        let experiment = Experiment(specification: run, folder: runFolder)
+        if experiment.hasCheckpoint, try Experiment.specification(in: runFolder) != run {
+            throw LabError.invalid("\(runFolder.path) holds a run with another configuration; remove it or choose another sweep folder")
+        }
+        let start = Date()
+        report(.started(run, resumed: experiment.hasCheckpoint))
+        let model = try experiment.train(resume: true) { report(.step(run, $0)) }
+        let results = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: run.evalLengths, samples: run.evalSamples)
+        let evaluation = EvaluationReport(task: run.task, pe: run.pe, trainLength: run.trainLength, seed: run.seed, results: results)
+        try AtomicFile.write(prettyJSON(evaluation), to: evaluationURL)
+        report(.finished(run, evaluation, seconds: Date().timeIntervalSince(start)))
+    }
+
+    /// results.csv from every finished run under runs/.
+    public func writeResults() throws {
+        try AtomicFile.write(Sweep.resultsCSV(Sweep.finishedRuns(in: folder)), to: folder.appendingPathComponent(Sweep.resultsFile))
+    }
+
+    /// The finished runs in a sweep folder: specification and evaluation.
+    public static func finishedRuns(in folder: URL) throws -> [(folder: URL, run: RunSpecification, evaluation: EvaluationReport)] {
+        let runs = folder.appendingPathComponent(runsFolder)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? []
+        return try names.sorted().compactMap { name in
+            let runFolder = runs.appendingPathComponent(name)
+            guard let data = FileManager.default.contents(atPath: runFolder.appendingPathComponent(Experiment.evaluationFile).path) else { return nil }
+            return (runFolder, try Experiment.specification(in: runFolder), try JSONDecoder().decode(EvaluationReport.self, from: data))
+        }
+    }
+
+    public static let csvHeader = "task,pe,seed,train_length,model_dimension,eval_length,accuracy,token_accuracy,loss,perplexity,count"
+
+    static func resultsCSV(_ runs: [(folder: URL, run: RunSpecification, evaluation: EvaluationReport)]) -> String {
+        var lines = [csvHeader]
+        for (_, run, evaluation) in runs {
+            for r in evaluation.results {
+                lines.append("\(run.task),\(run.pe),\(run.seed),\(run.trainLength),\(run.modelDimension),\(r.length),"
+                             + String(format: "%.6g,%.6g,%.6g,%.6g,%d", r.accuracy, r.tokenAccuracy, r.loss, r.perplexity, r.count))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import Lab
+import Models
+import PositionalEncodings
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Evaluate a trained run at the given lengths: accuracy, token accuracy, loss, perplexity.")
+
+    @Option(help: "Run folder (config.json and checkpoint.safetensors).") var model: String
+    @Option(help: "Evaluation lengths in tokens, comma-separated (default: the run's).") var lengths: String?
+    @Option(help: "Examples (or text windows) per length (default: the run's).") var samples: Int?
+    @Option(help: "Write the results as JSON to this file.") var out: String?
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: model)
+        let checkpoint = folder.appendingPathComponent(Checkpoint.fileName)
+        guard FileManager.default.fileExists(atPath: checkpoint.path) else { throw ValidationError("--model \(model) holds no \(Checkpoint.fileName)") }
+        if let samples, samples < 1 { throw ValidationError("--samples must be positive, not \(samples)") }
+        let run = try Experiment.specification(in: folder)
+        let report = try evaluate(Transformer.load(from: checkpoint), run, lengths: try lengths.map(parseLengths), samples: samples)
+        if let out { try AtomicFile.write(pretty(report), to: URL(fileURLWithPath: out)) }
+    }
+}
+
+/// Runs a sweep with progress lines, then writes results.csv and report.html.
+func runSweep(_ specification: SweepSpecification, folder: URL, jobs: Int) throws -> URL {
+    let sweep = Sweep(specification: specification, folder: folder)
+    let total = try specification.runs().count
+    var finished = 0
+    let start = Date()
+    print("sweep: \(total) runs into \(folder.path), \(jobs) at a time")
+    try sweep.run(jobs: jobs) { event in
+        switch event {
+        case let .started(run, resumed):
+            print("  start  \(run.name)\(resumed ? " (resuming)" : "")")
+        case let .step(run, p) where p.step % max(1, p.totalSteps / 4) == 0:
+            print(String(format: "         %@ step %d/%d loss %.3f %.0f tok/s", run.name, p.step, p.totalSteps, p.loss, p.tokensPerSecond))
+        case .step: break
+        case let .finished(run, evaluation, seconds):
+            finished += 1
+            let accuracies = evaluation.results.map { String(format: "%d:%.2f", $0.length, $0.accuracy) }.joined(separator: " ")
+            let elapsed = Date().timeIntervalSince(start)
+            print(String(format: "  done   %@ in %.0fs  accuracy %@  [%d/%d, ETA %.0fs]", run.name, seconds, accuracies, finished, total,
+                         elapsed / Double(finished) * Double(total - finished)))
+        case let .skipped(run):
+            finished += 1
+            print("  skip   \(run.name) (finished earlier)")
+        }
+    }
+    return try Report.write(sweepFolder: folder)
+}
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sweep",
+        abstract: "Train and evaluate a grid of runs (schemes × tasks × seeds × training lengths × model sizes); resumable.",
+        discussion: "The grid comes from --config (a JSON file with the keys tasks, pes, seeds, trainLengths, modelDimensions, "
+            + "evalMultipliers, taskOptions, layers, heads, steps, batchSize, learningRate, evalSamples) or from the list options. "
+            + "Writes runs/<name>/, results.csv and report.html into --out; a finished run is skipped, a killed one resumes.")
+
+    @Option(help: "A JSON sweep file.") var config: String?
+    @Option(help: "Tasks, comma-separated.") var tasks = "copy"
+    @Option(help: "Schemes, comma-separated (\(PositionalScheme.names.joined(separator: ","))).") var pes = "nope,rope,alibi"
+    @Option(help: "Seeds, comma-separated.") var seeds = "0"
+    @Option(help: "Training lengths in tokens, comma-separated.") var trainLengths = "32"
+    @Option(help: "Model dimensions, comma-separated.") var modelDimensions = "64"
+    @Option(help: "Evaluation lengths as multiples of the training length.") var evalMultipliers = "1,2,4,8"
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var taskArguments: TaskArguments
+    @Option(help: "Runs at a time.") var jobs = 1
+    @Option(help: "Sweep folder.") var out: String
+
+    func run() throws {
+        let specification: SweepSpecification
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("--config \(config) cannot be read") }
+            specification = try JSONDecoder().decode(SweepSpecification.self, from: data)
+        } else {
+            func list<T>(_ text: String, _ name: String, _ parse: (String) -> T?) throws -> [T] {
+                let values = text.split(separator: ",").map { parse($0.trimmingCharacters(in: .whitespaces)) }
+                guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { throw ValidationError("--\(name): cannot read \"\(text)\"") }
+                return values.map { $0! }
+            }
+            specification = try SweepSpecification(
+                tasks: list(tasks, "tasks") { $0 }, pes: list(pes, "pes") { $0 }, seeds: list(seeds, "seeds") { UInt64($0) },
+                trainLengths: list(trainLengths, "train-lengths") { Int($0) }, modelDimensions: list(modelDimensions, "model-dimensions") { Int($0) },
+                evalMultipliers: list(evalMultipliers, "eval-multipliers") { Int($0) }, taskOptions: taskArguments.options,
+                layers: model.layers, heads: model.heads, steps: model.steps, batchSize: model.batchSize,
+                learningRate: model.learningRate, evalSamples: model.evalSamples)
+        }
+        let report = try runSweep(specification, folder: URL(fileURLWithPath: out), jobs: jobs)
+        print("report: \(report.path)")
+    }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "report", abstract: "Write report.html for a sweep folder.")
+    @Argument(help: "Sweep folder (with runs/*/eval.json).") var folder: String
+
+    func run() throws {
+        print(try Report.write(sweepFolder: URL(fileURLWithPath: folder)).path)
+    }
+}
