@@ -64,8 +64,8 @@ final class RunCommandTests: XCTestCase {
             (["generate", "--model", folder.path, "--prompt", "x"], "checkpoint.safetensors"),
             (["generate", "--model", run, "--tokens", "1,x"], "--tokens"),
             (["generate", "--model", run, "--prompt", "x", "--temperature=-1"], "temperature"),
-            (["train", "--task", "text", "--steps", "1"], "--data"),
-            (["train", "--task", "sorting", "--steps", "1"], "--task"),
+            (["train", "--task", "text", "--steps", "1"], "data"),
+            (["train", "--task", "sorting", "--steps", "1"], "sorting"),
         ]
         for (arguments, expected) in bad {
             let result = try cli.poslab(arguments)

@@ -7,7 +7,8 @@ extension Kernels {
     @inlinable @inline(__always)
     public static func exponential(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let high: Float = 88.376_26, low: Float = -87.336_55
-        var v = x.clamped(lowerBound: SIMD8(repeating: low), upperBound: SIMD8(repeating: high))
+        // Masked replacement, not `clamped`, which is left as an unspecialised generic call.
+        var v = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
         // Round to nearest by adding 1.5·2²³ (the sum's low mantissa bits then hold n), which stays
         // in vector registers where `rounded()` and a float-to-int conversion may not.
         let shifted = v * 1.442_695_04 + 12_582_912

@@ -12,10 +12,16 @@ extension Kernels {
                 for j in 0..<extent { maximum = max(maximum, x[base + j * inner]) }
                 if maximum == -.infinity { maximum = 0 } // a fully masked line: keep it finite
                 var sum: Float = 0
-                for j in 0..<extent {
-                    let e = exp(x[base + j * inner] - maximum)
-                    sum += e
-                    if !logarithmic { y[base + j * inner] = e }
+                if inner == 1 {
+                    // Contiguous rows: the SIMD exponential, in place in y.
+                    (y + base).update(from: x + base, count: extent)
+                    sum = exponentiate(y + base, count: extent, subtracting: maximum)
+                } else {
+                    for j in 0..<extent {
+                        let e = exp(x[base + j * inner] - maximum)
+                        sum += e
+                        if !logarithmic { y[base + j * inner] = e }
+                    }
                 }
                 if logarithmic {
                     let logSum = maximum + log(sum)
