@@ -41,7 +41,11 @@ public struct SVGPlot {
         let lows = finite.map { $0.low.isFinite ? $0.low : $0.y }, highs = finite.map { $0.high.isFinite ? $0.high : $0.y }
         var y0 = yRange?.lowerBound ?? (lows.min() ?? 0), y1 = yRange?.upperBound ?? (highs.max() ?? 1)
         if y0 == y1 { y0 -= 0.5; y1 += 0.5 }
-        if yRange == nil { let pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad }
+        if yRange == nil {
+            let pad = (y1 - y0) * 0.05
+            y0 = (lows.min() ?? 0) >= 0 ? max(0, y0 - pad) : y0 - pad  // a non-negative metric keeps a 0 floor
+            y1 += pad
+        }
         func px(_ x: Double) -> Double { left + ((logX ? log2(x) : x) - x0) / (x1 - x0) * plotWidth }
         func py(_ y: Double) -> Double { top + (1 - (min(max(y, y0), y1) - y0) / (y1 - y0)) * plotHeight }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
@@ -54,8 +58,11 @@ public struct SVGPlot {
             svg.append("<line x1=\"\(f(left))\" x2=\"\(f(left + plotWidth))\" y1=\"\(f(py(y)))\" y2=\"\(f(py(y)))\" stroke=\"#e5e5e5\"/>")
             svg.append("<text x=\"\(f(left - 6))\" y=\"\(f(py(y) + 4))\" text-anchor=\"end\">\(tick(y))</text>")
         }
-        let xTicks = Array(Set(finite.map(\.x))).sorted()
-        for x in xTicks.count <= 12 ? xTicks : stride(from: 0, to: xTicks.count, by: xTicks.count / 8).map({ xTicks[$0] }) {
+        // Log axes tick at the data's lengths; linear axes at round steps of 1, 2 or 5 × 10ᵏ.
+        let dataTicks = Array(Set(finite.map(\.x))).sorted()
+        let xTicks = logX ? (dataTicks.count <= 12 ? dataTicks : (Int(ceil(x0))...Int(floor(x1))).map { pow(2, Double($0)) })
+            : SVGPlot.roundTicks(from: x0, to: x1)
+        for x in xTicks {
             svg.append("<line x1=\"\(f(px(x)))\" x2=\"\(f(px(x)))\" y1=\"\(f(top))\" y2=\"\(f(top + plotHeight))\" stroke=\"#f0f0f0\"/>")
             svg.append("<text x=\"\(f(px(x)))\" y=\"\(f(top + plotHeight + 14))\" text-anchor=\"middle\">\(tick(x))</text>")
         }
@@ -88,6 +95,12 @@ public struct SVGPlot {
         }
         svg.append("</svg>")
         return svg.joined(separator: "\n")
+    }
+
+    static func roundTicks(from low: Double, to high: Double) -> [Double] {
+        let raw = (high - low) / 6, magnitude = pow(10, floor(log10(raw)))
+        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        return stride(from: ceil(low / step) * step, through: high, by: step).map { $0 }
     }
 
     func tick(_ v: Double) -> String {

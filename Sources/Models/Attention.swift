@@ -34,6 +34,9 @@ public final class CausalSelfAttention: Layer {
     /// The learned 1/τ of cosine attention with a learned temperature, [1].
     public let learnedScale: Tensor?
     public var implementation: AttentionImplementation = .automatic
+    /// When set, every call takes the materialised path and hands the recorder the unrotated
+    /// queries and keys [B, H, T, D] and the attention probabilities [B, H, Tq, Tk] (for analysis).
+    public var recorder: ((_ queries: Tensor, _ keys: Tensor, _ probabilities: Tensor) -> Void)?
 
     /// Above this many keys `automatic` switches to the blocked path (measured with `poslab bench attention`).
     public static let blockedThreshold = 128
@@ -74,6 +77,7 @@ public final class CausalSelfAttention: Layer {
         if let cache {
             (k, v, keyPositions) = try cache.appending(keys: k, values: v, positions: positions)
         }
+        let (unrotatedQueries, unrotatedKeys) = (q, k)
         let totalLength = keyPositions.length
         var scale = 1 / Float(d).squareRoot()
         if case let .cosine(temperature, learned) = scoring {
@@ -88,7 +92,7 @@ public final class CausalSelfAttention: Layer {
         }
         if hkv < h { (k, v) = (try expandHeads(k, batch: b, length: totalLength), try expandHeads(v, batch: b, length: totalLength)) }
         let context: Tensor
-        if case let .blocked(bias) = try plan(encoding: encoding, queryPositions: positions, keyPositions: keyPositions) {
+        if recorder == nil, case let .blocked(bias) = try plan(encoding: encoding, queryPositions: positions, keyPositions: keyPositions) {
             context = try Tensor.causalAttention(queries: q, keys: k, values: v, scale: scale, distanceBias: bias)
         } else {
             var scores = try q.matmul(k, transposeOther: true).scaled(by: scale)
@@ -96,7 +100,11 @@ public final class CausalSelfAttention: Layer {
                 scores = try scores + encoding.scoreBias(queries: q, queryPositions: positions, keyPositions: keyPositions)
             }
             scores = try scores + CausalSelfAttention.causalMask(queries: t, keys: totalLength)
-            context = try scores.softmax(axis: -1).matmul(v)
+            let probabilities = try scores.softmax(axis: -1)
+            if let recorder {
+                recorder(unrotatedQueries, hkv < h ? try expandHeads(unrotatedKeys, batch: b, length: totalLength) : unrotatedKeys, probabilities)
+            }
+            context = try probabilities.matmul(v)
         }
         return try outputProjection(context.permuted([0, 2, 1, 3]).reshaped([b, t, c]))
     }
