@@ -1,14 +1,17 @@
 import Models
 import TensorCore
 
-/// A seeded generator of text-to-text examples: prefix, input, separator, target (T5's framing);
-/// the loss counts target tokens only. `size` is the task's length parameter (the number of input
-/// symbols, digits, pairs…); `sequenceLength(size:)` is the resulting token count, which training
-/// and evaluation ranges are stated in.
+/// A seeded generator of text-to-text examples: prefix, input, separator, target (T5's framing,
+/// Raffel et al. 2020); the loss counts target tokens only. `size` is the task's length parameter
+/// (the number of input symbols, digits, pairs…); `sequenceLength(size:)` is the resulting token
+/// count, which training and evaluation ranges are stated in. Every symbolic task uses the one
+/// token layout of `TaskVocabulary`, so that a `TaskMixture` of them trains one model.
 public protocol SequenceTask: Sendable {
     /// The name used on the command line and in results ("copy", "reverse", "sparse", …).
     var name: String { get }
     var vocabularySize: Int { get }
+    /// The token that pads batches (never counted in the loss); `TaskVocabulary.padding` by default.
+    var paddingToken: Int { get }
     /// Tokens in an example of `size` (the longest, when it varies).
     func sequenceLength(size: Int) -> Int
     /// The largest `size` whose examples fit in `tokens` tokens (0 when none does).
@@ -18,17 +21,133 @@ public protocol SequenceTask: Sendable {
 }
 
 extension SequenceTask {
+    public var paddingToken: Int { TaskVocabulary.padding }
+
     public func size(fittingIn tokens: Int) -> Int {
         var size = 0
         while sequenceLength(size: size + 1) <= tokens { size += 1 }
         return size
     }
 
-    /// A batch of examples with sizes drawn uniformly from `sizes`.
-    public func batch(count: Int, sizes: ClosedRange<Int>, generator: inout SplitMix64) throws -> TokenBatch {
-        let examples = try (0..<count).map { _ in
+    /// `count` examples with sizes drawn uniformly from `sizes`.
+    public func examples(count: Int, sizes: ClosedRange<Int>, generator: inout SplitMix64) throws -> [Example] {
+        try (0..<count).map { _ in
             try example(size: generator.nextInt(in: sizes.lowerBound..<(sizes.upperBound + 1)), generator: &generator)
         }
-        return makeBatch(examples, padding: 0)
     }
+
+    /// A batch of examples with sizes drawn uniformly from `sizes`.
+    public func batch(count: Int, sizes: ClosedRange<Int>, generator: inout SplitMix64) throws -> TokenBatch {
+        makeBatch(try examples(count: count, sizes: sizes, generator: &generator), padding: paddingToken)
+    }
+}
+
+/// One example: the token sequence and, per token, whether predicting it counts in the loss.
+public struct Example: Equatable, Sendable {
+    public var tokens: [Int]
+    /// lossMask[i] is true when tokens[i] is a target token (predicted from tokens[..<i]).
+    public var lossMask: [Bool]
+    /// Task-given position IDs, one per token (Position Coupling), or nil for 0..n−1.
+    public var positions: [Int]?
+    /// Predictive Position Coupling (Golowich et al. 2025): positionTargets[i] is the coupled position
+    /// ID of token i + 1, which a position head learns to predict from tokens[...i]; the last entry
+    /// continues the last ID by one (as `makeBatch` pads). Nil for tasks without coupled positions.
+    public var positionTargets: [Int]?
+
+    public init(tokens: [Int], lossMask: [Bool], positions: [Int]? = nil, positionTargets: [Int]? = nil) {
+        self.tokens = tokens
+        self.lossMask = lossMask
+        self.positions = positions
+        self.positionTargets = positionTargets
+    }
+
+    /// prefix, input, separator, target; the loss on the target only; `positions` (one per token)
+    /// also give `positionTargets`.
+    public static func framed(prefix: Int, input: [Int], separator: Int = TaskVocabulary.separator, target: [Int],
+                              positions: [Int]? = nil) -> Example {
+        let tokens = [prefix] + input + [separator] + target
+        let mask = [Bool](repeating: false, count: input.count + 2) + [Bool](repeating: true, count: target.count)
+        return Example(tokens: tokens, lossMask: mask, positions: positions, positionTargets: positions.map(nextPositions))
+    }
+}
+
+/// The position ID of each token's successor, the last continued by one: the targets of a
+/// Predictive Position Coupling head, for any example with coupled positions (nil otherwise).
+public func coupledPositionTargets(_ example: Example) -> [Int]? {
+    example.positionTargets ?? example.positions.map(nextPositions)
+}
+
+func nextPositions(_ positions: [Int]) -> [Int] {
+    guard let last = positions.last else { return [] }
+    return Array(positions.dropFirst()) + [last + 1]
+}
+
+/// Stacks examples into a next-token batch: inputs are tokens[..<n−1], targets tokens[1...],
+/// padded to the longest example; padding never counts in the loss. When any example carries
+/// positions, the batch does too (padding continues each row's last position).
+public func makeBatch(_ examples: [Example], padding: Int) -> TokenBatch {
+    let length = batchLength(examples)
+    var inputs = [Int](repeating: padding, count: examples.count * length)
+    var targets = inputs
+    var mask = [Bool](repeating: false, count: inputs.count)
+    for (row, example) in examples.enumerated() {
+        let n = example.tokens.count
+        for i in 0..<max(0, n - 1) {
+            inputs[row * length + i] = example.tokens[i]
+            targets[row * length + i] = example.tokens[i + 1]
+            mask[row * length + i] = example.lossMask[i + 1]
+        }
+    }
+    let positions = examples.contains { $0.positions != nil }
+        ? rows(examples, length: length) { $0.positions ?? Array(0..<$0.tokens.count) } : nil
+    return TokenBatch(inputs: inputs, targets: targets, lossMask: mask, positions: positions,
+                      batchSize: examples.count, length: length)
+}
+
+/// The Predictive Position Coupling targets of a batch made by `makeBatch` from the same examples:
+/// [B, T] row-major, entry (b, t) the position ID of the token after input t (the ID of target t);
+/// examples without coupled positions count 1, 2, …; padding continues each row. Nil when no
+/// example carries positions.
+public func makePositionTargets(_ examples: [Example]) -> [Int]? {
+    guard examples.contains(where: { $0.positions != nil }) else { return nil }
+    return rows(examples, length: batchLength(examples)) { coupledPositionTargets($0) ?? Array(1...max(1, $0.tokens.count)) }
+}
+
+private func batchLength(_ examples: [Example]) -> Int { max(1, (examples.map(\.tokens.count).max() ?? 1) - 1) }
+
+/// Per row, the first n−1 values of `values(example)`, then the last one continued by one per step.
+private func rows(_ examples: [Example], length: Int, _ values: (Example) -> [Int]) -> [Int] {
+    var result = [Int](repeating: 0, count: examples.count * length)
+    for (row, example) in examples.enumerated() {
+        let own = values(example), n = example.tokens.count
+        var last = 0
+        for i in 0..<length {
+            if i < n - 1 { last = own[i] } else { last += 1 }
+            result[row * length + i] = last
+        }
+    }
+    return result
+}
+
+/// Throws TensorError.invalidArgument naming the parameter unless `condition` holds.
+func requireArgument(_ condition: Bool, _ operation: String, _ parameter: String, _ value: Any, _ allowed: String) throws {
+    guard condition else {
+        throw TensorError.invalidArgument(operation: operation, parameter: parameter, value: "\(value)", allowed: allowed)
+    }
+}
+
+extension SplitMix64 {
+    /// `count` distinct values of 0..<n in random order (rejection sampling; fine for count ≤ n).
+    mutating func distinct(_ count: Int, from n: Int) -> [Int] {
+        var seen = Set<Int>(), values: [Int] = []
+        values.reserveCapacity(count)
+        while values.count < count {
+            let v = nextInt(in: 0..<n)
+            if seen.insert(v).inserted { values.append(v) }
+        }
+        return values
+    }
+
+    /// A uniform Double in [0, 1) with 53 random bits.
+    mutating func nextDouble() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
 }

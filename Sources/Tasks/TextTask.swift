@@ -4,7 +4,8 @@ import TensorCore
 
 /// Byte-level language modelling on a text: every byte is a token (vocabulary 256), every
 /// position counts in the loss. Training windows are drawn from the first part of the text and
-/// the last `heldOutFraction` is kept apart for evaluation.
+/// the last `heldOutFraction` is kept apart for evaluation, or whole books are held out
+/// (`init(books:heldOutBooks:)`; the default corpus, the King James Bible, in KingJamesBible.swift).
 public struct TextTask: Sendable {
     public static let vocabularySize = 256
     public let training: [UInt8]
@@ -27,6 +28,16 @@ public struct TextTask: Sendable {
         let split = bytes.count - Int(Double(bytes.count) * heldOutFraction)
         training = Array(bytes[..<split])
         heldOut = Array(bytes[split...])
+    }
+
+    /// A text split by the caller (e.g. by whole books, `init(books:heldOutBooks:)`).
+    public init(training: [UInt8], heldOut: [UInt8], path: String = "<text>") throws {
+        guard !training.isEmpty else { throw DataError(path: path, reason: "the training text is empty") }
+        guard String(validating: training, as: UTF8.self) != nil, String(validating: heldOut, as: UTF8.self) != nil else {
+            throw DataError(path: path, reason: "not valid UTF-8 text")
+        }
+        self.training = training
+        self.heldOut = heldOut
     }
 
     public init(contentsOf url: URL, heldOutFraction: Double = 0.1) throws {

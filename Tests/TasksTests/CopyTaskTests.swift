@@ -12,8 +12,12 @@ final class CopyTaskTests: XCTestCase {
         XCTAssertEqual(example.tokens[0], CopyTask.prefix)
         XCTAssertEqual(example.tokens[5], CopyTask.separator)
         XCTAssertEqual(Array(example.tokens[1...4]), Array(example.tokens[6...9]))
-        XCTAssertTrue(example.tokens[1...].allSatisfy { $0 == CopyTask.separator || ($0 >= CopyTask.firstSymbol && $0 < task.vocabularySize) })
+        XCTAssertTrue(example.tokens[1...].allSatisfy { $0 == CopyTask.separator || ($0 >= CopyTask.firstSymbol && $0 < CopyTask.firstSymbol + 5) })
         XCTAssertEqual(example.lossMask, [false, false, false, false, false, false, true, true, true, true])
+        XCTAssertNil(example.positions)
+        XCTAssertEqual(task.vocabularySize, TaskVocabulary.size)
+        XCTAssertEqual([CopyTask.padding, CopyTask.separator, CopyTask.prefix, CopyTask.firstSymbol],
+                       [TaskVocabulary.padding, TaskVocabulary.separator, TaskVocabulary.prefix(.copy), TaskVocabulary.firstSymbol])
     }
 
     func testBatchesShiftTargetsPadAndAreSeeded() throws {
@@ -24,6 +28,7 @@ final class CopyTaskTests: XCTestCase {
         XCTAssertNotEqual(batch.inputs, task.batch(size: 8, inputLengths: 1...6, generator: &c).inputs)
         XCTAssertEqual(batch.inputs.count, batch.batchSize * batch.length)
         XCTAssertLessThanOrEqual(batch.length, CopyTask.sequenceLength(inputLength: 6) - 1)
+        XCTAssertNil(batch.positions)
         for row in 0..<batch.batchSize {
             for t in 0..<batch.length {
                 let i = row * batch.length + t
@@ -39,6 +44,37 @@ final class CopyTaskTests: XCTestCase {
             let selected = batch.lossMask[(row * batch.length)..<((row + 1) * batch.length)].filter { $0 }.count
             XCTAssertTrue((1...6).contains(selected))
         }
-        XCTAssertThrowsError(try CopyTask(alphabetSize: 1))
+        assertInvalid("alphabetSize", try CopyTask(alphabetSize: 1))
+        assertInvalid("alphabetSize", try CopyTask(alphabetSize: 65))
+    }
+
+    func testCopyReverseAndInContextCopyGenerators() throws {
+        for task: any SequenceTask in [try CopyTask(), try ReverseTask(alphabetSize: 4), try InContextCopyTask()] {
+            try checkGenerator(task, sizes: [1, 2, 7, 40])
+        }
+        XCTAssertEqual(try InContextCopyTask().alphabetSize, 64)
+        assertInvalid("alphabetSize", try ReverseTask(alphabetSize: 0))
+        assertInvalid("alphabetSize", try InContextCopyTask(alphabetSize: 100))
+    }
+
+    func testTargetsAreTheInputCopiedOrReversed() throws {
+        var generator = SplitMix64(seed: 9)
+        for size in [1, 3, 12] {
+            let reverse = try ReverseTask().example(size: size, generator: &generator)
+            XCTAssertEqual(reverse.tokens[0], TaskVocabulary.prefix(.reverse))
+            let (input, target) = parts(reverse)
+            XCTAssertEqual(target, input.reversed())
+            XCTAssertEqual(input.count, size)
+            let copy = try InContextCopyTask().example(size: size, generator: &generator)
+            XCTAssertEqual(copy.tokens[0], TaskVocabulary.prefix(.incontext))
+            XCTAssertEqual(parts(copy).target, parts(copy).input)
+        }
+        // Reversal really reorders: a long example is not a palindrome.
+        let long = try ReverseTask().example(size: 50, generator: &generator)
+        XCTAssertNotEqual(parts(long).target, parts(long).input)
+        // The in-context probe uses the large alphabet: 64 symbols show up in a long string.
+        let text = try InContextCopyTask().example(size: 2000, generator: &generator)
+        XCTAssertEqual(Set(parts(text).input).count, 64)
+        XCTAssertEqual(TaskVocabulary.render(Array(try CopyTask().example(size: 2, generator: &generator).tokens.prefix(1))), "copy:")
     }
 }

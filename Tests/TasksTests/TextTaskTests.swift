@@ -27,3 +27,60 @@ final class TextTaskTests: XCTestCase {
         }
     }
 }
+
+final class KingJamesBibleTests: XCTestCase {
+    let bible = """
+        Ge1:1 In the beginning God created the heaven and the earth.
+        Ge1:2 And the earth was without form, and void.
+        1Sm1:1 Now there was a certain man.
+        Rev22:21 The grace of our Lord Jesus Christ be with you all. Amen.
+
+        """
+
+    func testBooksSplitAndHoldOutTheLastOnes() throws {
+        let books = try TextTask.books(ofBible: Array(bible.utf8))
+        XCTAssertEqual(books.map(\.name), ["Ge", "1Sm", "Rev"])
+        XCTAssertEqual(String(decoding: books[0].text, as: UTF8.self),
+                       "In the beginning God created the heaven and the earth.\nAnd the earth was without form, and void.\n")
+        let task = try TextTask(books: books, heldOutBooks: 1)
+        XCTAssertEqual(String(decoding: task.training, as: UTF8.self),
+                       "In the beginning God created the heaven and the earth.\nAnd the earth was without form, and void.\n\nNow there was a certain man.\n")
+        XCTAssertEqual(String(decoding: task.heldOut, as: UTF8.self), "The grace of our Lord Jesus Christ be with you all. Amen.\n")
+        XCTAssertTrue(try TextTask(books: books, heldOutBooks: 0).heldOut.isEmpty)
+        assertInvalid("heldOutBooks", try TextTask(books: books, heldOutBooks: 3))
+        assertInvalid("heldOutBooks", try TextTask(books: books, heldOutBooks: -1))
+        XCTAssertThrowsError(try TextTask.books(ofBible: Array("Ge1:1 ok\nno reference here\n".utf8), path: "kjv.txt")) {
+            XCTAssertTrue("\($0)".hasPrefix("kjv.txt: line 2: expected a verse"), "\($0)")
+        }
+        XCTAssertThrowsError(try TextTask.books(ofBible: [], path: "kjv.txt")) { XCTAssertEqual("\($0)", "kjv.txt: the file is empty") }
+    }
+
+    func testDefaultCorpusIsFoundOrWritten() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("corpus-\(ProcessInfo.processInfo.processIdentifier)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let chosen = folder.appendingPathComponent("mine.txt")
+        try Data(bible.utf8).write(to: chosen)
+        XCTAssertEqual(try TextTask.defaultCorpus(environment: ["POSITIONLAB_CORPUS": chosen.path]).path, chosen.path)
+        XCTAssertThrowsError(try TextTask.defaultCorpus(environment: ["POSITIONLAB_CORPUS": folder.path + "/none.txt"])) {
+            XCTAssertTrue("\($0)".contains("none.txt: POSITIONLAB_CORPUS names no file"), "\($0)")
+        }
+        let cache = folder.appendingPathComponent("cache")
+        XCTAssertThrowsError(try TextTask.defaultCorpus(environment: ["XDG_CACHE_HOME": cache.path], generate: false)) {
+            XCTAssertTrue("\($0)".contains("scripts/install-corpus.sh"), "\($0)")
+        }
+        guard TextTask.bibleProgram() != nil else { throw XCTSkip("Debian's bible-kjv is not installed") }
+        let url = try TextTask.defaultCorpus(environment: ["XDG_CACHE_HOME": cache.path])
+        XCTAssertEqual(url.path, cache.path + "/positionlab/kjv.txt")
+        let books = try TextTask.books(ofBibleAt: url)
+        XCTAssertEqual(books.count, 66)
+        XCTAssertEqual(books.first?.name, "Ge")
+        XCTAssertEqual(Array(books.suffix(8).map(\.name)), ["Jas", "1Pet", "2Pet", "1Jn", "2Jn", "3Jn", "Jude", "Rev"])
+        let task = try TextTask(bibleAt: url)
+        XCTAssertTrue(String(decoding: task.training.prefix(60), as: UTF8.self).hasPrefix("In the beginning God created the heaven and the earth.\n"))
+        XCTAssertTrue(String(decoding: task.heldOut.suffix(60), as: UTF8.self).hasSuffix("The grace of our Lord Jesus Christ be with you all. Amen.\n"))
+        XCTAssertEqual(Double(task.heldOut.count) / Double(task.training.count + task.heldOut.count), 0.027, accuracy: 0.003)
+        // Found, not rewritten, the second time.
+        XCTAssertEqual(try TextTask.defaultCorpus(environment: ["XDG_CACHE_HOME": cache.path], generate: false), url)
+    }
+}

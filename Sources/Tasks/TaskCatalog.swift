@@ -1,0 +1,66 @@
+import Foundation
+import TensorCore
+
+/// The settings a task may take from the command line; each task reads the ones it has.
+public struct TaskOptions: Sendable {
+    /// Symbols (copy 16, reverse 16, sparse 16, recall 32, incontext 64 when nil).
+    public var alphabetSize: Int?
+    /// Marked tokens of sparse and parity.
+    public var k: Int
+    /// Window of the k marked tokens, from the end (sparse, parity; nil: anywhere).
+    public var locality: Int?
+    /// Symbols per key (recall).
+    public var keyLength: Int
+    public var digitOrder: DigitOrder
+    /// Random offset of the coupled position IDs (addition).
+    public var maximumOffset: Int
+    public var padOperands: Bool
+    /// The JSON-lines file of the jsonl task.
+    public var data: URL?
+    /// Mixture weights, one per task of a "+" name (nil: uniform).
+    public var weights: [Double]?
+
+    public init(alphabetSize: Int? = nil, k: Int = 2, locality: Int? = nil, keyLength: Int = 2,
+                digitOrder: DigitOrder = .reversedResult, maximumOffset: Int = 0, padOperands: Bool = false,
+                data: URL? = nil, weights: [Double]? = nil) {
+        self.alphabetSize = alphabetSize; self.k = k; self.locality = locality; self.keyLength = keyLength
+        self.digitOrder = digitOrder; self.maximumOffset = maximumOffset; self.padOperands = padOperands
+        self.data = data; self.weights = weights
+    }
+}
+
+/// Every task by its command-line name.
+public enum TaskCatalog {
+    /// The task names `named` accepts, alone or joined by "+" into a mixture.
+    public static let names = ["copy", "reverse", "sparse", "parity", "recall", "addition", "incontext", "jsonl"]
+
+    /// The task called `name`: one of `names`, or several joined by "+" ("copy+sparse"), a
+    /// `TaskMixture` weighted by `options.weights` (uniform when nil).
+    public static func named(_ name: String, options: TaskOptions = TaskOptions()) throws -> any SequenceTask {
+        let parts = name.split(separator: "+", omittingEmptySubsequences: false).map { String($0) }
+        if parts.count == 1 { return try single(name, options) }
+        let tasks = try parts.map { try single($0, options) }
+        return try TaskMixture(tasks, weights: options.weights)
+    }
+
+    private static func single(_ name: String, _ o: TaskOptions) throws -> any SequenceTask {
+        switch name {
+        case "copy": return try CopyTask(alphabetSize: o.alphabetSize ?? 16)
+        case "reverse": return try ReverseTask(alphabetSize: o.alphabetSize ?? 16)
+        case "sparse": return try SparseTask(k: o.k, locality: o.locality, alphabetSize: o.alphabetSize ?? 16)
+        case "parity": return try ParityTask(k: o.k, locality: o.locality)
+        case "recall": return try RecallTask(alphabetSize: o.alphabetSize ?? 32, keyLength: o.keyLength)
+        case "addition": return try AdditionTask(digitOrder: o.digitOrder, maximumOffset: o.maximumOffset, padOperands: o.padOperands)
+        case "incontext": return try InContextCopyTask(alphabetSize: o.alphabetSize ?? TaskVocabulary.symbolCount)
+        case "jsonl":
+            guard let data = o.data else {
+                throw TensorError.invalidArgument(operation: "TaskCatalog.named", parameter: "data", value: "none",
+                                                  allowed: "a JSON-lines file of {\"input\", \"target\"} pairs for the jsonl task")
+            }
+            return try JSONLinesTask(contentsOf: data)
+        default:
+            throw TensorError.invalidArgument(operation: "TaskCatalog.named", parameter: "task", value: "\"\(name)\"",
+                                              allowed: names.joined(separator: ", ") + ", or names joined by + (e.g. copy+sparse)")
+        }
+    }
+}
