@@ -9,20 +9,16 @@ public enum LabTask {
     case sequence(any SequenceTask)
     case text(TextTask)
 
-    public static let names = ["copy", "text"]
+    public static let names = TaskCatalog.names + ["text"]
 
+    /// A task by name: the catalog's symbolic tasks (and their "+" mixtures), or "text": byte-level
+    /// language modelling of `options.data`, by default the King James Bible with its last books held out.
     public static func make(name: String, options: TaskOptions) throws -> LabTask {
-        switch name {
-        case "text":
-            guard let data = options.data else {
-                throw TensorError.invalidArgument(operation: "task text", parameter: "data", value: "none", allowed: "a UTF-8 text file")
-            }
-            return .text(try TextTask(contentsOf: URL(fileURLWithPath: data)))
-        case "copy":
-            return .sequence(try CopyTask(alphabetSize: options.alphabetSize ?? 16))
-        default:
-            throw TensorError.invalidArgument(operation: "task", parameter: "task", value: name, allowed: names.joined(separator: ", "))
+        if name == "text" {
+            if let data = options.data { return .text(try TextTask(contentsOf: data)) }
+            return .text(try TextTask.kingJamesBible())
         }
+        return .sequence(try TaskCatalog.named(name, options: options))
     }
 
     public var vocabularySize: Int {

@@ -13,23 +13,6 @@ import Tasks
 ///     eval.json                per evaluation length: accuracy, token accuracy, loss, perplexity, count
 ///
 /// The library never prints; progress goes to the caller's callbacks.
-///
-/// Task settings that only some tasks read (each task ignores the others).
-public struct TaskOptions: Codable, Equatable, Sendable {
-    /// Symbols of the symbolic tasks.
-    public var alphabetSize: Int?
-    /// Tokens each target depends on (sparse, parity).
-    public var k: Int?
-    /// How far back the k tokens may lie (sparse); nil: anywhere.
-    public var locality: Int?
-    /// A text file (text) or a JSON-lines file (jsonl).
-    public var data: String?
-
-    public init(alphabetSize: Int? = nil, k: Int? = nil, locality: Int? = nil, data: String? = nil) {
-        self.alphabetSize = alphabetSize; self.k = k; self.locality = locality; self.data = data
-    }
-}
-
 /// One training run and its evaluation, validated on creation.
 public struct RunSpecification: Codable, Equatable, Sendable {
     public var task: String

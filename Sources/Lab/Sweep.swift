@@ -4,6 +4,7 @@ import Models
 import NN
 import PositionalEncodings
 import TensorCore
+import Tasks
 
 /// A grid of runs: schemes × tasks × seeds × training lengths × model sizes, the other settings
 /// shared. Read from JSON (keys as below) or built from command-line lists.

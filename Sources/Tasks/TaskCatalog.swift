@@ -2,7 +2,7 @@ import Foundation
 import TensorCore
 
 /// The settings a task may take from the command line; each task reads the ones it has.
-public struct TaskOptions: Sendable {
+public struct TaskOptions: Codable, Equatable, Sendable {
     /// Symbols (copy 16, reverse 16, sparse 16, recall 32, incontext 64 when nil).
     public var alphabetSize: Int?
     /// Marked tokens of sparse and parity.
@@ -27,6 +27,29 @@ public struct TaskOptions: Sendable {
         self.digitOrder = digitOrder; self.maximumOffset = maximumOffset; self.padOperands = padOperands
         self.data = data; self.weights = weights
     }
+
+    /// Every key may be absent (its default applies), so a sweep file names only what it sets.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(alphabetSize: try c.decodeIfPresent(Int.self, forKey: .alphabetSize), k: try c.decodeIfPresent(Int.self, forKey: .k) ?? 2,
+                  locality: try c.decodeIfPresent(Int.self, forKey: .locality), keyLength: try c.decodeIfPresent(Int.self, forKey: .keyLength) ?? 2,
+                  digitOrder: try c.decodeIfPresent(DigitOrder.self, forKey: .digitOrder) ?? .reversedResult,
+                  maximumOffset: try c.decodeIfPresent(Int.self, forKey: .maximumOffset) ?? 0,
+                  padOperands: try c.decodeIfPresent(Bool.self, forKey: .padOperands) ?? false,
+                  data: try c.decodeIfPresent(String.self, forKey: .data).map { URL(fileURLWithPath: $0) },
+                  weights: try c.decodeIfPresent([Double].self, forKey: .weights))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(alphabetSize, forKey: .alphabetSize); try c.encode(k, forKey: .k)
+        try c.encodeIfPresent(locality, forKey: .locality); try c.encode(keyLength, forKey: .keyLength)
+        try c.encode(digitOrder, forKey: .digitOrder); try c.encode(maximumOffset, forKey: .maximumOffset)
+        try c.encode(padOperands, forKey: .padOperands); try c.encodeIfPresent(data?.path, forKey: .data)
+        try c.encodeIfPresent(weights, forKey: .weights)
+    }
+
+    enum CodingKeys: String, CodingKey { case alphabetSize, k, locality, keyLength, digitOrder, maximumOffset, padOperands, data, weights }
 }
 
 /// Every task by its command-line name.

@@ -5,6 +5,7 @@ import Models
 import NN
 import PositionalEncodings
 import TensorCore
+import Tasks
 
 /// Options shared by `train` and `sweep`: the model and the training.
 struct ModelOptions: ParsableArguments {
@@ -20,12 +21,14 @@ struct ModelOptions: ParsableArguments {
 /// Task settings shared by `train` and `sweep`.
 struct TaskArguments: ParsableArguments {
     @Option(help: "Symbols of the symbolic tasks.") var alphabetSize: Int?
-    @Option(help: "Tokens each target depends on (sparse, parity).") var k: Int?
-    @Option(help: "How far back the k tokens may lie (sparse).") var locality: Int?
-    @Option(help: "Data file: text for --task text, JSON lines for --task jsonl.") var data: String?
+    @Option(help: "Tokens each target depends on (sparse, parity).") var k = 2
+    @Option(help: "How far back from the end the k tokens may lie (sparse, parity).") var locality: Int?
+    @Option(help: "Random offset of coupled position IDs in training (addition).") var maximumOffset = 0
+    @Option(help: "Data file: text for --task text (default: the King James Bible), JSON lines for --task jsonl.") var data: String?
 
     var options: TaskOptions {
-        TaskOptions(alphabetSize: alphabetSize, k: k, locality: locality, data: data.map { URL(fileURLWithPath: $0).path })
+        TaskOptions(alphabetSize: alphabetSize, k: k, locality: locality, maximumOffset: maximumOffset,
+                    data: data.map { URL(fileURLWithPath: $0) })
     }
 }
 

@@ -60,11 +60,14 @@ final class RunCommandTests: XCTestCase {
         let sampled = ["generate", "--model", run, "--prompt", "the ", "--count", "30", "--temperature", "1", "--top-k", "5", "--seed", "4"]
         XCTAssertEqual(try cli.poslab(sampled).output, try cli.poslab(sampled).output, "sampling is seeded")
 
+        let binary = folder.appendingPathComponent("binary.txt")
+        try Data([0x66, 0xFF, 0xFE, 0x00]).write(to: binary)
         let bad: [([String], String)] = [
             (["generate", "--model", folder.path, "--prompt", "x"], "checkpoint.safetensors"),
             (["generate", "--model", run, "--tokens", "1,x"], "--tokens"),
             (["generate", "--model", run, "--prompt", "x", "--temperature=-1"], "temperature"),
-            (["train", "--task", "text", "--steps", "1"], "data"),
+            (["train", "--task", "text", "--data", binary.path, "--steps", "1"], "UTF-8"),
+            (["train", "--task", "text", "--data", folder.appendingPathComponent("absent.txt").path, "--steps", "1"], "absent.txt"),
             (["train", "--task", "sorting", "--steps", "1"], "sorting"),
         ]
         for (arguments, expected) in bad {
