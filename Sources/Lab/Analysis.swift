@@ -49,7 +49,7 @@ public enum Analyzer {
         let batch: TokenBatch
         switch task {
         case let .sequence(sequenceTask):
-            let size = max(1, sequenceTask.size(fittingIn: length))
+            let size = max(sequenceTask.minimumSize, sequenceTask.size(fittingIn: length))
             batch = makeBatchForAnalysis(try (0..<samples).map { _ in try sequenceTask.example(size: size, generator: &generator) })
         case let .text(text):
             guard text.heldOut.count > length else { throw LabError.invalid("analysis length \(length) exceeds the held-out text") }
@@ -84,7 +84,7 @@ public enum Analyzer {
     /// Examples stacked for analysis: predictions that count are those of the loss mask.
     static func makeBatchForAnalysis(_ examples: [Example]) -> TokenBatch { makeBatch(examples, padding: 0) }
 
-    static func summarize(queries: Tensor, keys: Tensor, probabilities: Tensor, lossMask: [Bool], rotaryDimension: Int,
+    public static func summarize(queries: Tensor, keys: Tensor, probabilities: Tensor, lossMask: [Bool], rotaryDimension: Int,
                           pairing: RotaryPairing) -> AnalysisReport.Layer {
         let (b, h, t, tk) = (probabilities.shape[0], probabilities.shape[1], probabilities.shape[2], probabilities.shape[3])
         let p = probabilities.storage.pointer

@@ -66,7 +66,7 @@ public enum Evaluator {
     static func evaluate(_ model: Transformer, _ task: any SequenceTask, length: Int, samples: Int,
                          generator: inout SplitMix64) throws -> LengthResult {
         let size = task.size(fittingIn: length)
-        guard size >= 1 else { return LengthResult(length: length, accuracy: 0, tokenAccuracy: 0, loss: .nan, perplexity: .nan, count: 0) }
+        guard size >= task.minimumSize else { return LengthResult(length: length, accuracy: 0, tokenAccuracy: 0, loss: .nan, perplexity: .nan, count: 0) }
         var tally = Tally()
         let chunk = max(1, min(samples, 32_768 / length))
         var done = 0

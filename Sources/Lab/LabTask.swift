@@ -36,11 +36,11 @@ public enum LabTask {
         switch self {
         case let .sequence(task):
             let largest = task.size(fittingIn: length)
-            guard largest >= 1 else {
+            guard largest >= task.minimumSize else {
                 throw TensorError.invalidArgument(operation: "task \(task.name)", parameter: "trainLength", value: "\(length)",
-                                                  allowed: "at least \(task.sequenceLength(size: 1)) tokens, the shortest example")
+                                                  allowed: "at least \(task.sequenceLength(size: task.minimumSize)) tokens, the shortest example")
             }
-            batch = try task.batch(count: count, sizes: 1...largest, generator: &generator)
+            batch = try task.batch(count: count, sizes: task.minimumSize...largest, generator: &generator)
         case let .text(text):
             batch = try text.batch(size: count, length: length, generator: &generator)
         }

@@ -67,6 +67,7 @@ public enum Report {
             })
             curves.marker = nil
             body.append("<figure>\(curves.render())</figure></div>")
+            body.append(analysisRow(members, schemes: schemes, color: color))
         }
         body.append(contentsOf: extraSections)
         body.append("<h2>Runs</h2>" + runTable(runs))
@@ -75,7 +76,7 @@ public enum Report {
         <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
         <style>
         body { font-family: Helvetica, Arial, sans-serif; margin: 24px 32px; color: #222; max-width: 1700px; }
-        h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin: 26px 0 6px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }
+        h1 { font-size: 22px; margin-bottom: 4px; } h3 { font-size: 14px; margin: 14px 0 4px; color: #333; } h2 { font-size: 17px; margin: 26px 0 6px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }
         .sub { font-weight: normal; color: #666; font-size: 13px; } .lead { color: #444; max-width: 70em; }
         .row { display: flex; flex-wrap: wrap; gap: 8px; } figure { margin: 0; }
         table { border-collapse: collapse; font-size: 12px; } th, td { padding: 3px 9px; border-bottom: 1px solid #eee; text-align: right; }
@@ -87,6 +88,56 @@ public enum Report {
         </body></html>
 
         """
+    }
+
+    /// Inside the models: attention against distance, effective k by layer, rotary components, decay.
+    static func analysisRow(_ members: [Run], schemes: [String], color: [String: String]) -> String {
+        let analyses: [(pe: String, report: AnalysisReport)] = members.compactMap { run in
+            guard let data = FileManager.default.contents(atPath: run.folder.appendingPathComponent(Analyzer.fileName).path),
+                  let report = try? JSONDecoder().decode(AnalysisReport.self, from: data) else { return nil }
+            return (run.run.pe, report)
+        }
+        guard let first = analyses.first?.report else { return "" }
+        func mean(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
+        func series(_ make: (AnalysisReport) -> [(Double, Double)]?) -> [SVGPlot.Series] {
+            schemes.compactMap { pe in
+                let own = analyses.filter { $0.pe == pe }.compactMap { make($0.report) }
+                guard let points = own.first else { return nil }
+                let averaged = points.indices.map { i -> (x: Double, y: Double, low: Double, high: Double) in
+                    let values = own.compactMap { $0.indices.contains(i) ? $0[i].1 : nil }
+                    return (points[i].0, mean(values), values.min() ?? .nan, values.max() ?? .nan)
+                }
+                return SVGPlot.Series(name: pe, color: color[pe]!, points: averaged)
+            }
+        }
+        var figures: [String] = []
+        var distance = SVGPlot(title: "attention mass against distance", xLabel: "query − key distance (tokens)",
+                               yLabel: "mean attention (layers, heads)", series: series { report in
+            let span = report.layers.first?.attentionByDistance.first?.count ?? 0
+            return (0..<span).map { d in (Double(d), mean(report.layers.flatMap { $0.attentionByDistance.map { $0[d] } })) }
+        })
+        distance.marker = (Double(first.trainLength), "train")
+        figures.append(distance.render())
+        let effective = SVGPlot(title: "tokens holding 90% of the attention", xLabel: "layer", yLabel: "effective k (mean)",
+                                series: series { $0.layers.enumerated().map { (Double($0.offset), $0.element.effectiveK) } })
+        figures.append(effective.render())
+        let locality = SVGPlot(title: "how far back the attention lies", xLabel: "layer", yLabel: "mean distance of the 90% mass",
+                               series: series { $0.layers.enumerated().map { (Double($0.offset), $0.element.meanDistance) } })
+        figures.append(locality.render())
+        if analyses.contains(where: { $0.report.inverseFrequencies != nil }) {
+            var pairs = SVGPlot(title: "query components per rotary pair", xLabel: "pair i (θ_i falls with i)", yLabel: "mean |q pair| (layers)",
+                                series: series { report in
+                guard let magnitudes = report.layers.first?.queryPairMagnitudes else { return nil }
+                return magnitudes.indices.map { i in (Double(i), mean(report.layers.compactMap { $0.queryPairMagnitudes?[i] })) }
+            })
+            if let cut = analyses.compactMap({ $0.report.fullPeriodPairs?.last }).first { pairs.marker = (Double(cut), "last full period") }
+            figures.append(pairs.render())
+            let decay = SVGPlot(title: "long-term decay bound (RoFormer)", xLabel: "relative distance", yLabel: "(1/(D/2))·Σ|S_j|",
+                                series: series { report in report.decayBound.map { $0.enumerated().map { (Double($0.offset), $0.element) } } })
+            figures.append(decay.render())
+        }
+        return "<h3>inside the models <span class=\"sub\">(\(first.length) tokens, twice the training length; analysis.json)</span></h3><div class=\"row\">"
+            + figures.map { "<figure>\($0)</figure>" }.joined() + "</div>"
     }
 
     static func runTable(_ runs: [Run]) -> String {

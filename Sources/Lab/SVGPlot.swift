@@ -56,12 +56,12 @@ public struct SVGPlot {
         for i in 0...4 {
             let y = y0 + Double(i) / 4 * (y1 - y0)
             svg.append("<line x1=\"\(f(left))\" x2=\"\(f(left + plotWidth))\" y1=\"\(f(py(y)))\" y2=\"\(f(py(y)))\" stroke=\"#e5e5e5\"/>")
-            svg.append("<text x=\"\(f(left - 6))\" y=\"\(f(py(y) + 4))\" text-anchor=\"end\">\(tick(y))</text>")
+            svg.append("<text x=\"\(f(left - 6))\" y=\"\(f(py(y) + 4))\" text-anchor=\"end\">\(tick(y, span: y1 - y0))</text>")
         }
         // Log axes tick at the data's lengths; linear axes at round steps of 1, 2 or 5 × 10ᵏ.
         let dataTicks = Array(Set(finite.map(\.x))).sorted()
         let xTicks = logX ? (dataTicks.count <= 12 ? dataTicks : (Int(ceil(x0))...Int(floor(x1))).map { pow(2, Double($0)) })
-            : SVGPlot.roundTicks(from: x0, to: x1)
+            : SVGPlot.roundTicks(from: x0, to: x1, integers: dataTicks.allSatisfy { $0 == $0.rounded() })
         for x in xTicks {
             svg.append("<line x1=\"\(f(px(x)))\" x2=\"\(f(px(x)))\" y1=\"\(f(top))\" y2=\"\(f(top + plotHeight))\" stroke=\"#f0f0f0\"/>")
             svg.append("<text x=\"\(f(px(x)))\" y=\"\(f(top + plotHeight + 14))\" text-anchor=\"middle\">\(tick(x))</text>")
@@ -97,13 +97,19 @@ public struct SVGPlot {
         return svg.joined(separator: "\n")
     }
 
-    static func roundTicks(from low: Double, to high: Double) -> [Double] {
+    static func roundTicks(from low: Double, to high: Double, integers: Bool = false) -> [Double] {
         let raw = (high - low) / 6, magnitude = pow(10, floor(log10(raw)))
-        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        var step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        if integers { step = max(step, 1) }
         return stride(from: ceil(low / step) * step, through: high, by: step).map { $0 }
     }
 
-    func tick(_ v: Double) -> String {
+    func tick(_ v: Double, span: Double? = nil) -> String {
+        if let span, span > 0 {
+            // Enough decimals to tell the four grid steps apart.
+            let decimals = max(0, min(6, Int(ceil(-log10(span / 4))) + 1))
+            return String(format: "%.\(decimals)f", v)
+        }
         if v == v.rounded(), abs(v) < 1e6 { return String(Int(v)) }
         return abs(v) >= 100 ? String(format: "%.0f", v) : abs(v) >= 1 ? String(format: "%.2g", v) : String(format: "%.2f", v)
     }

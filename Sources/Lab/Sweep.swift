@@ -141,6 +141,9 @@ public final class Sweep {
         let model = try experiment.train(resume: true) { report(.step(run, $0)) }
         let results = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: run.evalLengths, samples: run.evalSamples)
         let evaluation = EvaluationReport(task: run.task, pe: run.pe, trainLength: run.trainLength, seed: run.seed, results: results)
+        // Analysis at twice the training length: inside and just beyond what training covered.
+        let analysis = try Analyzer.analyze(model: model, run: run, length: 2 * run.trainLength)
+        try AtomicFile.write(prettyJSON(analysis), to: runFolder.appendingPathComponent(Analyzer.fileName))
         try AtomicFile.write(prettyJSON(evaluation), to: evaluationURL)
         report(.finished(run, evaluation, seconds: Date().timeIntervalSince(start)))
     }

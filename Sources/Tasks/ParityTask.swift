@@ -17,6 +17,8 @@ import TensorCore
 /// n + k + 3; the loss counts the target bit only.
 public struct ParityTask: SequenceTask {
     public let k: Int
+    /// k symbols are marked, so an example needs at least k.
+    public var minimumSize: Int { k }
     public let locality: Int?
 
     /// `k` ≥ 1 marked bits; `locality` nil or ≥ k.

@@ -12,6 +12,8 @@ public protocol SequenceTask: Sendable {
     var vocabularySize: Int { get }
     /// The token that pads batches (never counted in the loss); `TaskVocabulary.padding` by default.
     var paddingToken: Int { get }
+    /// The smallest valid `size` (sparse and parity need at least k symbols); 1 by default.
+    var minimumSize: Int { get }
     /// Tokens in an example of `size` (the longest, when it varies).
     func sequenceLength(size: Int) -> Int
     /// The largest `size` whose examples fit in `tokens` tokens (0 when none does).
@@ -22,6 +24,8 @@ public protocol SequenceTask: Sendable {
 
 extension SequenceTask {
     public var paddingToken: Int { TaskVocabulary.padding }
+
+    public var minimumSize: Int { 1 }
 
     public func size(fittingIn tokens: Int) -> Int {
         var size = 0

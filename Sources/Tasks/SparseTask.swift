@@ -21,6 +21,8 @@ import TensorCore
 /// n + k + 3; the loss counts the target only.
 public struct SparseTask: SequenceTask {
     public let k: Int
+    /// k symbols are marked, so an example needs at least k.
+    public var minimumSize: Int { k }
     public let locality: Int?
     public let alphabetSize: Int
 

@@ -63,7 +63,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Schemes, comma-separated (\(PositionalScheme.names.joined(separator: ","))).") var pes = "nope,rope,alibi"
     @Option(help: "Seeds, comma-separated.") var seeds = "0"
     @Option(help: "Training lengths in tokens, comma-separated.") var trainLengths = "32"
-    @Option(help: "Model dimensions, comma-separated.") var modelDimensions = "64"
+    @Option(help: "Model dimensions, comma-separated (default: --model-dimension).") var modelDimensions: String?
     @Option(help: "Evaluation lengths as multiples of the training length.") var evalMultipliers = "1,2,4,8"
     @OptionGroup var model: ModelOptions
     @OptionGroup var taskArguments: TaskArguments
@@ -83,7 +83,7 @@ struct SweepCommand: ParsableCommand {
             }
             specification = try SweepSpecification(
                 tasks: list(tasks, "tasks") { $0 }, pes: list(pes, "pes") { $0 }, seeds: list(seeds, "seeds") { UInt64($0) },
-                trainLengths: list(trainLengths, "train-lengths") { Int($0) }, modelDimensions: list(modelDimensions, "model-dimensions") { Int($0) },
+                trainLengths: list(trainLengths, "train-lengths") { Int($0) }, modelDimensions: list(modelDimensions ?? String(model.modelDimension), "model-dimensions") { Int($0) },
                 evalMultipliers: list(evalMultipliers, "eval-multipliers") { Int($0) }, taskOptions: taskArguments.options,
                 layers: model.layers, heads: model.heads, steps: model.steps, batchSize: model.batchSize,
                 learningRate: model.learningRate, evalSamples: model.evalSamples)
@@ -99,5 +99,36 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         print(try Report.write(sweepFolder: URL(fileURLWithPath: folder)).path)
+    }
+}
+
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Look inside a trained run: attention against distance, effective k and locality, rotary components, decay bound.",
+        discussion: "Writes analysis.json into the run folder (or --out); `poslab report` draws it.")
+
+    @Option(help: "Run folder (config.json and checkpoint.safetensors).") var model: String
+    @Option(help: "Sequence length to analyse (default: twice the training length).") var length: Int?
+    @Option(help: "Examples to average over.") var samples = 16
+    @Option(help: "Where to write the JSON (default: analysis.json in the run folder).") var out: String?
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: model)
+        let checkpoint = folder.appendingPathComponent(Checkpoint.fileName)
+        guard FileManager.default.fileExists(atPath: checkpoint.path) else { throw ValidationError("--model \(model) holds no \(Checkpoint.fileName)") }
+        guard samples > 0 else { throw ValidationError("--samples must be positive, not \(samples)") }
+        if let length, length < 2 { throw ValidationError("--length must be at least 2, not \(length)") }
+        let run = try Experiment.specification(in: folder)
+        let report = try Analyzer.analyze(model: Transformer.load(from: checkpoint), run: run, length: length ?? 2 * run.trainLength, samples: samples)
+        print(table(["layer", "effective k", "mean distance", "attention at distance 0", "at 1", "at 2"], report.layers.enumerated().map { i, layer in
+            let byDistance = (0..<3).map { d in layer.attentionByDistance.map { $0.indices.contains(d) ? $0[d] : 0 }.reduce(0, +) / Double(layer.attentionByDistance.count) }
+            return [String(i), String(format: "%.2f", layer.effectiveK), String(format: "%.2f", layer.meanDistance)] + byDistance.map { String(format: "%.3f", $0) }
+        }))
+        if let pairs = report.fullPeriodPairs { print("rotary pairs with a full period within \(run.trainLength) tokens: \(pairs)") }
+        let url = out.map { URL(fileURLWithPath: $0) } ?? folder.appendingPathComponent(Analyzer.fileName)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(encoder.encode(report), to: url)
+        print("analysis: \(url.path)")
     }
 }

@@ -1,0 +1,117 @@
+import Foundation
+import Lab
+import Models
+import TensorCore
+import Tasks
+import XCTest
+
+final class LabTests: XCTestCase {
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("positionlab-lab-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    func testInvalidRunsAreRejectedBeforeAnyWork() {
+        let cases: [(() throws -> RunSpecification, String)] = [
+            ({ try RunSpecification(task: "sorting") }, "sorting"),
+            ({ try RunSpecification(pe: "warp") }, "warp"),
+            ({ try RunSpecification(trainLength: 2) }, "trainLength"),
+            ({ try RunSpecification(evalLengths: [1]) }, "evalLengths"),
+            ({ try RunSpecification(heads: 3) }, "numberOfHeads"),
+            ({ try RunSpecification(task: "sparse", taskOptions: TaskOptions(k: 0)) }, "k"),
+        ]
+        for (make, expected) in cases {
+            XCTAssertThrowsError(try make()) { XCTAssertTrue("\($0)".contains(expected), "\($0) should name \(expected)") }
+        }
+    }
+
+    func testEvaluationOfAnUntrainedModelIsNearUniformAndRepeatable() throws {
+        let run = try RunSpecification(task: "copy", pe: "alibi", trainLength: 12, modelDimension: 16, layers: 1, evalLengths: [12, 24], evalSamples: 10)
+        let model = try Transformer(configuration: run.modelConfiguration(), seed: 1)
+        let first = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: run.evalLengths, samples: run.evalSamples)
+        let second = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: run.evalLengths, samples: run.evalSamples)
+        XCTAssertEqual(first, second, "evaluation data depends only on the length")
+        for result in first {
+            XCTAssertEqual(result.count, 10)
+            XCTAssertEqual(result.loss, log(Double(TaskVocabulary.size)), accuracy: 0.2, "a fresh model is near uniform")
+            XCTAssertEqual(result.perplexity, exp(result.loss), accuracy: 1e-9)
+            XCTAssertLessThan(result.accuracy, 0.2)
+        }
+        // Learned absolute positions cannot be evaluated beyond their table: a clear error, not a trap.
+        let learned = try RunSpecification(task: "copy", pe: "learned", trainLength: 12, modelDimension: 16, layers: 1, evalLengths: [12])
+        let learnedModel = try Transformer(configuration: learned.modelConfiguration(), seed: 1)
+        XCTAssertThrowsError(try Evaluator.evaluate(model: learnedModel, task: learned.makeTask(), lengths: [40], samples: 2)) {
+            XCTAssertTrue("\($0)".contains("evaluation length 40"), "\($0)")
+        }
+    }
+
+    func testSweepWritesResultsSkipsFinishedRunsAndResumesKilledOnes() throws {
+        let specification = try SweepSpecification(tasks: ["copy"], pes: ["nope", "rope"], trainLengths: [12], modelDimensions: [16],
+                                                   evalMultipliers: [1, 2], layers: 1, heads: 2, steps: 6, batchSize: 4, evalSamples: 3)
+        let sweep = Sweep(specification: specification, folder: folder)
+        var events: [String] = []
+        try sweep.run(jobs: 2) { event in
+            switch event {
+            case let .started(run, resumed): events.append("start \(run.pe) \(resumed)")
+            case let .finished(run, _, _): events.append("done \(run.pe)")
+            case let .skipped(run): events.append("skip \(run.pe)")
+            case .step: break
+            }
+        }
+        XCTAssertEqual(Set(events), ["start nope false", "start rope false", "done nope", "done rope"])
+        let csv = try String(contentsOf: folder.appendingPathComponent("results.csv"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.first.map(String.init), Sweep.csvHeader)
+        XCTAssertEqual(csv.count, 1 + 2 * 2, "one row per run per evaluation length")
+        let ropeFolder = sweep.runFolder(try specification.runs()[1])
+        let before = try Data(contentsOf: ropeFolder.appendingPathComponent("eval.json"))
+
+        // A run killed after its last checkpoint but before its evaluation: only it runs again.
+        try FileManager.default.removeItem(at: ropeFolder.appendingPathComponent("eval.json"))
+        events = []
+        try sweep.run(jobs: 1) { event in
+            if case let .started(run, resumed) = event { events.append("start \(run.pe) \(resumed)") }
+            if case let .skipped(run) = event { events.append("skip \(run.pe)") }
+        }
+        XCTAssertEqual(events, ["skip nope", "start rope true"])
+        XCTAssertEqual(try Data(contentsOf: ropeFolder.appendingPathComponent("eval.json")), before, "resuming reproduces the result")
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: folder.path).contains { $0.contains(".tmp") })
+
+        let report = try Report.write(sweepFolder: folder)
+        let html = try String(contentsOf: report, encoding: .utf8)
+        XCTAssertTrue(html.hasPrefix("<!DOCTYPE html>"))
+        XCTAssertFalse(html.contains("<script"), "self-contained, no scripts")
+        for scheme in ["nope", "rope"] { XCTAssertTrue(html.contains(">\(scheme)</text>"), "legend names \(scheme)") }
+        XCTAssertGreaterThanOrEqual(html.components(separatedBy: "<svg").count - 1, 4)
+    }
+
+    func testEffectiveKAndAttentionByDistanceOnAKnownPattern() throws {
+        // One head, three queries: [1], [0.5, 0.5], [0.05, 0.05, 0.9].
+        let probabilities = try Tensor([1, 0, 0, 0.5, 0.5, 0, 0.05, 0.05, 0.9], shape: [1, 1, 3, 3])
+        let unused = try Tensor(zeros: [1, 1, 3, 2])
+        let layer = Analyzer.summarize(queries: unused, keys: unused, probabilities: probabilities, lossMask: [true, true, true],
+                                       rotaryDimension: 0, pairing: .halfSplit)
+        XCTAssertEqual(layer.effectiveK, 4.0 / 3, accuracy: 1e-9)  // 1, 2 and 1 tokens hold 90%
+        XCTAssertEqual(layer.effectiveKHistogram.prefix(2), [2, 1])
+        XCTAssertEqual(layer.attentionByDistance[0][0], (1 + 0.5 + 0.9) / 3, accuracy: 1e-6)
+        XCTAssertEqual(layer.attentionByDistance[0][1], (0.5 + 0.05) / 2, accuracy: 1e-6)
+        XCTAssertEqual(layer.attentionByDistance[0][2], 0.05, accuracy: 1e-6)
+        // Mass-weighted distance of the 90% set: 0, (0·0.5 + 1·0.5)/1, 0.
+        XCTAssertEqual(layer.meanDistance, 0.5 / 3, accuracy: 1e-6)
+    }
+
+    func testAnalysisOfARotaryModelMarksFullPeriodPairs() throws {
+        let run = try RunSpecification(task: "copy", pe: "hope", trainLength: 16, modelDimension: 32, layers: 2, heads: 2, evalLengths: [16])
+        let model = try Transformer(configuration: run.modelConfiguration(), seed: 0)
+        let report = try Analyzer.analyze(model: model, run: run, length: 32, samples: 3)
+        XCTAssertEqual(report.layers.count, 2)
+        let theta = try XCTUnwrap(report.inverseFrequencies)
+        XCTAssertEqual(report.fullPeriodPairs, theta.indices.filter { theta[$0] > 0 && 2 * .pi / theta[$0] <= 16 })
+        XCTAssertEqual(report.layers[0].queryPairMagnitudes?.count, 8)
+        XCTAssertEqual(report.decayBound?.first ?? 0, 4.5, accuracy: 1e-9)  // at r = 0, |S_j| = j: (1/8)·Σ_{j=1…8} j
+        for layer in report.layers { XCTAssertGreaterThanOrEqual(layer.effectiveK, 1) }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+
+/// End to end: sweep, report, eval, analyze, quickstart, and their bad input.
+final class LabCommandTests: XCTestCase {
+    let cli = PosLabCLI()
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("poslab-lab-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+
+    func testSweepReportEvalAndAnalyze() throws {
+        let out = folder.appendingPathComponent("sweep").path
+        let sweep = try cli.poslab(["sweep", "--tasks", "copy,sparse", "--pes", "alibi,hope", "--steps", "8", "--train-lengths", "16",
+                                    "--model-dimension", "16", "--eval-samples", "4", "--eval-multipliers", "1,2", "--out", out, "--jobs", "2"])
+        XCTAssertEqual(sweep.status, 0, sweep.error)
+        XCTAssertTrue(sweep.output.contains("report: "), sweep.output)
+        let csv = try String(contentsOfFile: out + "/results.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 1 + 4 * 2)
+        let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("inside the models"))
+        let again = try cli.poslab(["sweep", "--tasks", "copy,sparse", "--pes", "alibi,hope", "--steps", "8", "--train-lengths", "16",
+                                    "--model-dimension", "16", "--eval-samples", "4", "--eval-multipliers", "1,2", "--out", out])
+        XCTAssertEqual(again.output.components(separatedBy: "skip ").count - 1, 4, again.output)
+        XCTAssertEqual(try cli.poslab(["report", out]).status, 0)
+
+        let run = out + "/runs/copy-hope-L16-C16-s0"
+        let evalRun = try cli.poslab(["eval", "--model", run, "--lengths", "16,32,64", "--samples", "3", "--out", folder.appendingPathComponent("e.json").path])
+        XCTAssertEqual(evalRun.status, 0, evalRun.error)
+        XCTAssertTrue(evalRun.output.contains("perplexity"), evalRun.output)
+        let evaluation = try cli.json(evalRun.withOutput(String(contentsOf: folder.appendingPathComponent("e.json"), encoding: .utf8)))
+        XCTAssertEqual(evaluation["task"] as? String, "copy")
+        XCTAssertEqual(evaluation["pe"] as? String, "hope")
+        XCTAssertEqual(evaluation["train_length"] as? Int, 16)
+        let results = try XCTUnwrap(evaluation["results"] as? [[String: Any]])
+        XCTAssertEqual(results.map { $0["length"] as? Int }, [16, 32, 64])
+        for key in ["accuracy", "token_accuracy", "loss", "perplexity", "count"] { XCTAssertNotNil(results[0][key], key) }
+
+        let analysis = try cli.poslab(["analyze", "--model", run, "--length", "24", "--samples", "2"])
+        XCTAssertEqual(analysis.status, 0, analysis.error)
+        XCTAssertTrue(analysis.output.contains("effective k"), analysis.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/analysis.json"))
+    }
+
+    func testBadLabInputIsExitTwoWithAClearMessage() throws {
+        let jsonl = folder.appendingPathComponent("data.jsonl")
+        try "{\"input\": \"ab\", \"target\": \"ba\"}\n{\"input\": \"cd\"\n".write(to: jsonl, atomically: true, encoding: .utf8)
+        let empty = folder.appendingPathComponent("empty").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        let learned = folder.appendingPathComponent("learned").path
+        XCTAssertEqual(try cli.poslab(["train", "--pe", "learned", "--steps", "2", "--train-length", "12", "--model-dimension", "16",
+                                       "--eval-lengths", "12", "--out", learned]).status, 0)
+        let cases: [([String], String)] = [
+            (["train", "--task", "sorting", "--steps", "1"], "sorting"),
+            (["train", "--pe", "warp", "--steps", "1"], "warp"),
+            (["train", "--task", "jsonl", "--data", jsonl.path, "--steps", "1"], "line 2"),
+            (["eval", "--model", empty], "checkpoint.safetensors"),
+            (["eval", "--model", learned, "--lengths", "12,400"], "evaluation length 400"),
+            (["analyze", "--model", empty], "checkpoint.safetensors"),
+            (["report", empty], "finished runs"),
+            (["sweep", "--tasks", "copy", "--pes", "rope,warp", "--out", folder.appendingPathComponent("s").path], "warp"),
+            (["sweep", "--config", folder.appendingPathComponent("absent.json").path, "--out", empty], "absent.json"),
+            (["train", "--positions", "shuffled", "--steps", "1"], "--positions"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try cli.poslab(arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.error)")
+            XCTAssertTrue(result.error.contains(expected), "\(arguments) should name \(expected): \(result.error)")
+        }
+    }
+
+    func testQuickstartRunsEverySchemeOnBothTasks() throws {
+        let out = folder.appendingPathComponent("quick").path
+        let result = try cli.poslab(["quickstart", "--steps", "3", "--out", out])
+        XCTAssertEqual(result.status, 0, result.error)
+        for scheme in ["nope", "sinusoidal", "learned", "t5", "alibi", "rope", "hope"] {
+            for task in ["copy", "sparse"] {
+                XCTAssertTrue(result.output.contains(task) && FileManager.default.fileExists(atPath: "\(out)/runs/\(task)-\(scheme)-L24-C64-s0/eval.json"),
+                              "\(task) \(scheme)")
+            }
+        }
+        XCTAssertTrue(result.output.contains("report: \(out)/report.html"), result.output)
+    }
+}
+
+extension PosLabCLI.Run {
+    /// The same run with other output (for commands whose JSON goes to a file).
+    func withOutput(_ text: String) -> PosLabCLI.Run { PosLabCLI.Run(status: status, output: text, error: error) }
+}
