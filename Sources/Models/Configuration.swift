@@ -57,12 +57,19 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
     public var tiedEmbeddings: Bool
     /// Where and how position enters the model.
     public var positionalScheme: PositionalScheme
+    /// Predictive Position Coupling (PPC; Golowich et al. 2025, "The Role of Sparsity for Length
+    /// Generalization in Transformers"): P, the number of position-ID classes 0..<P of a second output
+    /// head that predicts, at every input token, the (coupled) position ID of the next token, so that
+    /// generation can feed the model its own predicted IDs instead of IDs computed from the task's
+    /// structure (Position Coupling, Cho et al. 2024). P must exceed every ID the head is trained on
+    /// and, for schemes with a table of positions, fit in it. Nil (the default): no position head.
+    public var positionPrediction: Int?
 
     public init(vocabularySize: Int, modelDimension: Int, numberOfLayers: Int, numberOfHeads: Int,
                 numberOfKeyValueHeads: Int? = nil, feedForwardDimension: Int? = nil, feedForward: FeedForwardKind = .mlp,
                 activation: Activation = .geluTanh, normalization: NormalizationKind = .layerNorm,
                 normalizationPlacement: NormalizationPlacement = .preNorm, attentionScoring: AttentionScoring = .scaledDotProduct,
-                tiedEmbeddings: Bool = true, positionalScheme: PositionalScheme = .none) throws {
+                tiedEmbeddings: Bool = true, positionalScheme: PositionalScheme = .none, positionPrediction: Int? = nil) throws {
         try require(vocabularySize > 0, "vocabularySize", vocabularySize, "a positive count")
         try require(modelDimension > 0, "modelDimension", modelDimension, "a positive dimension")
         try require(numberOfLayers > 0, "numberOfLayers", numberOfLayers, "a positive count")
@@ -79,7 +86,14 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
         }
         // Building the encoding once checks the scheme's own settings against these dimensions.
         var probe = SplitMix64(seed: 0)
-        _ = try positionalScheme.makeEncoding(modelDimension: modelDimension, numberOfHeads: numberOfHeads, generator: &probe)
+        let encoding = try positionalScheme.makeEncoding(modelDimension: modelDimension, numberOfHeads: numberOfHeads, generator: &probe)
+        if let classes = positionPrediction {
+            try require(classes > 1, "positionPrediction", classes, "at least 2 position-ID classes (nil for no position head)")
+            if let limit = encoding.maximumPosition {
+                try require(classes - 1 <= limit, "positionPrediction", classes,
+                            "at most \(limit + 1) classes: every predicted ID must fit the \(positionalScheme.name) scheme's table")
+            }
+        }
         self.vocabularySize = vocabularySize
         self.modelDimension = modelDimension
         self.numberOfLayers = numberOfLayers
@@ -93,6 +107,7 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
         self.attentionScoring = attentionScoring
         self.tiedEmbeddings = tiedEmbeddings
         self.positionalScheme = positionalScheme
+        self.positionPrediction = positionPrediction
     }
 
     /// Decoding re-validates: a hand-edited configuration file cannot build an invalid model.
@@ -110,26 +125,39 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
                       normalizationPlacement: c.decodeIfPresent(NormalizationPlacement.self, forKey: .normalizationPlacement) ?? .preNorm,
                       attentionScoring: c.decodeIfPresent(AttentionScoring.self, forKey: .attentionScoring) ?? .scaledDotProduct,
                       tiedEmbeddings: c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? true,
-                      positionalScheme: c.decodeIfPresent(PositionalScheme.self, forKey: .positionalScheme) ?? .none)
+                      positionalScheme: c.decodeIfPresent(PositionalScheme.self, forKey: .positionalScheme) ?? .none,
+                      positionPrediction: c.decodeIfPresent(Int.self, forKey: .positionPrediction))
     }
 
     /// D = C / H.
     public var headDimension: Int { modelDimension / numberOfHeads }
 }
 
-/// A batch of token sequences for next-token training. Shapes: inputs, targets, lossMask and
-/// positions are [B, T] row-major; lossMask selects the targets that count in the loss; positions,
-/// when given, are the inputs' position IDs (coupled, randomized, offset), else 0..T−1.
+/// A batch of token sequences for next-token training. Shapes: inputs, targets, lossMask,
+/// positions, positionTargets and positionLossMask are [B, T] row-major; lossMask selects the
+/// targets that count in the token loss; positions, when given, are the inputs' position IDs
+/// (coupled, randomized, offset), else 0..T−1.
+///
+/// Predictive Position Coupling (Golowich et al. 2025): positionTargets[b, t] is the position ID of
+/// the token after input t (the ID the model should give the token it predicts there), the target
+/// of the position head (`TransformerConfiguration.positionPrediction`); positionLossMask selects
+/// the entries that count in the position loss (every non-padding input, the prompt included:
+/// wherever the next token's ID is defined), nil for all. Without positionTargets, a model with a
+/// position head derives them from sequential positions (1…T) and refuses a batch that has its own.
 public struct TokenBatch: Sendable {
     public var inputs: [Int]
     public var targets: [Int]
     public var lossMask: [Bool]
     public var positions: [Int]?
+    public var positionTargets: [Int]?
+    public var positionLossMask: [Bool]?
     public var batchSize: Int
     public var length: Int
 
-    public init(inputs: [Int], targets: [Int], lossMask: [Bool], positions: [Int]? = nil, batchSize: Int, length: Int) {
+    public init(inputs: [Int], targets: [Int], lossMask: [Bool], positions: [Int]? = nil, positionTargets: [Int]? = nil,
+                positionLossMask: [Bool]? = nil, batchSize: Int, length: Int) {
         self.inputs = inputs; self.targets = targets; self.lossMask = lossMask; self.positions = positions
+        self.positionTargets = positionTargets; self.positionLossMask = positionLossMask
         self.batchSize = batchSize; self.length = length
     }
 

@@ -93,6 +93,8 @@ public final class TransformerBlock: Layer {
 
 /// A decoder-only Transformer language model: token embedding, the positional scheme at its
 /// injection point, blocks, a final norm (pre-norm), output head. Shapes: ids [B, T] → logits [B, T, V].
+/// With `positionPrediction` = P, a position head (Predictive Position Coupling, Golowich et al.
+/// 2025) also maps the final hidden state to position logits [B, T, P].
 public final class Transformer: Layer {
     public let configuration: TransformerConfiguration
     public let tokenEmbedding: Embedding
@@ -102,6 +104,10 @@ public final class Transformer: Layer {
     /// The norm before the head (pre-norm models only: a post-norm block already ends in one).
     public let finalNorm: Normalization?
     public let outputHead: Linear?
+    /// Predictive Position Coupling's head (Golowich et al. 2025): C → P, no bias, on the final hidden
+    /// state (after the final norm); its arg max at input t is the position ID of the token predicted
+    /// there. Nil unless the configuration sets `positionPrediction`.
+    public let positionHead: Linear?
 
     /// How every layer computes attention (results agree to float tolerance; speed and memory differ).
     public var attentionImplementation: AttentionImplementation = .automatic {
@@ -118,6 +124,10 @@ public final class Transformer: Layer {
         blocks = try (0..<c.numberOfLayers).map { _ in try TransformerBlock(configuration: c, generator: &generator) }
         finalNorm = c.normalizationPlacement == .preNorm ? try Normalization(c.normalization, dimension: c.modelDimension) : nil
         outputHead = c.tiedEmbeddings ? nil : try Linear(inputs: c.modelDimension, outputs: c.vocabularySize, bias: false, generator: &generator)
+        // Drawn last, so that models without the head keep the weights a seed always gave them.
+        positionHead = try c.positionPrediction.map {
+            try Linear(inputs: c.modelDimension, outputs: $0, bias: false, standardDeviation: 0.02, generator: &generator)
+        }
     }
 
     /// The encoding that layer `index` uses.
@@ -129,6 +139,20 @@ public final class Transformer: Layer {
     /// 0..T−1 after whatever `cache` holds; `cache`, when given, is read and extended.
     public func logits(_ ids: [Int], batchSize b: Int, length t: Int, positions: PositionIDs? = nil,
                        cache: KeyValueCache? = nil) throws -> Tensor {
+        try tokenLogits(finalHiddenStates(ids, batchSize: b, length: t, positions: positions, cache: cache))
+    }
+
+    /// Token logits [B, T, V] and, with a position head, position logits [B, T, P] (Predictive
+    /// Position Coupling, Golowich et al. 2025) from one forward pass; arguments as for `logits`.
+    public func outputs(_ ids: [Int], batchSize b: Int, length t: Int, positions: PositionIDs? = nil,
+                        cache: KeyValueCache? = nil) throws -> (logits: Tensor, positionLogits: Tensor?) {
+        let h = try finalHiddenStates(ids, batchSize: b, length: t, positions: positions, cache: cache)
+        return (try tokenLogits(h), try positionHead.map { try $0(h) })
+    }
+
+    /// The last hidden states [B, T, C], after the final norm: what the heads read.
+    public func finalHiddenStates(_ ids: [Int], batchSize b: Int, length t: Int, positions: PositionIDs? = nil,
+                                  cache: KeyValueCache? = nil) throws -> Tensor {
         if let cache, cache.layers.count != blocks.count {
             throw TensorError.invalidArgument(operation: "Transformer.logits", parameter: "cache", value: "\(cache.layers.count) layers",
                                               allowed: "a cache made for this model (\(blocks.count) layers)")
@@ -147,15 +171,25 @@ public final class Transformer: Layer {
             h = try block(h, positions: positions, encoding: encoding(layer: i), cache: cache?.layers[i])
         }
         if let finalNorm { h = try finalNorm(h) }
+        return h
+    }
+
+    private func tokenLogits(_ h: Tensor) throws -> Tensor {
         if let outputHead { return try outputHead(h) }
         return try h.matmul(tokenEmbedding.weight, transposeOther: true)
     }
 
-    /// Mean cross-entropy of the batch's selected targets.
+    /// The training objective: mean cross-entropy of the batch's selected targets, plus, with a
+    /// position head, `positionLossWeight` × the position loss (see `lossComponents`).
     /// Positions: `positions` if given, else the batch's own, else 0..T−1.
-    public func loss(_ batch: TokenBatch, positions: PositionIDs? = nil) throws -> Tensor {
-        try logits(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: positions ?? batch.positionIDs())
-            .crossEntropy(targets: batch.targets, mask: batch.lossMask)
+    public func loss(_ batch: TokenBatch, positions: PositionIDs? = nil, positionLossWeight: Float = 1) throws -> Tensor {
+        try Transformer.objective(lossComponents(batch, positions: positions), positionLossWeight: positionLossWeight)
+    }
+
+    /// token + weight · position (the token loss alone without a position loss or with weight 0).
+    static func objective(_ parts: (token: Tensor, position: Tensor?), positionLossWeight weight: Float) throws -> Tensor {
+        guard let position = parts.position, weight != 0 else { return parts.token }
+        return try parts.token + (weight == 1 ? position : position.scaled(by: weight))
     }
 
     public var namedParameters: [(name: String, tensor: Tensor)] {
@@ -166,6 +200,7 @@ public final class Transformer: Layer {
         for (i, block) in blocks.enumerated() { all += prefixed("blocks.\(i)", block.namedParameters) }
         if let finalNorm { all += prefixed("final_norm", finalNorm.namedParameters) }
         if let outputHead { all += prefixed("output_head", outputHead.namedParameters) }
+        if let positionHead { all += prefixed("position_head", positionHead.namedParameters) }
         return all
     }
 }

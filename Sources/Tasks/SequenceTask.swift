@@ -88,30 +88,35 @@ func nextPositions(_ positions: [Int]) -> [Int] {
 
 /// Stacks examples into a next-token batch: inputs are tokens[..<n−1], targets tokens[1...],
 /// padded to the longest example; padding never counts in the loss. When any example carries
-/// positions, the batch does too (padding continues each row's last position).
+/// positions, the batch does too (padding continues each row's last position), with the Predictive
+/// Position Coupling targets of `makePositionTargets` (Golowich et al. 2025). positionLossMask marks
+/// every non-padding input (the prompt included), where the position head is trained.
 public func makeBatch(_ examples: [Example], padding: Int) -> TokenBatch {
     let length = batchLength(examples)
     var inputs = [Int](repeating: padding, count: examples.count * length)
     var targets = inputs
     var mask = [Bool](repeating: false, count: inputs.count)
+    var real = mask
     for (row, example) in examples.enumerated() {
         let n = example.tokens.count
         for i in 0..<max(0, n - 1) {
             inputs[row * length + i] = example.tokens[i]
             targets[row * length + i] = example.tokens[i + 1]
             mask[row * length + i] = example.lossMask[i + 1]
+            real[row * length + i] = true
         }
     }
     let positions = examples.contains { $0.positions != nil }
         ? rows(examples, length: length) { $0.positions ?? Array(0..<$0.tokens.count) } : nil
     return TokenBatch(inputs: inputs, targets: targets, lossMask: mask, positions: positions,
+                      positionTargets: makePositionTargets(examples), positionLossMask: real,
                       batchSize: examples.count, length: length)
 }
 
-/// The Predictive Position Coupling targets of a batch made by `makeBatch` from the same examples:
-/// [B, T] row-major, entry (b, t) the position ID of the token after input t (the ID of target t);
-/// examples without coupled positions count 1, 2, …; padding continues each row. Nil when no
-/// example carries positions.
+/// The Predictive Position Coupling targets of a batch made by `makeBatch` from the same examples
+/// (which stores them as `TokenBatch.positionTargets`): [B, T] row-major, entry (b, t) the position
+/// ID of the token after input t (the ID of target t); examples without coupled positions count
+/// 1, 2, …; padding continues each row. Nil when no example carries positions.
 public func makePositionTargets(_ examples: [Example]) -> [Int]? {
     guard examples.contains(where: { $0.positions != nil }) else { return nil }
     return rows(examples, length: batchLength(examples)) { coupledPositionTargets($0) ?? Array(1...max(1, $0.tokens.count)) }
