@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-dependencies.sh
 swift build -c release --product poslab
-.build/release/poslab train "$@"
+.build/release/poslab quickstart "$@"

@@ -69,14 +69,36 @@ public enum Evaluator {
         guard size >= task.minimumSize else { return LengthResult(length: length, accuracy: 0, tokenAccuracy: 0, loss: .nan, perplexity: .nan, count: 0) }
         var tally = Tally()
         let chunk = max(1, min(samples, 32_768 / length))
-        var done = 0
+        var done = 0, exact = 0, correct = 0, scored = 0
         while done < samples {
             let count = min(chunk, samples - done)
             let examples = try (0..<count).map { _ in try task.example(size: size, generator: &generator) }
-            try tally.add(model: model, batch: makeBatch(examples, padding: 0), exactMatch: true)
+            try tally.add(model: model, batch: makeBatch(examples, padding: task.paddingToken), exactMatch: true)
+            if model.positionHead != nil, examples.allSatisfy({ $0.positions != nil }) {
+                // Predictive Position Coupling: decode greedily, each new token at the position ID the
+                // model itself predicted (the paper's inference); the prompt keeps its true IDs.
+                let splits = examples.map { $0.lossMask.firstIndex(of: true) ?? $0.tokens.count }
+                let requests = zip(examples, splits).map { example, split in
+                    ContinuationRequest(prompt: Array(example.tokens[..<split]), promptPositions: Array(example.positions![..<split]))
+                }
+                let steps = zip(examples, splits).map { $0.tokens.count - $1 }.max() ?? 0
+                let continuations = try model.greedyContinuations(requests, count: steps)
+                for ((example, split), continuation) in zip(zip(examples, splits), continuations) {
+                    let target = Array(example.tokens[split...])
+                    let right = zip(target, continuation.tokens).filter { $0 == $1 }.count
+                    correct += right; scored += target.count
+                    if right == target.count { exact += 1 }
+                }
+            }
             done += count
         }
-        return tally.result(length: length)
+        var result = tally.result(length: length)
+        if scored > 0 {
+            // Accuracies from free-running decoding; loss and perplexity stay teacher-forced at the true IDs.
+            result.accuracy = Double(exact) / Double(samples)
+            result.tokenAccuracy = Double(correct) / Double(scored)
+        }
+        return result
     }
 
     static func evaluate(_ model: Transformer, _ text: TextTask, length: Int, samples: Int) throws -> LengthResult {

@@ -35,11 +35,15 @@ public struct RunSpecification: Codable, Equatable, Sendable {
     /// Examples (or text windows) per evaluation length.
     public var evalSamples: Int
     public var checkpointEvery: Int
+    /// Predictive Position Coupling (Golowich et al. 2025): a second head learns the coupled position
+    /// ID of the next token, and evaluation decodes greedily feeding back the model's own IDs.
+    /// Needs a task with coupled positions (addition).
+    public var predictPositions: Bool
 
     public init(task: String = "copy", taskOptions: TaskOptions = TaskOptions(), pe: String = "rope",
                 positions: PositionAssignment = .sequential, seed: UInt64 = 0, trainLength: Int = 32, modelDimension: Int = 64,
                 layers: Int = 2, heads: Int = 4, steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3,
-                evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100) throws {
+                evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100, predictPositions: Bool = false) throws {
         try require(trainLength >= 4, "trainLength", trainLength, "at least 4 tokens")
         try require(steps >= 1, "steps", steps, "a positive count")
         try require(batchSize >= 1, "batchSize", batchSize, "a positive count")
@@ -51,6 +55,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         self.trainLength = trainLength; self.modelDimension = modelDimension; self.layers = layers; self.heads = heads
         self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate
         self.evalLengths = lengths.sorted(); self.evalSamples = evalSamples; self.checkpointEvery = checkpointEvery
+        self.predictPositions = predictPositions
         // Building every part once rejects an invalid run before any work starts.
         _ = try makeTask()
         _ = try modelConfiguration()
@@ -66,7 +71,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
                       heads: c.decode(Int.self, forKey: .heads), steps: c.decode(Int.self, forKey: .steps),
                       batchSize: c.decode(Int.self, forKey: .batchSize), learningRate: c.decode(Float.self, forKey: .learningRate),
                       evalLengths: c.decode([Int].self, forKey: .evalLengths), evalSamples: c.decode(Int.self, forKey: .evalSamples),
-                      checkpointEvery: c.decode(Int.self, forKey: .checkpointEvery))
+                      checkpointEvery: c.decode(Int.self, forKey: .checkpointEvery),
+                      predictPositions: c.decodeIfPresent(Bool.self, forKey: .predictPositions) ?? false)
     }
 
     public func makeTask() throws -> LabTask { try LabTask.make(name: task, options: taskOptions) }
@@ -74,9 +80,18 @@ public struct RunSpecification: Codable, Equatable, Sendable {
     public func modelConfiguration() throws -> TransformerConfiguration {
         // A learned table must cover every evaluated position; the positions beyond training stay untrained.
         let longest = (evalLengths + [trainLength]).max()! + positions.largestExtraPosition
+        let task = try makeTask()
+        var classes: Int?
+        if predictPositions {
+            guard case let .sequence(sequenceTask) = task, let largest = try sequenceTask.largestCoupledPosition(length: longest) else {
+                throw LabError.invalid("predictPositions needs a task with coupled position IDs (addition), not \(self.task)")
+            }
+            classes = largest + 2  // IDs 0…largest, and the one after the last token
+        }
         return try TransformerConfiguration(
-            vocabularySize: makeTask().vocabularySize, modelDimension: modelDimension, numberOfLayers: layers, numberOfHeads: heads,
-            positionalScheme: PositionalScheme.named(pe, trainingLength: trainLength, maximumLength: longest))
+            vocabularySize: task.vocabularySize, modelDimension: modelDimension, numberOfLayers: layers, numberOfHeads: heads,
+            positionalScheme: PositionalScheme.named(pe, trainingLength: trainLength, maximumLength: longest + 2),
+            positionPrediction: classes)
     }
 
     public func trainingConfiguration() throws -> TrainingConfiguration {
@@ -84,7 +99,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
     }
 
     /// A short folder name: task-pe-Ltrain-sSeed.
-    public var name: String { "\(task)-\(pe)-L\(trainLength)-C\(modelDimension)-s\(seed)" }
+    public var name: String { "\(task)-\(pe)\(predictPositions ? "-ppc" : "")-L\(trainLength)-C\(modelDimension)-s\(seed)" }
 }
 
 extension PositionAssignment {
@@ -95,5 +110,19 @@ extension PositionAssignment {
         case let .randomOffset(maximumOffset): return maximumOffset
         case let .randomized(maximumPosition): return maximumPosition
         }
+    }
+}
+
+extension SequenceTask {
+    /// The largest coupled position ID of this task's examples up to `length` tokens, or nil when
+    /// its examples carry no coupled positions (read off seeded examples of the largest size).
+    func largestCoupledPosition(length: Int) throws -> Int? {
+        let size = self.size(fittingIn: length)
+        guard size >= minimumSize else { return nil }
+        if let addition = self as? AdditionTask { return addition.maximumPositionID(size: size) }
+        var generator = SplitMix64(seed: 1)
+        let examples = try (0..<16).map { _ in try example(size: size, generator: &generator) }
+        let largest = examples.compactMap { $0.positions?.max() }.max()
+        return largest
     }
 }

@@ -67,6 +67,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Evaluation lengths as multiples of the training length.") var evalMultipliers = "1,2,4,8"
     @OptionGroup var model: ModelOptions
     @OptionGroup var taskArguments: TaskArguments
+    @Flag(help: "Predictive Position Coupling for every run (addition).") var predictPositions = false
     @Option(help: "Runs at a time.") var jobs = 1
     @Option(help: "Sweep folder.") var out: String
 
@@ -86,7 +87,7 @@ struct SweepCommand: ParsableCommand {
                 trainLengths: list(trainLengths, "train-lengths") { Int($0) }, modelDimensions: list(modelDimensions ?? String(model.modelDimension), "model-dimensions") { Int($0) },
                 evalMultipliers: list(evalMultipliers, "eval-multipliers") { Int($0) }, taskOptions: taskArguments.options,
                 layers: model.layers, heads: model.heads, steps: model.steps, batchSize: model.batchSize,
-                learningRate: model.learningRate, evalSamples: model.evalSamples)
+                learningRate: model.learningRate, evalSamples: model.evalSamples, predictPositions: predictPositions)
         }
         let report = try runSweep(specification, folder: URL(fileURLWithPath: out), jobs: jobs)
         print("report: \(report.path)")

@@ -51,6 +51,8 @@ struct Train: ParsableCommand {
     @Option(help: "Run folder.") var out: String?
     @Option(help: "Write a checkpoint every N steps (with --out).") var checkpointEvery = 100
     @Flag(help: "Continue the run in --out from its last checkpoint (its config.json wins over other options).") var resume = false
+    @Flag(help: "Predictive Position Coupling: learn the next token's coupled position ID and decode with the model's own IDs (addition).")
+    var predictPositions = false
 
     func run() throws {
         if resume, out == nil { throw ValidationError("--resume needs --out, the folder of the run to continue") }
@@ -60,7 +62,7 @@ struct Train: ParsableCommand {
             task: task, taskOptions: taskArguments.options, pe: pe, positions: parsePositions(positions), seed: seed,
             trainLength: trainLength, modelDimension: model.modelDimension, layers: model.layers, heads: model.heads, steps: model.steps,
             batchSize: model.batchSize, learningRate: model.learningRate, evalLengths: try evalLengths.map(parseLengths),
-            evalSamples: model.evalSamples, checkpointEvery: checkpointEvery)
+            evalSamples: model.evalSamples, checkpointEvery: checkpointEvery, predictPositions: predictPositions)
         if resume, FileManager.default.fileExists(atPath: folder.appendingPathComponent(Experiment.configurationFile).path) {
             specification = try Experiment.specification(in: folder)
         }

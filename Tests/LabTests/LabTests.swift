@@ -115,3 +115,22 @@ final class LabTests: XCTestCase {
         for layer in report.layers { XCTAssertGreaterThanOrEqual(layer.effectiveK, 1) }
     }
 }
+
+final class PredictivePositionCouplingLabTests: XCTestCase {
+    func testPredictedPositionsNeedCoupledTasksAndDecodeWithTheModelsOwnIDs() throws {
+        XCTAssertThrowsError(try RunSpecification(task: "copy", pe: "learned", predictPositions: true)) {
+            XCTAssertTrue("\($0)".contains("predictPositions"), "\($0)")
+        }
+        let run = try RunSpecification(task: "addition", taskOptions: TaskOptions(maximumOffset: 2), pe: "learned", trainLength: 13,
+                                       modelDimension: 16, layers: 1, heads: 2, steps: 2, evalLengths: [13, 19], evalSamples: 5,
+                                       predictPositions: true)
+        let configuration = try run.modelConfiguration()
+        // Addition's largest ID at 19 tokens (5 digits) with offset 2: 3 + 2 + 5 = 10; classes 0…11.
+        XCTAssertEqual(configuration.positionPrediction, 12)
+        XCTAssertTrue(run.name.contains("-ppc-"))
+        let model = try Transformer(configuration: configuration, seed: 0)
+        let results = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: run.evalLengths, samples: run.evalSamples)
+        XCTAssertEqual(results.map(\.count), [5, 5])
+        for r in results { XCTAssertTrue((0...1).contains(r.tokenAccuracy) && r.loss.isFinite) }
+    }
+}
