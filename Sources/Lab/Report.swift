@@ -75,7 +75,7 @@ public enum Report {
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
         <style>
-        body { font-family: Helvetica, Arial, sans-serif; margin: 24px 32px; color: #222; max-width: 1700px; }
+        body { font-family: Helvetica, Arial, sans-serif; margin: 24px 32px; color: #222; max-width: 2300px; }
         h1 { font-size: 22px; margin-bottom: 4px; } h3 { font-size: 14px; margin: 14px 0 4px; color: #333; } h2 { font-size: 17px; margin: 26px 0 6px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }
         .sub { font-weight: normal; color: #666; font-size: 13px; } .lead { color: #444; max-width: 70em; }
         .row { display: flex; flex-wrap: wrap; gap: 8px; } figure { margin: 0; }

@@ -28,8 +28,9 @@ public struct SVGPlot {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.series = series
     }
 
-    /// The palette: colour-blind-safe (Okabe and Ito 2008) plus greys.
-    public static let palette = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999999", "#7F3C8D"]
+    /// The palette: colour-blind-safe (Okabe and Ito 2008), black and grey before their yellow,
+    /// which is too faint for a line on white.
+    public static let palette = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#999999", "#7F3C8D", "#F0E442"]
 
     public func render() -> String {
         let left = 58.0, right = 104.0, top = 30.0, bottom = 44.0
@@ -43,7 +44,8 @@ public struct SVGPlot {
         if y0 == y1 { y0 -= 0.5; y1 += 0.5 }
         if yRange == nil {
             let pad = (y1 - y0) * 0.05
-            y0 = (lows.min() ?? 0) >= 0 ? max(0, y0 - pad) : y0 - pad  // a non-negative metric keeps a 0 floor
+            // A non-negative metric keeps a 0 floor (a loss of −1e-7 is rounding, not a negative loss).
+            y0 = (lows.min() ?? 0) >= -1e-4 * max(1, abs(y1)) ? max(0, y0 - pad) : y0 - pad
             y1 += pad
         }
         func px(_ x: Double) -> Double { left + ((logX ? log2(x) : x) - x0) / (x1 - x0) * plotWidth }

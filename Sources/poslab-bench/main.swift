@@ -39,7 +39,7 @@ for n in [128, 256, 512, 1024] {
     print(String(format: "  %5d × %-5d  %8.1f GFLOP/s  (%.3f ms)", n, n, 2 * Double(n * n * n) / time / 1e9, time * 1e3))
 }
 
-print("one training step (forward, backward, clip, AdamW), copy task, RoPE, pre-norm LayerNorm, GELU:")
+print("one training step (forward, backward, clip, AdamW), RoPE, pre-norm LayerNorm, GELU:")
 for (dimension, layers, length, batch) in [(64, 2, 64, 64), (128, 4, 128, 32), (256, 4, 256, 32)] {
     let configuration = try TransformerConfiguration(vocabularySize: 256, modelDimension: dimension, numberOfLayers: layers,
                                                      numberOfHeads: 4, feedForwardDimension: 4 * dimension,

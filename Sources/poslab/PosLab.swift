@@ -13,9 +13,6 @@ struct PosLab: ParsableCommand {
     /// Bad input of any kind (an unknown option, an invalid value, a library error) exits with
     /// code 2 and a message naming the parameter; help and version requests exit with 0.
     static func main() {
-        // The models here are small: OpenBLAS's own threads cost more in hand-offs than they save,
-        // and our kernels already split work over the cores. OPENBLAS_NUM_THREADS overrides.
-        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { Kernels.setBLASThreads(1) }
         // Progress reaches a log file or a pipe line by line, not when a 4 KiB buffer fills.
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
