@@ -31,7 +31,7 @@ public final class CausalSelfAttention: Layer {
     public let numberOfHeads: Int
     public let numberOfKeyValueHeads: Int
     public let scoring: AttentionScoring
-    /// The learned 1/τ of cosine attention with a learned temperature, [1].
+    /// The learned 1/τ of cosine attention with a learned temperature, [1]; nGPT's s_qk, [D].
     public let learnedScale: Tensor?
     public var implementation: AttentionImplementation = .automatic
     /// When set, every call takes the materialised path and hands the recorder the unrotated
@@ -50,18 +50,19 @@ public final class CausalSelfAttention: Layer {
         try require(keyValueHeads > 0 && numberOfHeads % keyValueHeads == 0, "numberOfKeyValueHeads", keyValueHeads,
                     "a positive divisor of numberOfHeads (\(numberOfHeads))")
         let keyValueWidth = modelDimension / numberOfHeads * keyValueHeads
-        queryProjection = try Linear(inputs: modelDimension, outputs: modelDimension, generator: &generator)
-        keyProjection = try Linear(inputs: modelDimension, outputs: keyValueWidth, generator: &generator)
-        valueProjection = try Linear(inputs: modelDimension, outputs: keyValueWidth, generator: &generator)
-        outputProjection = try Linear(inputs: modelDimension, outputs: modelDimension,
+        let biased = scoring != .normalized  // nGPT has no biases: its weight rows live on the sphere
+        queryProjection = try Linear(inputs: modelDimension, outputs: modelDimension, bias: biased, generator: &generator)
+        keyProjection = try Linear(inputs: modelDimension, outputs: keyValueWidth, bias: biased, generator: &generator)
+        valueProjection = try Linear(inputs: modelDimension, outputs: keyValueWidth, bias: biased, generator: &generator)
+        outputProjection = try Linear(inputs: modelDimension, outputs: modelDimension, bias: biased,
                                       standardDeviation: outputStandardDeviation, generator: &generator)
         self.numberOfHeads = numberOfHeads
         self.numberOfKeyValueHeads = keyValueHeads
         self.scoring = scoring
-        if case let .cosine(temperature, true) = scoring {
-            learnedScale = try Tensor([1 / temperature], shape: [1], requiresGradient: true)
-        } else {
-            learnedScale = nil
+        switch scoring {
+        case let .cosine(temperature, true): learnedScale = try Tensor([1 / temperature], shape: [1], requiresGradient: true)
+        case .normalized: learnedScale = try Tensor(repeating: 1, shape: [modelDimension / numberOfHeads], requiresGradient: true)
+        default: learnedScale = nil
         }
     }
 
@@ -90,6 +91,13 @@ public final class CausalSelfAttention: Layer {
         if encoding.injectionPoint == .queryKeyRotation {
             q = try encoding.rotate(q, positions: positions, sequenceLength: totalLength)
             k = try encoding.rotate(k, positions: keyPositions, sequenceLength: totalLength)
+        }
+        if scoring == .normalized, let learnedScale {
+            // nGPT: normalise after rotating, scale both by s_qk, and multiply the scores by √D
+            // (unit vectors' dot products lie in [−1, 1]; the paper restores a softmax temperature).
+            q = try q.l2Normalized(axis: -1) * learnedScale
+            k = try k.l2Normalized(axis: -1) * learnedScale
+            scale = Float(d).squareRoot()
         }
         if hkv < h { (k, v) = (try expandHeads(k, batch: b, length: totalLength), try expandHeads(v, batch: b, length: totalLength)) }
         let context: Tensor

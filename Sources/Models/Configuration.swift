@@ -19,6 +19,10 @@ public enum NormalizationPlacement: String, Codable, CaseIterable, Sendable {
     case preNorm
     /// h ← Norm(h + f(h)) (the original Transformer); no final norm.
     case postNorm
+    /// The normalised Transformer, nGPT (Loshchilov et al. 2024, arXiv 2410.01131): hidden states,
+    /// embeddings and weight rows on the unit sphere; h ← Norm(h + α ⊙ (Norm(f(h)) − h)) with learned
+    /// eigen learning rates α; attention on normalised, scaled queries and keys; scaled logits.
+    case normalized
 }
 
 /// The feed-forward network of each block.
@@ -36,6 +40,10 @@ public enum AttentionScoring: Codable, Equatable, Sendable {
     /// cos(q, k)/τ: q and k L2-normalised, divided by a temperature τ, fixed or learned (as the
     /// scale 1/τ; cosine attention of Swin v2, and of nGPT with a learned scale).
     case cosine(temperature: Float, learned: Bool)
+    /// nGPT's: q and k L2-normalised per head after rotation, each scaled by a learned vector s_qk
+    /// [D], and the scores multiplied by √D (Loshchilov et al. 2024, §2.3). Chosen by the
+    /// `normalized` placement, which requires it.
+    case normalized
 }
 
 /// The whole architecture as one Codable value, validated on creation: an invalid model cannot be built.
@@ -81,6 +89,16 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
                     "a positive divisor of numberOfHeads (\(numberOfHeads))")
         let feedForwardWidth = feedForwardDimension ?? 4 * modelDimension
         try require(feedForwardWidth > 0, "feedForwardDimension", feedForwardWidth, "a positive dimension")
+        var attentionScoring = attentionScoring
+        if normalizationPlacement == .normalized {
+            // nGPT fixes its own scoring; a different explicit choice would be silently overridden.
+            try require(attentionScoring == .scaledDotProduct || attentionScoring == .normalized, "attentionScoring", attentionScoring,
+                        "nGPT's normalized scoring (the normalized placement sets it)")
+            try require(feedForward == .swiGLU, "feedForward", feedForward, "swiGLU, nGPT's feed-forward network")
+            attentionScoring = .normalized
+        } else {
+            try require(attentionScoring != .normalized, "attentionScoring", attentionScoring, "normalized only with the normalized placement (nGPT)")
+        }
         if case let .cosine(temperature, _) = attentionScoring {
             try require(temperature > 0 && temperature.isFinite, "attentionScoring.temperature", temperature, "a positive finite value")
         }

@@ -119,6 +119,7 @@ public final class Trainer {
         let norm = try clipGradientNorm(model.parameters, maxNorm: configuration.maximumGradientNorm)
         let rate = configuration.schedule.rate(at: step)
         try optimizer.step(learningRate: rate)
+        model.normalizeWeights()  // nGPT's projection back onto the sphere; a no-op otherwise
         step += 1
         let elapsed = Date().timeIntervalSince(start)
         return TrainingProgress(step: step, totalSteps: configuration.steps, loss: lossSum / Float(micro),

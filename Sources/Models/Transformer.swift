@@ -11,25 +11,41 @@ public final class FeedForward: Layer {
     public let gate: Linear?
     public let contraction: Linear
     public let activation: Activation
+    /// nGPT's learned scalings s_ν (of the SiLU branch, times √C) and s_u (of the linear branch), [F].
+    public let activationScale: Tensor?
+    public let gateScale: Tensor?
+    let modelDimension: Int
 
     public init(modelDimension: Int, hiddenDimension: Int, kind: FeedForwardKind = .mlp, activation: Activation,
-                outputStandardDeviation: Float, generator: inout SplitMix64) throws {
+                outputStandardDeviation: Float, normalized: Bool = false, generator: inout SplitMix64) throws {
         let biased = kind == .mlp
         expansion = try Linear(inputs: modelDimension, outputs: hiddenDimension, bias: biased, generator: &generator)
         gate = kind == .swiGLU ? try Linear(inputs: modelDimension, outputs: hiddenDimension, bias: false, generator: &generator) : nil
         contraction = try Linear(inputs: hiddenDimension, outputs: modelDimension, bias: biased,
                                  standardDeviation: outputStandardDeviation, generator: &generator)
         self.activation = kind == .swiGLU ? .silu : activation
+        activationScale = normalized ? try Tensor(repeating: 1, shape: [hiddenDimension], requiresGradient: true) : nil
+        gateScale = normalized ? try Tensor(repeating: 1, shape: [hiddenDimension], requiresGradient: true) : nil
+        self.modelDimension = modelDimension
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        let hidden = try expansion(x).activated(activation)
-        return try contraction(gate.map { try hidden * $0(x) } ?? hidden)
+        var preActivation = try expansion(x)
+        if let activationScale {
+            // nGPT (§2.4.2): ν = s_ν·√C ⊙ W_ν h, so the SiLU sees inputs of order one from unit-norm rows.
+            preActivation = try preActivation * activationScale.scaled(by: Float(modelDimension).squareRoot())
+        }
+        let hidden = try preActivation.activated(activation)
+        guard let gate else { return try contraction(hidden) }
+        var linear = try gate(x)
+        if let gateScale { linear = try linear * gateScale }
+        return try contraction(hidden * linear)
     }
 
     public var namedParameters: [(name: String, tensor: Tensor)] {
         prefixed("expansion", expansion.namedParameters) + (gate.map { prefixed("gate", $0.namedParameters) } ?? [])
             + prefixed("contraction", contraction.namedParameters)
+            + (activationScale.map { [("activation_scale", $0)] } ?? []) + (gateScale.map { [("gate_scale", $0)] } ?? [])
     }
 }
 
@@ -60,6 +76,9 @@ public final class TransformerBlock: Layer {
     public let feedForwardNorm: Normalization
     public let feedForward: FeedForward
     public let placement: NormalizationPlacement
+    /// nGPT's eigen learning rates α_A and α_M, [C], initialised to 0.05 (the paper's α_init).
+    public let attentionRate: Tensor?
+    public let feedForwardRate: Tensor?
 
     public init(configuration c: TransformerConfiguration, generator: inout SplitMix64) throws {
         // GPT-2 scales the residual projections by 1/√(2·layers) so the residual stream's variance stays put.
@@ -69,9 +88,13 @@ public final class TransformerBlock: Layer {
                                             numberOfKeyValueHeads: c.numberOfKeyValueHeads, scoring: c.attentionScoring,
                                             outputStandardDeviation: residualStd, generator: &generator)
         feedForwardNorm = try Normalization(c.normalization, dimension: c.modelDimension)
+        let normalized = c.normalizationPlacement == .normalized
         feedForward = try FeedForward(modelDimension: c.modelDimension, hiddenDimension: c.feedForwardDimension, kind: c.feedForward,
-                                      activation: c.activation, outputStandardDeviation: residualStd, generator: &generator)
+                                      activation: c.activation, outputStandardDeviation: residualStd, normalized: normalized,
+                                      generator: &generator)
         placement = c.normalizationPlacement
+        attentionRate = normalized ? try Tensor(repeating: 0.05, shape: [c.modelDimension], requiresGradient: true) : nil
+        feedForwardRate = normalized ? try Tensor(repeating: 0.05, shape: [c.modelDimension], requiresGradient: true) : nil
     }
 
     public func callAsFunction(_ h: Tensor, positions: PositionIDs, encoding: any PositionalEncoding, cache: LayerCache? = nil) throws -> Tensor {
@@ -82,12 +105,22 @@ public final class TransformerBlock: Layer {
         case .postNorm:
             let h1 = try attentionNorm(h + attention(h, positions: positions, encoding: encoding, cache: cache))
             return try feedForwardNorm(h1 + feedForward(h1))
+        case .normalized:
+            // nGPT (eq. 10–11): step from h towards the normalised block output at rates α, back onto the sphere.
+            guard let attentionRate, let feedForwardRate else { throw TensorError.invalidArgument(
+                operation: "TransformerBlock", parameter: "placement", value: "normalized", allowed: "a block built for nGPT") }
+            let a = try attention(h, positions: positions, encoding: encoding, cache: cache).l2Normalized(axis: -1)
+            let h1 = try (h + (a - h) * attentionRate).l2Normalized(axis: -1)
+            let m = try feedForward(h1).l2Normalized(axis: -1)
+            return try (h1 + (m - h1) * feedForwardRate).l2Normalized(axis: -1)
         }
     }
 
     public var namedParameters: [(name: String, tensor: Tensor)] {
-        prefixed("attention_norm", attentionNorm.namedParameters) + prefixed("attention", attention.namedParameters)
-            + prefixed("feed_forward_norm", feedForwardNorm.namedParameters) + prefixed("feed_forward", feedForward.namedParameters)
+        let norms = placement == .normalized ? [] : prefixed("attention_norm", attentionNorm.namedParameters)
+            + prefixed("feed_forward_norm", feedForwardNorm.namedParameters)
+        return norms + prefixed("attention", attention.namedParameters) + prefixed("feed_forward", feedForward.namedParameters)
+            + (attentionRate.map { [("attention_rate", $0)] } ?? []) + (feedForwardRate.map { [("feed_forward_rate", $0)] } ?? [])
     }
 }
 
@@ -108,6 +141,9 @@ public final class Transformer: Layer {
     /// state (after the final norm); its arg max at input t is the position ID of the token predicted
     /// there. Nil unless the configuration sets `positionPrediction`.
     public let positionHead: Linear?
+    /// nGPT's logit scaling s_z, [V], initialised to 1: unit vectors' dot products need it to reach
+    /// confident predictions. Nil for other placements.
+    public let logitScale: Tensor?
 
     /// How every layer computes attention (results agree to float tolerance; speed and memory differ).
     public var attentionImplementation: AttentionImplementation = .automatic {
@@ -127,6 +163,39 @@ public final class Transformer: Layer {
         // Drawn last, so that models without the head keep the weights a seed always gave them.
         positionHead = try c.positionPrediction.map {
             try Linear(inputs: c.modelDimension, outputs: $0, bias: false, standardDeviation: 0.02, generator: &generator)
+        }
+        logitScale = c.normalizationPlacement == .normalized
+            ? try Tensor(repeating: 1, shape: [c.vocabularySize], requiresGradient: true) : nil
+        normalizeWeights()
+    }
+
+    /// nGPT keeps every matrix's vectors along the model dimension on the unit sphere: embedding
+    /// and head rows, query/key/value and feed-forward input rows, output-projection and
+    /// feed-forward output columns. Called at initialisation and after every optimiser step
+    /// (Loshchilov et al. 2024, §2.6); a no-op for other placements.
+    public func normalizeWeights() {
+        guard configuration.normalizationPlacement == .normalized else { return }
+        var rows = [tokenEmbedding.weight] + (outputHead.map { [$0.weight] } ?? [])
+        var columns: [Tensor] = []
+        for block in blocks {
+            rows += [block.attention.queryProjection.weight, block.attention.keyProjection.weight, block.attention.valueProjection.weight,
+                     block.feedForward.expansion.weight] + (block.feedForward.gate.map { [$0.weight] } ?? [])
+            columns += [block.attention.outputProjection.weight, block.feedForward.contraction.weight]
+        }
+        for matrix in rows { Transformer.normalize(matrix, alongRows: true) }
+        for matrix in columns { Transformer.normalize(matrix, alongRows: false) }
+    }
+
+    /// Scales each row (or column) of a [R, K] matrix in place to unit L2 norm.
+    static func normalize(_ matrix: Tensor, alongRows: Bool) {
+        let (r, k) = (matrix.shape[0], matrix.shape[1]), v = matrix.storage.pointer
+        let (vectors, length) = alongRows ? (r, k) : (k, r)
+        for vector in 0..<vectors {
+            func index(_ i: Int) -> Int { alongRows ? vector * k + i : i * k + vector }
+            var sum: Float = 0
+            for i in 0..<length { sum += v[index(i)] * v[index(i)] }
+            let inverse = 1 / max(sum.squareRoot(), 1e-12)
+            for i in 0..<length { v[index(i)] *= inverse }
         }
     }
 
@@ -175,8 +244,8 @@ public final class Transformer: Layer {
     }
 
     private func tokenLogits(_ h: Tensor) throws -> Tensor {
-        if let outputHead { return try outputHead(h) }
-        return try h.matmul(tokenEmbedding.weight, transposeOther: true)
+        let logits = try outputHead.map { try $0(h) } ?? h.matmul(tokenEmbedding.weight, transposeOther: true)
+        return try logitScale.map { try logits * $0 } ?? logits
     }
 
     /// The training objective: mean cross-entropy of the batch's selected targets, plus, with a
@@ -200,6 +269,7 @@ public final class Transformer: Layer {
         for (i, block) in blocks.enumerated() { all += prefixed("blocks.\(i)", block.namedParameters) }
         if let finalNorm { all += prefixed("final_norm", finalNorm.namedParameters) }
         if let outputHead { all += prefixed("output_head", outputHead.namedParameters) }
+        if let logitScale { all.append(("logit_scale", logitScale)) }
         if let positionHead { all += prefixed("position_head", positionHead.namedParameters) }
         return all
     }
