@@ -13,6 +13,34 @@ import Tasks
 ///     eval.json                per evaluation length: accuracy, token accuracy, loss, perplexity, count
 ///
 /// The library never prints; progress goes to the caller's callbacks.
+/// The architecture beyond size: grouped-query heads, feed-forward kind, norms, attention scoring,
+/// tied embeddings (see `TransformerConfiguration`). Every key may be absent from JSON.
+public struct ArchitectureOptions: Codable, Equatable, Sendable {
+    public var keyValueHeads: Int?
+    public var feedForward: FeedForwardKind
+    public var normalization: NormalizationKind
+    public var placement: NormalizationPlacement
+    public var attentionScoring: AttentionScoring
+    public var tiedEmbeddings: Bool
+
+    public init(keyValueHeads: Int? = nil, feedForward: FeedForwardKind = .mlp, normalization: NormalizationKind = .layerNorm,
+                placement: NormalizationPlacement = .preNorm, attentionScoring: AttentionScoring = .scaledDotProduct,
+                tiedEmbeddings: Bool = true) {
+        self.keyValueHeads = keyValueHeads; self.feedForward = feedForward; self.normalization = normalization
+        self.placement = placement; self.attentionScoring = attentionScoring; self.tiedEmbeddings = tiedEmbeddings
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(keyValueHeads: try c.decodeIfPresent(Int.self, forKey: .keyValueHeads),
+                  feedForward: try c.decodeIfPresent(FeedForwardKind.self, forKey: .feedForward) ?? .mlp,
+                  normalization: try c.decodeIfPresent(NormalizationKind.self, forKey: .normalization) ?? .layerNorm,
+                  placement: try c.decodeIfPresent(NormalizationPlacement.self, forKey: .placement) ?? .preNorm,
+                  attentionScoring: try c.decodeIfPresent(AttentionScoring.self, forKey: .attentionScoring) ?? .scaledDotProduct,
+                  tiedEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? true)
+    }
+}
+
 /// One training run and its evaluation, validated on creation.
 public struct RunSpecification: Codable, Equatable, Sendable {
     public var task: String
@@ -39,11 +67,13 @@ public struct RunSpecification: Codable, Equatable, Sendable {
     /// ID of the next token, and evaluation decodes greedily feeding back the model's own IDs.
     /// Needs a task with coupled positions (addition).
     public var predictPositions: Bool
+    public var architecture: ArchitectureOptions
 
     public init(task: String = "copy", taskOptions: TaskOptions = TaskOptions(), pe: String = "rope",
                 positions: PositionAssignment = .sequential, seed: UInt64 = 0, trainLength: Int = 32, modelDimension: Int = 64,
                 layers: Int = 2, heads: Int = 4, steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3,
-                evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100, predictPositions: Bool = false) throws {
+                evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100, predictPositions: Bool = false,
+                architecture: ArchitectureOptions = ArchitectureOptions()) throws {
         try require(trainLength >= 4, "trainLength", trainLength, "at least 4 tokens")
         try require(steps >= 1, "steps", steps, "a positive count")
         try require(batchSize >= 1, "batchSize", batchSize, "a positive count")
@@ -56,6 +86,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate
         self.evalLengths = lengths.sorted(); self.evalSamples = evalSamples; self.checkpointEvery = checkpointEvery
         self.predictPositions = predictPositions
+        self.architecture = architecture
         // Building every part once rejects an invalid run before any work starts.
         _ = try makeTask()
         _ = try modelConfiguration()
@@ -72,7 +103,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
                       batchSize: c.decode(Int.self, forKey: .batchSize), learningRate: c.decode(Float.self, forKey: .learningRate),
                       evalLengths: c.decode([Int].self, forKey: .evalLengths), evalSamples: c.decode(Int.self, forKey: .evalSamples),
                       checkpointEvery: c.decode(Int.self, forKey: .checkpointEvery),
-                      predictPositions: c.decodeIfPresent(Bool.self, forKey: .predictPositions) ?? false)
+                      predictPositions: c.decodeIfPresent(Bool.self, forKey: .predictPositions) ?? false,
+                      architecture: c.decodeIfPresent(ArchitectureOptions.self, forKey: .architecture) ?? ArchitectureOptions())
     }
 
     public func makeTask() throws -> LabTask { try LabTask.make(name: task, options: taskOptions) }
@@ -90,6 +122,9 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         }
         return try TransformerConfiguration(
             vocabularySize: task.vocabularySize, modelDimension: modelDimension, numberOfLayers: layers, numberOfHeads: heads,
+            numberOfKeyValueHeads: architecture.keyValueHeads, feedForward: architecture.feedForward,
+            normalization: architecture.normalization, normalizationPlacement: architecture.placement,
+            attentionScoring: architecture.attentionScoring, tiedEmbeddings: architecture.tiedEmbeddings,
             positionalScheme: PositionalScheme.named(pe, trainingLength: trainLength, maximumLength: longest + 2),
             positionPrediction: classes)
     }

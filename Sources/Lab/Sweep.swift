@@ -25,11 +25,12 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
     public var evalSamples: Int
     /// Predictive Position Coupling for every run (tasks with coupled positions only).
     public var predictPositions: Bool
+    public var architecture: ArchitectureOptions
 
     public init(tasks: [String], pes: [String], seeds: [UInt64] = [0], trainLengths: [Int] = [32], modelDimensions: [Int] = [64],
                 evalMultipliers: [Int] = [1, 2, 4, 8], taskOptions: TaskOptions = TaskOptions(), layers: Int = 2, heads: Int = 4,
                 steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3, evalSamples: Int = 64,
-                predictPositions: Bool = false) throws {
+                predictPositions: Bool = false, architecture: ArchitectureOptions = ArchitectureOptions()) throws {
         for (name, count) in [("tasks", tasks.count), ("pes", pes.count), ("seeds", seeds.count), ("trainLengths", trainLengths.count),
                               ("modelDimensions", modelDimensions.count), ("evalMultipliers", evalMultipliers.count)] {
             try require(count > 0, name, "[]", "at least one value")
@@ -39,6 +40,7 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
         self.evalMultipliers = evalMultipliers; self.taskOptions = taskOptions; self.layers = layers; self.heads = heads
         self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate; self.evalSamples = evalSamples
         self.predictPositions = predictPositions
+        self.architecture = architecture
         _ = try runs()  // every run of the grid must be valid before any starts
     }
 
@@ -54,7 +56,8 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
                       steps: c.decodeIfPresent(Int.self, forKey: .steps) ?? 500, batchSize: c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 32,
                       learningRate: c.decodeIfPresent(Float.self, forKey: .learningRate) ?? 3e-3,
                       evalSamples: c.decodeIfPresent(Int.self, forKey: .evalSamples) ?? 64,
-                      predictPositions: c.decodeIfPresent(Bool.self, forKey: .predictPositions) ?? false)
+                      predictPositions: c.decodeIfPresent(Bool.self, forKey: .predictPositions) ?? false,
+                      architecture: c.decodeIfPresent(ArchitectureOptions.self, forKey: .architecture) ?? ArchitectureOptions())
     }
 
     /// Every run of the grid, task-major so that a report fills in task by task.
@@ -69,7 +72,7 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
                                 task: task, taskOptions: taskOptions, pe: pe, seed: seed, trainLength: length, modelDimension: dimension,
                                 layers: layers, heads: heads, steps: steps, batchSize: batchSize, learningRate: learningRate,
                                 evalLengths: evalMultipliers.map { $0 * length }, evalSamples: evalSamples,
-                                predictPositions: predictPositions))
+                                predictPositions: predictPositions, architecture: architecture))
                         }
                     }
                 }

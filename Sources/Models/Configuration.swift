@@ -22,6 +22,9 @@ public enum NormalizationPlacement: String, Codable, CaseIterable, Sendable {
     /// The normalised Transformer, nGPT (Loshchilov et al. 2024, arXiv 2410.01131): hidden states,
     /// embeddings and weight rows on the unit sphere; h ← Norm(h + α ⊙ (Norm(f(h)) − h)) with learned
     /// eigen learning rates α; attention on normalised, scaled queries and keys; scaled logits.
+    /// α, s_qk, s_u, s_ν and s_z are plain learned vectors at their initial values (0.05 and 1); the
+    /// paper's re-parametrisation of each (value = init·θ/scale, to tune their effective learning
+    /// rates) is not used.
     case normalized
 }
 

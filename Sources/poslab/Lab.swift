@@ -93,7 +93,8 @@ struct SweepCommand: ParsableCommand {
                 trainLengths: list(trainLengths, "train-lengths") { Int($0) }, modelDimensions: list(modelDimensions ?? String(model.modelDimension), "model-dimensions") { Int($0) },
                 evalMultipliers: list(evalMultipliers, "eval-multipliers") { Int($0) }, taskOptions: taskArguments.options,
                 layers: model.layers, heads: model.heads, steps: model.steps, batchSize: model.batchSize,
-                learningRate: model.learningRate, evalSamples: model.evalSamples, predictPositions: predictPositions)
+                learningRate: model.learningRate, evalSamples: model.evalSamples, predictPositions: predictPositions,
+                architecture: model.architecture)
         }
         let report = try runSweep(specification, folder: URL(fileURLWithPath: out), jobs: jobs)
         print("report: \(report.path)")

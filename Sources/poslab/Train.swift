@@ -16,7 +16,24 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Sequences per batch.") var batchSize = 32
     @Option(help: "Peak learning rate.") var learningRate: Float = 3e-3
     @Option(help: "Examples (or text windows) per evaluation length.") var evalSamples = 64
+    @Option(help: "Key/value heads (grouped-query attention); default: as many as heads.") var kvHeads: Int?
+    @Option(help: "Feed-forward network: mlp or swiGLU.") var feedForward: FeedForwardKind = .mlp
+    @Option(help: "Norm: layerNorm or rmsNorm.") var normalization: NormalizationKind = .layerNorm
+    @Option(help: "Norm placement: preNorm, postNorm, or normalized (nGPT; needs --feed-forward swiGLU).") var placement: NormalizationPlacement = .preNorm
+    @Option(help: "Cosine attention with this temperature (instead of q·k/√D).") var cosineTemperature: Float?
+    @Flag(help: "Learn the cosine attention's temperature.") var learnedTemperature = false
+    @Flag(help: "A separate output head instead of the token embedding's transpose.") var untied = false
+
+    var architecture: ArchitectureOptions {
+        ArchitectureOptions(keyValueHeads: kvHeads, feedForward: feedForward, normalization: normalization, placement: placement,
+                            attentionScoring: cosineTemperature.map { .cosine(temperature: $0, learned: learnedTemperature) } ?? .scaledDotProduct,
+                            tiedEmbeddings: !untied)
+    }
 }
+
+extension FeedForwardKind: ExpressibleByArgument {}
+extension NormalizationKind: ExpressibleByArgument {}
+extension NormalizationPlacement: ExpressibleByArgument {}
 
 /// Task settings shared by `train` and `sweep`.
 struct TaskArguments: ParsableArguments {
@@ -62,7 +79,8 @@ struct Train: ParsableCommand {
             task: task, taskOptions: taskArguments.options, pe: pe, positions: parsePositions(positions), seed: seed,
             trainLength: trainLength, modelDimension: model.modelDimension, layers: model.layers, heads: model.heads, steps: model.steps,
             batchSize: model.batchSize, learningRate: model.learningRate, evalLengths: try evalLengths.map(parseLengths),
-            evalSamples: model.evalSamples, checkpointEvery: checkpointEvery, predictPositions: predictPositions)
+            evalSamples: model.evalSamples, checkpointEvery: checkpointEvery, predictPositions: predictPositions,
+            architecture: model.architecture)
         if resume, FileManager.default.fileExists(atPath: folder.appendingPathComponent(Experiment.configurationFile).path) {
             specification = try Experiment.specification(in: folder)
         }

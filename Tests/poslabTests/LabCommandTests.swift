@@ -65,12 +65,26 @@ final class LabCommandTests: XCTestCase {
             (["sweep", "--tasks", "copy", "--pes", "rope,warp", "--out", folder.appendingPathComponent("s").path], "warp"),
             (["sweep", "--config", folder.appendingPathComponent("absent.json").path, "--out", empty], "absent.json"),
             (["train", "--positions", "shuffled", "--steps", "1"], "--positions"),
+            (["train", "--placement", "normalized", "--steps", "1"], "feedForward"),
+            (["train", "--kv-heads", "3", "--steps", "1"], "numberOfKeyValueHeads"),
         ]
         for (arguments, expected) in cases {
             let result = try cli.poslab(arguments)
             XCTAssertEqual(result.status, 2, "\(arguments): \(result.error)")
             XCTAssertTrue(result.error.contains(expected), "\(arguments) should name \(expected): \(result.error)")
         }
+    }
+
+    func testArchitectureOptionsReachTheRunConfiguration() throws {
+        let out = folder.appendingPathComponent("ngpt").path
+        let run = try cli.poslab(["train", "--placement", "normalized", "--feed-forward", "swiGLU", "--kv-heads", "2", "--untied",
+                                  "--steps", "3", "--train-length", "12", "--model-dimension", "16", "--eval-lengths", "12", "--out", out])
+        XCTAssertEqual(run.status, 0, run.error)
+        let config = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
+        for expected in ["\"placement\" : \"normalized\"", "\"feedForward\" : \"swiGLU\"", "\"keyValueHeads\" : 2", "\"tiedEmbeddings\" : false"] {
+            XCTAssertTrue(config.contains(expected), "config.json lacks \(expected): \(config)")
+        }
+        XCTAssertEqual(try cli.poslab(["generate", "--model", out, "--tokens", "5,26,27", "--count", "4"]).status, 0)
     }
 
     func testQuickstartRunsEverySchemeOnBothTasks() throws {
