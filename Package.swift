@@ -14,7 +14,6 @@ let package = Package(
     products: [
         .library(name: "PositionLab", targets: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Lab"]),
         .executable(name: "poslab", targets: ["poslab"]),
-        .executable(name: "poslab-bench", targets: ["poslab-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,11 +36,6 @@ let package = Package(
                 "TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Lab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: releaseSettings
-        ),
-        .executableTarget(
-            name: "poslab-bench",
-            dependencies: ["TensorCore", "NN", "Models", "Tasks"],
             swiftSettings: releaseSettings
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),

@@ -24,7 +24,7 @@ constant 3e-3 is used here.
 Data: one fixed batch of random tokens (a seeded torch.Generator), targets = (inputs + 1) % 256,
 the batch PositionLab's bench trains on (its own generator draws different tokens; the cost is the same).
 
-Timing protocol, PositionLab's (Sources/poslab-bench/main.swift, `best`): one warm-up step, then
+Timing protocol, PositionLab's (Sources/poslab/Bench.swift, `bestTime`): one warm-up step, then
 five single steps each timed on its own (time.perf_counter), and the best (smallest) of the five is
 the step time. tokens_per_second = B·T / seconds_per_step.
 

@@ -7,7 +7,7 @@ import TensorCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training throughput, attention speed and peak memory (release builds only mean anything).",
-        subcommands: [BenchTrain.self, BenchAttention.self, BenchMemory.self])
+        subcommands: [BenchTrain.self, BenchAttention.self, BenchMemory.self, BenchMatrixProduct.self])
 }
 
 /// The reference configurations of the PyTorch comparison (bench/torch_reference.py builds the same).
@@ -148,4 +148,32 @@ func peakResidentBytes() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
     return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+}
+
+struct BenchMatrixProduct: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sgemm",
+        abstract: "OpenBLAS sgemm throughput (row-major C = A·B) in GFLOP/s, the engine's matrix product.")
+
+    @Option(help: "Matrix sizes n (n×n times n×n), comma-separated.") var sizes = "128,256,512,1024"
+
+    func run() throws {
+        let ns = sizes.split(separator: ",").compactMap { Int($0) }
+        guard !ns.isEmpty, ns.allSatisfy({ $0 > 0 }) else { throw ValidationError("--sizes must be positive integers, not \(sizes)") }
+        var rows: [[String]] = []
+        for n in ns {
+            var generator = SplitMix64(seed: 1)
+            let a = try Tensor(normal: [n, n], generator: &generator), b = try Tensor(normal: [n, n], generator: &generator)
+            let c = TensorStorage(count: n * n)
+            let repeats = max(3, 2_000_000_000 / (2 * n * n * n))
+            let time = bestTime(5) {
+                for _ in 0..<repeats {
+                    Kernels.sgemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.storage.pointer, lda: n,
+                                  b: b.storage.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+                }
+            } / Double(repeats)
+            rows.append(["\(n)×\(n)", String(format: "%.1f", 2 * Double(n * n * n) / time / 1e9), String(format: "%.3f", time * 1e3)])
+        }
+        print("OpenBLAS sgemm on \(Parallel.coreCount) cores")
+        print(table(["size", "GFLOP/s", "ms"], rows))
+    }
 }

@@ -16,11 +16,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed for sampling.") var seed: UInt64 = 0
 
     func run() throws {
-        let url = URL(fileURLWithPath: model).appendingPathComponent(Checkpoint.fileName)
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw ValidationError("--model \(model) holds no \(Checkpoint.fileName)")
-        }
-        let transformer = try Transformer.load(from: url)
+        let transformer = try checkpointedModel(model)
         let byteLevel = transformer.configuration.vocabularySize == 256
         let promptTokens: [Int]
         switch (prompt, tokens) {

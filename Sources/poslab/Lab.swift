@@ -14,14 +14,24 @@ struct Eval: ParsableCommand {
     @Option(help: "Write the results as JSON to this file.") var out: String?
 
     func run() throws {
-        let folder = URL(fileURLWithPath: model)
-        let checkpoint = folder.appendingPathComponent(Checkpoint.fileName)
-        guard FileManager.default.fileExists(atPath: checkpoint.path) else { throw ValidationError("--model \(model) holds no \(Checkpoint.fileName)") }
         if let samples, samples < 1 { throw ValidationError("--samples must be positive, not \(samples)") }
-        let run = try Experiment.specification(in: folder)
-        let report = try evaluate(Transformer.load(from: checkpoint), run, lengths: try lengths.map(parseLengths), samples: samples)
+        let (run, trained) = try loadRun(model)
+        let report = try evaluate(trained, run, lengths: try lengths.map(parseLengths), samples: samples)
         if let out { try AtomicFile.write(pretty(report), to: URL(fileURLWithPath: out)) }
     }
+}
+
+/// The checkpointed model of a run folder; a clear error when the folder holds none.
+func checkpointedModel(_ folder: String) throws -> Transformer {
+    let checkpoint = URL(fileURLWithPath: folder).appendingPathComponent(Checkpoint.fileName)
+    guard FileManager.default.fileExists(atPath: checkpoint.path) else { throw ValidationError("--model \(folder) holds no \(Checkpoint.fileName)") }
+    return try Transformer.load(from: checkpoint)
+}
+
+/// A run folder's specification and checkpointed model.
+func loadRun(_ folder: String) throws -> (RunSpecification, Transformer) {
+    let model = try checkpointedModel(folder)
+    return (try Experiment.specification(in: URL(fileURLWithPath: folder)), model)
 }
 
 /// Runs a sweep with progress lines, then writes results.csv and report.html.
@@ -121,13 +131,11 @@ struct Analyze: ParsableCommand {
     @Option(help: "Where to write the JSON (default: analysis.json in the run folder).") var out: String?
 
     func run() throws {
-        let folder = URL(fileURLWithPath: model)
-        let checkpoint = folder.appendingPathComponent(Checkpoint.fileName)
-        guard FileManager.default.fileExists(atPath: checkpoint.path) else { throw ValidationError("--model \(model) holds no \(Checkpoint.fileName)") }
         guard samples > 0 else { throw ValidationError("--samples must be positive, not \(samples)") }
         if let length, length < 2 { throw ValidationError("--length must be at least 2, not \(length)") }
-        let run = try Experiment.specification(in: folder)
-        let report = try Analyzer.analyze(model: Transformer.load(from: checkpoint), run: run, length: length ?? 2 * run.trainLength, samples: samples)
+        let folder = URL(fileURLWithPath: model)
+        let (run, trained) = try loadRun(model)
+        let report = try Analyzer.analyze(model: trained, run: run, length: length ?? 2 * run.trainLength, samples: samples)
         print(table(["layer", "effective k", "mean distance", "attention at distance 0", "at 1", "at 2"], report.layers.enumerated().map { i, layer in
             let byDistance = (0..<3).map { d in layer.attentionByDistance.map { $0.indices.contains(d) ? $0[d] : 0 }.reduce(0, +) / Double(layer.attentionByDistance.count) }
             return [String(i), String(format: "%.2f", layer.effectiveK), String(format: "%.2f", layer.meanDistance)] + byDistance.map { String(format: "%.3f", $0) }

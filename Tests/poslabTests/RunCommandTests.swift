@@ -85,6 +85,8 @@ final class RunCommandTests: XCTestCase {
         let memory = try cli.poslab(["bench", "memory", "--length", "600"])
         XCTAssertEqual(memory.status, 0, memory.error)
         XCTAssertTrue(memory.output.contains("peak resident memory"), memory.output)
+        let sgemm = try cli.poslab(["bench", "sgemm", "--sizes", "64,96"])
+        XCTAssertTrue(sgemm.output.contains("GFLOP/s") && sgemm.output.contains("96×96"), sgemm.output)
         let attention = try cli.poslab(["bench", "attention", "--lengths", "64,200", "--repeats", "1"])
         XCTAssertTrue(attention.output.contains("blocked") && attention.output.contains("materialized"), attention.output)
     }
