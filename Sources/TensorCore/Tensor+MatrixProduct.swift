@@ -1,3 +1,4 @@
+import Dispatch
 /// Matrix products on OpenBLAS.
 extension Tensor {
     /// op(self) · op(other), where op transposes the last two axes when asked.
@@ -36,10 +37,10 @@ extension Tensor {
             Kernels.sgemm(transposeA: false, transposeB: transposeOther, m: batch * m, n: n, k: k, alpha: 1,
                           a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 0, c: out.pointer, ldc: n)
         } else {
-            for i in 0..<batch {
-                Kernels.sgemm(transposeA: transposeSelf, transposeB: transposeOther, m: m, n: n, k: k, alpha: 1,
-                              a: a.pointer + i * aStride, lda: lda, b: b.pointer + i * bStride, ldb: ldb,
-                              beta: 0, c: out.pointer + i * cStride, ldc: n)
+            Tensor.forEachProduct(batch, work: m * n * k) { i in
+                Kernels.sgemmBlock(transposeA: transposeSelf, transposeB: transposeOther, m: m, n: n, k: k, alpha: 1,
+                                   a: a.pointer + i * aStride, lda: lda, b: b.pointer + i * bStride, ldb: ldb,
+                                   beta: 0, c: out.pointer + i * cStride, ldc: n)
             }
         }
         let lhs = self, rhs = other
@@ -52,15 +53,16 @@ extension Tensor {
                     Kernels.sgemm(transposeA: false, transposeB: !tB, m: batch * m, n: k, k: n, alpha: 1,
                                   a: g, lda: n, b: b.pointer, ldb: ldb, beta: 1, c: gA, ldc: lda)
                 } else {
-                    for i in 0..<batch {
+                    // Each batch item's dA is its own block: items run in parallel.
+                    Tensor.forEachProduct(batch, work: m * n * k) { i in
                         if !tA { // dA (m×k) = dC · op(B)ᵀ
-                            Kernels.sgemm(transposeA: false, transposeB: !tB, m: m, n: k, k: n, alpha: 1,
-                                          a: g + i * cStride, lda: n, b: b.pointer + i * bStride, ldb: ldb,
-                                          beta: 1, c: gA + i * aStride, ldc: lda)
+                            Kernels.sgemmBlock(transposeA: false, transposeB: !tB, m: m, n: k, k: n, alpha: 1,
+                                               a: g + i * cStride, lda: n, b: b.pointer + i * bStride, ldb: ldb,
+                                               beta: 1, c: gA + i * aStride, ldc: lda)
                         } else { // dA (k×m) = op(B) · dCᵀ
-                            Kernels.sgemm(transposeA: tB, transposeB: true, m: k, n: m, k: n, alpha: 1,
-                                          a: b.pointer + i * bStride, lda: ldb, b: g + i * cStride, ldb: n,
-                                          beta: 1, c: gA + i * aStride, ldc: lda)
+                            Kernels.sgemmBlock(transposeA: tB, transposeB: true, m: k, n: m, k: n, alpha: 1,
+                                               a: b.pointer + i * bStride, lda: ldb, b: g + i * cStride, ldb: n,
+                                               beta: 1, c: gA + i * aStride, ldc: lda)
                         }
                     }
                 }
@@ -76,19 +78,30 @@ extension Tensor {
                                       a: g, lda: n, b: a.pointer, ldb: lda, beta: 1, c: gB, ldc: ldb)
                     }
                 } else {
-                    for i in 0..<batch {
+                    // A shared right operand (bStride = 0) sums every item into one dB: then in order.
+                    Tensor.forEachProduct(batch, work: shared ? 0 : m * n * k) { i in
                         if !tB { // dB (k×n) = op(A)ᵀ · dC
-                            Kernels.sgemm(transposeA: !tA, transposeB: false, m: k, n: n, k: m, alpha: 1,
-                                          a: a.pointer + i * aStride, lda: lda, b: g + i * cStride, ldb: n,
-                                          beta: 1, c: gB + i * bStride, ldc: ldb)
+                            Kernels.sgemmBlock(transposeA: !tA, transposeB: false, m: k, n: n, k: m, alpha: 1,
+                                               a: a.pointer + i * aStride, lda: lda, b: g + i * cStride, ldb: n,
+                                               beta: 1, c: gB + i * bStride, ldc: ldb)
                         } else { // dB (n×k) = dCᵀ · op(A)
-                            Kernels.sgemm(transposeA: true, transposeB: tA, m: n, n: k, k: m, alpha: 1,
-                                          a: g + i * cStride, lda: n, b: a.pointer + i * aStride, ldb: lda,
-                                          beta: 1, c: gB + i * bStride, ldc: ldb)
+                            Kernels.sgemmBlock(transposeA: true, transposeB: tA, m: n, n: k, k: m, alpha: 1,
+                                               a: g + i * cStride, lda: n, b: a.pointer + i * aStride, ldb: lda,
+                                               beta: 1, c: gB + i * bStride, ldc: ldb)
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Runs `body` for each of `count` independent products, spread over the cores when the total
+    /// work (`count` × `work` multiply-adds) is large; `work` = 0 keeps them in order on this thread.
+    static func forEachProduct(_ count: Int, work: Int, _ body: (Int) -> Void) {
+        let chunks = work > 0 && count * work >= 1 << 18 ? min(Parallel.coreCount, count) : 1
+        if chunks <= 1 { for i in 0..<count { body(i) }; return }
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            for i in (chunk * count / chunks)..<((chunk + 1) * count / chunks) { body(i) }
         }
     }
 }

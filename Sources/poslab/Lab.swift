@@ -36,11 +36,6 @@ func loadRun(_ folder: String) throws -> (RunSpecification, Transformer) {
 
 /// Runs a sweep with progress lines, then writes results.csv and report.html.
 func runSweep(_ specification: SweepSpecification, folder: URL, jobs: Int) throws -> URL {
-    // Runs side by side share the cores: OpenBLAS's own thread pool would spin against the other
-    // runs (measured: 8× slower with 2 jobs). OPENBLAS_NUM_THREADS overrides.
-    if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil {
-        Kernels.setBLASThreads(max(1, Parallel.coreCount / max(1, jobs)))
-    }
     let sweep = Sweep(specification: specification, folder: folder)
     let total = try specification.runs().count
     var finished = 0

@@ -42,7 +42,7 @@ extension Kernels {
                               cols: Int, d: Int, i0: Int, j0: Int, shift: Int, scale: Float, head: Int, batch: Int,
                               tq: Int, tk: Int, bias: AttentionBiasLayout?) {
         let kb = attentionKeyBlock
-        sgemm(transposeA: false, transposeB: true, m: rows, n: cols, k: d, alpha: scale, a: q, lda: d, b: k, ldb: d,
+        sgemmBlock(transposeA: false, transposeB: true, m: rows, n: cols, k: d, alpha: scale, a: q, lda: d, b: k, ldb: d,
               beta: 0, c: tile, ldc: kb)
         for r in 0..<rows {
             let row = tile + r * kb
@@ -102,7 +102,7 @@ extension Kernels {
                         if correction != 1 { let a = acc + r * d; for x in 0..<d { a[x] *= correction } }
                         m[r] = newMax
                     }
-                    sgemm(transposeA: false, transposeB: false, m: rows, n: d, k: cols, alpha: 1, a: tile, lda: kb,
+                    sgemmBlock(transposeA: false, transposeB: false, m: rows, n: d, k: cols, alpha: 1, a: tile, lda: kb,
                           b: v + (pair * tk + j0) * d, ldb: d, beta: 1, c: acc, ldc: d)
                     j0 += kb
                 }
@@ -159,9 +159,9 @@ extension Kernels {
                             _ = exponentiate(p + r * kb, count: cols, subtracting: logSumExp[pair * tq + i0 + r])
                         }
                         // dV += Pᵀ·dO;  dP = dO·Vᵀ.
-                        sgemm(transposeA: true, transposeB: false, m: cols, n: d, k: rows, alpha: 1, a: p, lda: kb,
+                        sgemmBlock(transposeA: true, transposeB: false, m: cols, n: d, k: rows, alpha: 1, a: p, lda: kb,
                               b: gp, ldb: d, beta: 1, c: dv + (pair * tk + j0) * d, ldc: d)
-                        sgemm(transposeA: false, transposeB: true, m: rows, n: cols, k: d, alpha: 1, a: gp, lda: d,
+                        sgemmBlock(transposeA: false, transposeB: true, m: rows, n: cols, k: d, alpha: 1, a: gp, lda: d,
                               b: vp, ldb: d, beta: 0, c: dp, ldc: kb)
                         // dS = P ⊙ (dP − Δ), kept in dp.
                         for r in 0..<rows {
@@ -177,9 +177,9 @@ extension Kernels {
                             }
                         }
                         // dQ += scale·dS·K;  dK += scale·dSᵀ·Q.
-                        sgemm(transposeA: false, transposeB: false, m: rows, n: d, k: cols, alpha: scale, a: dp, lda: kb,
+                        sgemmBlock(transposeA: false, transposeB: false, m: rows, n: d, k: cols, alpha: scale, a: dp, lda: kb,
                               b: kp, ldb: d, beta: 1, c: dq + (pair * tq + i0) * d, ldc: d)
-                        sgemm(transposeA: true, transposeB: false, m: cols, n: d, k: rows, alpha: scale, a: dp, lda: kb,
+                        sgemmBlock(transposeA: true, transposeB: false, m: cols, n: d, k: rows, alpha: scale, a: dp, lda: kb,
                               b: qp, ldb: d, beta: 1, c: dk + (pair * tk + j0) * d, ldc: d)
                         j0 += kb
                     }
