@@ -36,8 +36,8 @@ extension Tensor {
                     let xr = x + r * vocabulary, pr = probabilities.pointer + s * vocabulary
                     var maximum = -Float.infinity
                     for j in 0..<vocabulary { maximum = max(maximum, xr[j]) }
-                    var sum: Float = 0
-                    for j in 0..<vocabulary { let e = exp(xr[j] - maximum); pr[j] = e; sum += e }
+                    pr.update(from: xr, count: vocabulary)
+                    let sum = Kernels.exponentiate(pr, count: vocabulary, subtracting: maximum)  // SIMD exp
                     let inverse = 1 / sum
                     for j in 0..<vocabulary { pr[j] *= inverse }
                     losses.pointer[s] = maximum + log(sum) - xr[targets[r]]
