@@ -42,6 +42,14 @@ public struct EvaluationReport: Codable, Equatable, Sendable {
 }
 
 public enum Evaluator {
+    /// eval.json for a run: its task at `lengths` (default: the run's) with `samples` examples each.
+    public static func report(model: Transformer, run: RunSpecification, lengths: [Int]? = nil, samples: Int? = nil,
+                              onLength: (LengthResult) throws -> Void = { _ in }) throws -> EvaluationReport {
+        let results = try evaluate(model: model, task: run.makeTask(), lengths: lengths ?? run.evalLengths,
+                                   samples: samples ?? run.evalSamples, onLength: onLength)
+        return EvaluationReport(task: run.task, pe: run.pe, trainLength: run.trainLength, seed: run.seed, results: results)
+    }
+
     /// Evaluates `model` on `task` at each length. The examples depend only on the length, never
     /// on the run, so every scheme and seed is scored on the same data.
     public static func evaluate(model: Transformer, task: LabTask, lengths: [Int], samples: Int,

@@ -38,7 +38,7 @@ public final class Experiment {
         }
         try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent(Experiment.configurationFile))
         let task = try specification.makeTask()
-        let model = try Transformer(configuration: specification.modelConfiguration(), seed: specification.seed)
+        let model = try Transformer(configuration: specification.modelConfiguration(for: task), seed: specification.seed)
         let trainer = try Trainer(model: model, configuration: specification.trainingConfiguration())
         if resume, hasCheckpoint { try trainer.restoreCheckpoint(from: checkpointURL) }
         let log = try TrainingLog(url: folder.appendingPathComponent(Experiment.logFile), keepingStepsUpTo: trainer.step)
@@ -68,7 +68,8 @@ public enum LabError: Error, CustomStringConvertible {
     }
 }
 
-func prettyJSON<T: Encodable>(_ value: T) throws -> String {
+/// `value` as pretty JSON with sorted keys and a final newline: every file the lab writes.
+public func prettyJSON<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"

@@ -88,8 +88,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         self.predictPositions = predictPositions
         self.architecture = architecture
         // Building every part once rejects an invalid run before any work starts.
-        _ = try makeTask()
-        _ = try modelConfiguration()
+        _ = try modelConfiguration(for: makeTask())
         _ = try trainingConfiguration()
     }
 
@@ -109,10 +108,12 @@ public struct RunSpecification: Codable, Equatable, Sendable {
 
     public func makeTask() throws -> LabTask { try LabTask.make(name: task, options: taskOptions) }
 
-    public func modelConfiguration() throws -> TransformerConfiguration {
+    public func modelConfiguration() throws -> TransformerConfiguration { try modelConfiguration(for: makeTask()) }
+
+    /// The model for `task` (this run's, already built: a text task reads its whole corpus).
+    public func modelConfiguration(for task: LabTask) throws -> TransformerConfiguration {
         // A learned table must cover every evaluated position; the positions beyond training stay untrained.
         let longest = (evalLengths + [trainLength]).max()! + positions.largestExtraPosition
-        let task = try makeTask()
         var classes: Int?
         if predictPositions {
             guard case let .sequence(sequenceTask) = task, let largest = try sequenceTask.largestCoupledPosition(length: longest) else {

@@ -148,8 +148,7 @@ public final class Sweep {
         let start = Date()
         report(.started(run, resumed: experiment.hasCheckpoint))
         let model = try experiment.train(resume: true) { report(.step(run, $0)) }
-        let results = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: run.evalLengths, samples: run.evalSamples)
-        let evaluation = EvaluationReport(task: run.task, pe: run.pe, trainLength: run.trainLength, seed: run.seed, results: results)
+        let evaluation = try Evaluator.report(model: model, run: run)
         // Analysis at twice the training length: inside and just beyond what training covered.
         let analysis = try Analyzer.analyze(model: model, run: run, length: 2 * run.trainLength)
         try AtomicFile.write(prettyJSON(analysis), to: runFolder.appendingPathComponent(Analyzer.fileName))

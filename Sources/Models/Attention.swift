@@ -144,8 +144,9 @@ public final class CausalSelfAttention: Layer {
         let n = shared ? 1 : queryPositions.batchSize
         let qp = Array(queryPositions.values.prefix(n * queryPositions.length))
         let kp = Array(keyPositions.values.prefix(n * keyPositions.length))
-        let (low, high) = visibleDistanceRange(queryPositions: qp, keyPositions: kp, batches: n,
-                                               queries: queryPositions.length, keys: keyPositions.length)
+        let range = DistanceBias.visibleDistanceRange(queryPositions: qp, keyPositions: kp, batches: n,
+                                                      queries: queryPositions.length, keys: keyPositions.length) ?? 0...0
+        let (low, high) = (range.lowerBound, range.upperBound)
         guard let table = try encoding.distanceBiasTable(minimumDistance: low, maximumDistance: high) else {
             if implementation == .blocked {
                 throw TensorError.invalidArgument(operation: "CausalSelfAttention", parameter: "implementation", value: "blocked",
@@ -154,19 +155,6 @@ public final class CausalSelfAttention: Layer {
             return .materialized
         }
         return .blocked(DistanceBias(table: table, minimumDistance: low, queryPositions: qp, keyPositions: kp, positionBatches: n))
-    }
-
-    /// The smallest and largest query − key position over the pairs the causal mask lets through.
-    func visibleDistanceRange(queryPositions qp: [Int], keyPositions kp: [Int], batches: Int, queries tq: Int, keys tk: Int) -> (Int, Int) {
-        var low = Int.max, high = Int.min
-        for row in 0..<batches {
-            var keyLow = Int.max, keyHigh = Int.min, j = 0
-            for i in 0..<tq {
-                while j <= i + tk - tq { keyLow = min(keyLow, kp[row * tk + j]); keyHigh = max(keyHigh, kp[row * tk + j]); j += 1 }
-                low = min(low, qp[row * tq + i] - keyHigh); high = max(high, qp[row * tq + i] - keyLow)
-            }
-        }
-        return low <= high ? (low, high) : (0, 0)
     }
 
     /// [Tq, Tk]: 0 where key j is at or before query i (the queries are the last Tq of the Tk

@@ -23,11 +23,7 @@ public struct SamplingConfiguration: Codable, Equatable, Sendable {
     /// The token chosen from one row of logits [V].
     public func choose(_ logits: ArraySlice<Float>, generator: inout SplitMix64) -> Int {
         let base = logits.startIndex
-        if temperature == 0 {
-            var best = base
-            for i in logits.indices where logits[i] > logits[best] { best = i }
-            return best - base
-        }
+        if temperature == 0 { return argMax(logits) }
         var order = Array(logits.indices)
         if let topK, topK < order.count {
             order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
@@ -49,30 +45,15 @@ extension Transformer {
     /// prefilled in one call, then each new token costs one query against the cached keys.
     /// Returns the new tokens only. `stop` ends generation early when it is produced.
     public func generate(prompt: [Int], count: Int, sampling: SamplingConfiguration, stop: Int? = nil) throws -> [Int] {
-        guard !prompt.isEmpty else {
-            throw TensorError.invalidArgument(operation: "generate", parameter: "prompt", value: "[]", allowed: "at least one token")
-        }
-        guard count >= 0 else {
-            throw TensorError.invalidArgument(operation: "generate", parameter: "count", value: "\(count)", allowed: "a non-negative count")
-        }
-        let v = configuration.vocabularySize
-        if let bad = prompt.first(where: { $0 < 0 || $0 >= v }) {
-            throw TensorError.indexOutOfRange(operation: "generate: prompt token", index: bad, validRange: 0..<v)
-        }
-        var generator = SplitMix64(seed: sampling.seed)
-        let cache = KeyValueCache(model: self)
-        return try GradientMode.withoutGradient {
-            var output: [Int] = []
-            var logits = try self.logits(prompt, batchSize: 1, length: prompt.count, cache: cache).scalars
-            var last = logits[((prompt.count - 1) * v)..<(prompt.count * v)]
-            while output.count < count {
-                let token = sampling.choose(last, generator: &generator)
-                output.append(token)
-                if token == stop || output.count == count { break }
-                logits = try self.logits([token], batchSize: 1, length: 1, cache: cache).scalars
-                last = logits[0..<v]
-            }
-            return output
-        }
+        // The decoding loop of Predictive Position Coupling with plain positions 0, 1, 2, …
+        let request = ContinuationRequest(prompt: prompt, generatedPositions: .sequential)
+        return try continueRows([request], count: count, sampling: sampling, stop: stop)[0].tokens
     }
+}
+
+/// The index (from 0) of the largest value, the first among equals.
+func argMax(_ values: ArraySlice<Float>) -> Int {
+    var best = values.startIndex
+    for i in values.indices where values[i] > values[best] { best = i }
+    return best - values.startIndex
 }

@@ -138,7 +138,7 @@ extension Transformer {
 
     /// Decodes prompts of one length together through a KV cache.
     func continueRows(_ requests: [ContinuationRequest], count: Int, sampling: SamplingConfiguration, stop: Int?) throws -> [Continuation] {
-        let operation = "greedyContinuation"
+        let operation = "generate"
         let b = requests.count, n = requests.first?.prompt.count ?? 0
         let (v, p) = (configuration.vocabularySize, configuration.positionPrediction ?? 0)
         guard count >= 0 else {
@@ -204,11 +204,4 @@ extension Transformer {
         }
         return rows
     }
-}
-
-/// The index (from 0) of the largest value, the first among equals.
-private func argMax(_ values: ArraySlice<Float>) -> Int {
-    var best = values.startIndex
-    for i in values.indices where values[i] > values[best] { best = i }
-    return best - values.startIndex
 }

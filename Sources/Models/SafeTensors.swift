@@ -88,24 +88,24 @@ public enum SafeTensors {
             guard offsets[0] >= 0, offsets[1] <= bufferLength, offsets[1] - offsets[0] == count * width else {
                 throw fail("tensor \"\(name)\" has offsets \(offsets) that do not hold \(shape) \(dtype) in a \(bufferLength)-byte buffer")
             }
-            let bytes = data[(bufferStart + offsets[0])..<(bufferStart + offsets[1])]
-            let values = convert(Array(bytes), dtype: dtype, count: count)
+            let values = convert(data[(bufferStart + offsets[0])..<(bufferStart + offsets[1])], dtype: dtype, count: count)
             file.tensors[name] = try Tensor(values, shape: shape)
         }
         return file
     }
 
-    private static func convert(_ bytes: [UInt8], dtype: String, count: Int) -> [Float] {
-        func word<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
-            var value: T = 0
-            for b in 0..<MemoryLayout<T>.size { value |= T(bytes[i * MemoryLayout<T>.size + b]) << (8 * b) }
-            return value
-        }
-        switch dtype {
-        case "F32": return (0..<count).map { Float(bitPattern: word($0, UInt32.self)) }
-        case "F64": return (0..<count).map { Float(Double(bitPattern: word($0, UInt64.self))) }
-        case "BF16": return (0..<count).map { Float(bitPattern: UInt32(word($0, UInt16.self)) << 16) }
-        default: return (0..<count).map { Float(Float16(bitPattern: word($0, UInt16.self))) }
+    /// Little-endian values of `dtype` as Float32, read straight from the file's bytes.
+    private static func convert(_ bytes: Data, dtype: String, count: Int) -> [Float] {
+        bytes.withUnsafeBytes { raw in
+            func word<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
+                T(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+            }
+            switch dtype {
+            case "F32": return (0..<count).map { Float(bitPattern: word($0, UInt32.self)) }
+            case "F64": return (0..<count).map { Float(Double(bitPattern: word($0, UInt64.self))) }
+            case "BF16": return (0..<count).map { Float(bitPattern: UInt32(word($0, UInt16.self)) << 16) }
+            default: return (0..<count).map { Float(Float16(bitPattern: word($0, UInt16.self))) }
+            }
         }
     }
 }

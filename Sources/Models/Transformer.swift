@@ -186,16 +186,16 @@ public final class Transformer: Layer {
         for matrix in columns { Transformer.normalize(matrix, alongRows: false) }
     }
 
-    /// Scales each row (or column) of a [R, K] matrix in place to unit L2 norm.
+    /// Scales each row (or column) of a [R, K] matrix in place to unit L2 norm, with the engine's
+    /// L2 kernel: rows are R lines of K contiguous values, columns K lines of R values strided by K.
     static func normalize(_ matrix: Tensor, alongRows: Bool) {
-        let (r, k) = (matrix.shape[0], matrix.shape[1]), v = matrix.storage.pointer
-        let (vectors, length) = alongRows ? (r, k) : (k, r)
-        for vector in 0..<vectors {
-            func index(_ i: Int) -> Int { alongRows ? vector * k + i : i * k + vector }
-            var sum: Float = 0
-            for i in 0..<length { sum += v[index(i)] * v[index(i)] }
-            let inverse = 1 / max(sum.squareRoot(), 1e-12)
-            for i in 0..<length { v[index(i)] *= inverse }
+        let (r, k) = (matrix.shape[0], matrix.shape[1])
+        let norms = TensorStorage(count: alongRows ? r : k, zeroed: false)
+        let v = matrix.storage.pointer
+        if alongRows {
+            Kernels.l2NormalizeForward(v, v, norms: norms.pointer, outer: r, extent: k, inner: 1, epsilon: 1e-12)
+        } else {
+            Kernels.l2NormalizeForward(v, v, norms: norms.pointer, outer: 1, extent: r, inner: k, epsilon: 1e-12)
         }
     }
 

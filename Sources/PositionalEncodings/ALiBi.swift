@@ -40,16 +40,7 @@ public final class ALiBi: PositionalEncoding {
     public var namedParameters: [(name: String, tensor: Tensor)] { [] }
 
     public func scoreBias(queries: Tensor, queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor {
-        let (distances, batches) = try relativeDistances(queryPositions, keyPositions)
-        let h = slopes.count, block = queryPositions.length * keyPositions.length
-        var values = [Float](repeating: 0, count: batches * h * block)
-        for b in 0..<batches {
-            for head in 0..<h {
-                let m = slopes[head], base = (b * h + head) * block
-                for i in 0..<block { values[base + i] = -m * Float(distances[b * block + i]) }
-            }
-        }
-        return try Tensor(values, shape: [batches, h, queryPositions.length, keyPositions.length])
+        try scoreBiasFromDistanceTable(queryPositions: queryPositions, keyPositions: keyPositions)
     }
 
     public func distanceBiasTable(minimumDistance: Int, maximumDistance: Int) throws -> Tensor? {

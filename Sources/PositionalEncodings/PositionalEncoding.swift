@@ -61,6 +61,20 @@ extension PositionalEncoding {
 
     public func distanceBiasTable(minimumDistance: Int, maximumDistance: Int) throws -> Tensor? { nil }
 
+    /// `scoreBias` for a scheme whose bias depends on the distance alone: its `distanceBiasTable`
+    /// over the distances present, looked up per (query, key). One mechanism serves the
+    /// materialised path (here) and the blocked path (the table itself), so they cannot disagree.
+    func scoreBiasFromDistanceTable(queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor {
+        let (distances, batches) = try relativeDistances(queryPositions, keyPositions)
+        let low = distances.min() ?? 0, high = distances.max() ?? 0
+        guard let table = try distanceBiasTable(minimumDistance: low, maximumDistance: high) else {
+            throw notApplicable("distanceBiasTable")
+        }
+        // [H, span] → [span, H] rows, gathered per (batch, query, key) → [batches, H, Tq, Tk].
+        return try table.transposed(0, 1).gatherRows(distances.map { $0 - low }, indexShape: [batches, queryPositions.length, keyPositions.length])
+            .permuted([0, 3, 1, 2])
+    }
+
     private func notApplicable(_ member: String) -> TensorError {
         TensorError.invalidArgument(operation: "\(Self.self).\(member)", parameter: "injection point",
                                     value: injectionPoint.rawValue, allowed: "the member of the scheme's own injection point")

@@ -27,22 +27,13 @@ public final class RelativeBias: PositionalEncoding {
     public var namedParameters: [(name: String, tensor: Tensor)] { [("table", table)] }
 
     public func scoreBias(queries: Tensor, queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor {
-        let (distances, batches) = try relativeDistances(queryPositions, keyPositions)
-        let k = maximumDistance
-        let rows = distances.map { min(max($0, -k), k) + k }
-        return try gatherBiasTable(table, rows: rows, batches: batches, queries: queryPositions.length, keys: keyPositions.length)
-            .scaled(by: 1 / Float(headDimension).squareRoot())
+        try scoreBiasFromDistanceTable(queryPositions: queryPositions, keyPositions: keyPositions)
     }
-}
 
-extension RelativeBias {
+    /// Column c holds R_h[clip(δ, −K, K)]/√D for δ = minimumDistance + c.
     public func distanceBiasTable(minimumDistance: Int, maximumDistance: Int) throws -> Tensor? {
-        let rows = (minimumDistance...maximumDistance).map { min(max($0, -self.maximumDistance), self.maximumDistance) + self.maximumDistance }
+        let k = self.maximumDistance
+        let rows = (minimumDistance...maximumDistance).map { min(max($0, -k), k) + k }
         return try table.gatherRows(rows, indexShape: [rows.count]).transposed(0, 1).scaled(by: 1 / Float(headDimension).squareRoot())
     }
-}
-
-/// Looks up a [rows, H] bias table at `rows` ([batches, Tq, Tk]) and returns [batches, H, Tq, Tk].
-func gatherBiasTable(_ table: Tensor, rows: [Int], batches: Int, queries: Int, keys: Int) throws -> Tensor {
-    try table.gatherRows(rows, indexShape: [batches, queries, keys]).permuted([0, 3, 1, 2])
 }

@@ -60,13 +60,10 @@ public final class T5Bias: PositionalEncoding {
     }
 
     public func scoreBias(queries: Tensor, queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor {
-        let (distances, batches) = try relativeDistances(queryPositions, keyPositions)
-        let rows = distances.map {
-            T5Bias.bucket(relativePosition: -$0, bidirectional: bidirectional, numberOfBuckets: numberOfBuckets, maximumDistance: maximumDistance)
-        }
-        return try gatherBiasTable(table, rows: rows, batches: batches, queries: queryPositions.length, keys: keyPositions.length)
+        try scoreBiasFromDistanceTable(queryPositions: queryPositions, keyPositions: keyPositions)
     }
 
+    /// Column c holds the bias of the bucket of δ = minimumDistance + c (relative position −δ).
     public func distanceBiasTable(minimumDistance: Int, maximumDistance: Int) throws -> Tensor? {
         let rows = (minimumDistance...maximumDistance).map {
             T5Bias.bucket(relativePosition: -$0, bidirectional: bidirectional, numberOfBuckets: numberOfBuckets, maximumDistance: self.maximumDistance)

@@ -34,10 +34,4 @@ public struct CopyTask: SequenceTask {
         let input = TaskVocabulary.randomSymbols(inputLength, alphabetSize: alphabetSize, generator: &generator)
         return Example.framed(prefix: CopyTask.prefix, input: input, target: input)
     }
-
-    /// A batch of examples with input lengths drawn uniformly from `inputLengths`.
-    public func batch(size: Int, inputLengths: ClosedRange<Int>, generator: inout SplitMix64) -> TokenBatch {
-        let examples = (0..<size).map { _ in example(inputLength: generator.nextInt(in: inputLengths.lowerBound..<(inputLengths.upperBound + 1)), generator: &generator) }
-        return makeBatch(examples, padding: CopyTask.padding)
-    }
 }

@@ -13,6 +13,22 @@ public struct DistanceBias {
         self.table = table; self.minimumDistance = minimumDistance
         self.queryPositions = queryPositions; self.keyPositions = keyPositions; self.positionBatches = positionBatches
     }
+
+    /// The smallest and largest query − key position over the pairs the causal mask lets through
+    /// (query i sees keys j ≤ i + Tk − Tq), in O(Tq + Tk) per row; nil when there are none.
+    /// Positions are [batches, Tq] and [batches, Tk] row-major.
+    public static func visibleDistanceRange(queryPositions qp: [Int], keyPositions kp: [Int], batches: Int,
+                                            queries tq: Int, keys tk: Int) -> ClosedRange<Int>? {
+        var low = Int.max, high = Int.min
+        for row in 0..<batches {
+            var keyLow = Int.max, keyHigh = Int.min, j = 0
+            for i in 0..<tq {
+                while j <= i + tk - tq { keyLow = min(keyLow, kp[row * tk + j]); keyHigh = max(keyHigh, kp[row * tk + j]); j += 1 }
+                low = min(low, qp[row * tq + i] - keyHigh); high = max(high, qp[row * tq + i] - keyLow)
+            }
+        }
+        return low <= high ? low...high : nil
+    }
 }
 
 extension Tensor {
@@ -46,22 +62,28 @@ extension Tensor {
         }
         let inputs = [q, k, v] + (distanceBias.map { [$0.table] } ?? [])
         return Tensor.result(shape: q.shape, storage: out, operation: name, inputs: inputs) { g in
-            let dq = TensorStorage(count: q.count), dk = TensorStorage(count: k.count), dv = TensorStorage(count: v.count)
+            // The kernel accumulates (beta = 1), so tracked inputs take their gradients in place;
+            // only an untracked input needs a scratch buffer.
+            var scratch: [TensorStorage] = []  // kept alive until the kernel has run
+            func target(_ x: Tensor) -> UnsafeMutablePointer<Float> {
+                if x.isTracked { return x.gradientPointer() }
+                scratch.append(TensorStorage(count: x.count))
+                return scratch[scratch.count - 1].pointer
+            }
+            let (dq, dk, dv) = (target(q), target(k), target(v))
             let span = distanceBias?.table.shape[1] ?? 0
             let dBias = distanceBias?.table.isTracked == true ? TensorStorage(count: b * h * span) : nil
             withBiasLayout(distanceBias, queryPositions, keyPositions) { layout in
                 Kernels.blockedAttentionBackward(q: q.storage.pointer, k: k.storage.pointer, v: v.storage.pointer,
-                                                 out: out.pointer, dOut: g, logSumExp: logSumExp.pointer, dq: dq.pointer,
-                                                 dk: dk.pointer, dv: dv.pointer, dBias: dBias?.pointer, batch: b, heads: h,
+                                                 out: out.pointer, dOut: g, logSumExp: logSumExp.pointer, dq: dq,
+                                                 dk: dk, dv: dv, dBias: dBias?.pointer, batch: b, heads: h,
                                                  queries: tq, keys: tk, dimension: d, scale: scale, bias: layout)
             }
-            for (input, gradient) in [(q, dq), (k, dk), (v, dv)] where input.isTracked {
-                Kernels.accumulate(gradient.pointer, into: input.gradientPointer(), count: input.count)
-            }
+            withExtendedLifetime(scratch) {}
             if let dBias, let table = distanceBias?.table {
-                let target = table.gradientPointer()
+                let tableGradient = table.gradientPointer()
                 for pair in 0..<(b * h) {
-                    Kernels.accumulate(dBias.pointer + pair * span, into: target + (pair % h) * span, count: span)
+                    Kernels.accumulate(dBias.pointer + pair * span, into: tableGradient + (pair % h) * span, count: span)
                 }
             }
         }
@@ -78,20 +100,11 @@ extension Tensor {
                                             detail: "positions must be [N, Tq] and [N, Tk] with N (\(n)) dividing B (\(batch))")
         }
         // Every visible (query, key) distance must index the table: checked here, not trusted in the kernel.
-        let span = bias.table.shape[1], shift = keys - queries
-        for row in 0..<n {
-            // Prefix extremes of the key positions make the check O(Tq + Tk), not O(Tq·Tk).
-            var low = Int.max, high = Int.min
-            var prefixLow = [Int](repeating: 0, count: keys), prefixHigh = prefixLow
-            for j in 0..<keys {
-                low = min(low, bias.keyPositions[row * keys + j]); high = max(high, bias.keyPositions[row * keys + j])
-                prefixLow[j] = low; prefixHigh[j] = high
-            }
-            for i in 0..<queries {
-                let qp = bias.queryPositions[row * queries + i] - bias.minimumDistance
-                for index in [qp - prefixHigh[i + shift], qp - prefixLow[i + shift]] where index < 0 || index >= span {
-                    throw TensorError.indexOutOfRange(operation: "\(name): distance bias table", index: index, validRange: 0..<span)
-                }
+        let span = bias.table.shape[1]
+        if let range = DistanceBias.visibleDistanceRange(queryPositions: bias.queryPositions, keyPositions: bias.keyPositions,
+                                                         batches: n, queries: queries, keys: keys) {
+            for index in [range.lowerBound - bias.minimumDistance, range.upperBound - bias.minimumDistance] where index < 0 || index >= span {
+                throw TensorError.indexOutOfRange(operation: "\(name): distance bias table", index: index, validRange: 0..<span)
             }
         }
     }

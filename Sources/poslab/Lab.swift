@@ -17,7 +17,7 @@ struct Eval: ParsableCommand {
         if let samples, samples < 1 { throw ValidationError("--samples must be positive, not \(samples)") }
         let (run, trained) = try loadRun(model)
         let report = try evaluate(trained, run, lengths: try lengths.map(parseLengths), samples: samples)
-        if let out { try AtomicFile.write(pretty(report), to: URL(fileURLWithPath: out)) }
+        if let out { try AtomicFile.write(prettyJSON(report), to: URL(fileURLWithPath: out)) }
     }
 }
 
@@ -137,9 +137,7 @@ struct Analyze: ParsableCommand {
         }))
         if let pairs = report.fullPeriodPairs { print("rotary pairs with a full period within \(run.trainLength) tokens: \(pairs)") }
         let url = out.map { URL(fileURLWithPath: $0) } ?? folder.appendingPathComponent(Analyzer.fileName)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(encoder.encode(report), to: url)
+        try AtomicFile.write(prettyJSON(report), to: url)
         print("analysis: \(url.path)")
     }
 }

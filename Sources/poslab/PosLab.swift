@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Lab
 import TensorCore
 
 @main
@@ -33,9 +34,7 @@ func printError(_ text: String, newline: Bool = true) {
 
 /// Prints `value` as pretty JSON with sorted keys on standard output.
 func printJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    print(try prettyJSON(value), terminator: "")
 }
 
 /// Formats rows as a plain table with right-aligned columns.

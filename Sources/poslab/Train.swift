@@ -102,7 +102,7 @@ struct Train: ParsableCommand {
         progress.clear()
         guard out != nil else { try? FileManager.default.removeItem(at: folder); return }
         let report = try evaluate(trained, specification)
-        try AtomicFile.write(pretty(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
+        try AtomicFile.write(prettyJSON(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
         print("checkpoint: \(experiment.checkpointURL.path)")
     }
 }
@@ -110,13 +110,12 @@ struct Train: ParsableCommand {
 /// Evaluates and prints a table, returning eval.json's content.
 func evaluate(_ model: Transformer, _ run: RunSpecification, lengths: [Int]? = nil, samples: Int? = nil) throws -> EvaluationReport {
     var rows: [[String]] = []
-    let results = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: lengths ?? run.evalLengths,
-                                         samples: samples ?? run.evalSamples) { r in
+    let report = try Evaluator.report(model: model, run: run, lengths: lengths, samples: samples) { r in
         rows.append([String(r.length), String(format: "%.3f", r.accuracy), String(format: "%.3f", r.tokenAccuracy),
                      String(format: "%.4f", r.loss), String(format: "%.3f", r.perplexity), String(r.count)])
     }
     print(table(["length", "accuracy", "token acc.", "loss", "perplexity", "count"], rows))
-    return EvaluationReport(task: run.task, pe: run.pe, trainLength: run.trainLength, seed: run.seed, results: results)
+    return report
 }
 
 func parseLengths(_ text: String) throws -> [Int] {
@@ -137,11 +136,6 @@ func parsePositions(_ text: String) throws -> PositionAssignment {
     }
 }
 
-func pretty<T: Encodable>(_ value: T) throws -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
-}
 
 /// A one-line progress bar on standard error, redrawn in place when it is a terminal.
 final class ProgressLine {

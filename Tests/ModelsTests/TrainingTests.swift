@@ -13,7 +13,7 @@ final class TrainingTests: XCTestCase {
         let trainer = try Trainer(model: model, configuration: TrainingConfiguration(steps: steps, batchSize: 16, learningRate: 3e-3,
                                                                                      gradientAccumulation: 2, seed: seed))
         var losses: [Float] = []
-        try trainer.train(nextBatch: { task.batch(size: 16, inputLengths: 1...5, generator: &$0) }) { losses.append($0.loss) }
+        try trainer.train(nextBatch: { try task.batch(count: 16, sizes: 1...5, generator: &$0) }) { losses.append($0.loss) }
         return (model, losses)
     }
 

@@ -23,9 +23,9 @@ final class CopyTaskTests: XCTestCase {
     func testBatchesShiftTargetsPadAndAreSeeded() throws {
         let task = try CopyTask(alphabetSize: 7)
         var a = SplitMix64(seed: 5), b = SplitMix64(seed: 5), c = SplitMix64(seed: 6)
-        let batch = task.batch(size: 8, inputLengths: 1...6, generator: &a)
-        XCTAssertEqual(batch.inputs, task.batch(size: 8, inputLengths: 1...6, generator: &b).inputs)
-        XCTAssertNotEqual(batch.inputs, task.batch(size: 8, inputLengths: 1...6, generator: &c).inputs)
+        let batch = try task.batch(count: 8, sizes: 1...6, generator: &a)
+        XCTAssertEqual(batch.inputs, try task.batch(count: 8, sizes: 1...6, generator: &b).inputs)
+        XCTAssertNotEqual(batch.inputs, try task.batch(count: 8, sizes: 1...6, generator: &c).inputs)
         XCTAssertEqual(batch.inputs.count, batch.batchSize * batch.length)
         XCTAssertLessThanOrEqual(batch.length, CopyTask.sequenceLength(inputLength: 6) - 1)
         XCTAssertNil(batch.positions)

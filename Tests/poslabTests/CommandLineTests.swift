@@ -49,6 +49,19 @@ struct PosLabCLI {
 
 }
 
+/// A test case with the CLI and a fresh temporary folder per test, removed afterwards.
+class CommandTestCase: XCTestCase {
+    let cli = PosLabCLI()
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("poslab-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
+}
+
 /// End-to-end tests of `poslab positions`, `poslab train` and bad input.
 final class CommandLineTests: XCTestCase {
     let cli = PosLabCLI()

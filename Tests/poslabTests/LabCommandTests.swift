@@ -2,17 +2,7 @@ import Foundation
 import XCTest
 
 /// End to end: sweep, report, eval, analyze, quickstart, and their bad input.
-final class LabCommandTests: XCTestCase {
-    let cli = PosLabCLI()
-    var folder: URL!
-
-    override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("poslab-lab-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
-
+final class LabCommandTests: CommandTestCase {
     func testSweepReportEvalAndAnalyze() throws {
         let out = folder.appendingPathComponent("sweep").path
         let sweep = try cli.poslab(["sweep", "--tasks", "copy,sparse", "--pes", "alibi,hope", "--steps", "8", "--train-lengths", "16",

@@ -2,17 +2,7 @@ import Foundation
 import XCTest
 
 /// End to end: run folders, a killed run resumed, generation from a checkpoint, benchmarks.
-final class RunCommandTests: XCTestCase {
-    let cli = PosLabCLI()
-    var folder: URL!
-
-    override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("poslab-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: folder) }
-
+final class RunCommandTests: CommandTestCase {
     func testAKilledRunResumesToTheSameCheckpoint() throws {
         let arguments = ["train", "--steps", "300", "--checkpoint-every", "10", "--model-dimension", "32", "--train-length", "8", "--log-every", "1000"]
         let whole = folder.appendingPathComponent("whole").path, killed = folder.appendingPathComponent("killed").path

@@ -38,6 +38,9 @@ public enum Activation: String, Codable, CaseIterable, Sendable {
 }
 
 extension Activation {
+    /// Whether `vectorValue` and `vectorDerivative` exist (all but GELU-erf).
+    @inline(__always) var isVectorized: Bool { self != .geluErf }
+
     /// Eight lanes at once, for the forms built on exp (tanh(u) = 1 − 2/(e^{2u} + 1), σ(x) =
     /// 1/(1 + e^{−x})) with `Kernels.exponential`; nil for GELU-erf, which stays scalar.
     @inline(__always) func vectorValue(_ x: SIMD8<Float>) -> SIMD8<Float>? {
@@ -78,7 +81,7 @@ extension Kernels {
     public static func activationForward(_ activation: Activation, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forEachChunk(count: count, minimumPerChunk: 4096) { _, range in
             var i = range.lowerBound
-            if activation.vectorValue(SIMD8()) != nil {
+            if activation.isVectorized {
                 let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
                 while i + 8 <= range.upperBound {
                     yr.storeBytes(of: activation.vectorValue(xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))!,
@@ -101,7 +104,7 @@ extension Kernels {
                                           _ dx: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forEachChunk(count: count, minimumPerChunk: 4096) { _, range in
             var i = range.lowerBound
-            if activation.vectorDerivative(SIMD8()) != nil {
+            if activation.isVectorized {
                 let xr = UnsafeRawPointer(x), gr = UnsafeRawPointer(dy), dr = UnsafeMutableRawPointer(dx)
                 while i + 8 <= range.upperBound {
                     let d = activation.vectorDerivative(xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))!
