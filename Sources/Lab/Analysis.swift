@@ -71,7 +71,7 @@ public enum Analyzer {
         _ = try GradientMode.withoutGradient {
             try model.logits(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: batch.positionIDs())
         }
-        var report = AnalysisReport(task: run.task, pe: run.pe, trainLength: run.trainLength, length: batch.length, layers: layers)
+        var report = AnalysisReport(task: run.task, pe: run.label, trainLength: run.trainLength, length: batch.length, layers: layers)
         if let rotary {
             let theta = try rotary.frequencies(sequenceLength: batch.length).inverseFrequencies
             report.inverseFrequencies = theta

@@ -29,15 +29,22 @@ public struct LengthResult: Codable, Equatable, Sendable {
 /// eval.json.
 public struct EvaluationReport: Codable, Equatable, Sendable {
     public var task: String
+    /// The evaluated scheme's name.
     public var pe: String
+    /// The evaluated scheme with every setting (its text form), and the run's readable label;
+    /// nil in files written before they were recorded.
+    public var scheme: String?
+    public var label: String?
     public var trainLength: Int
     public var seed: UInt64
     public var results: [LengthResult]
 
-    enum CodingKeys: String, CodingKey { case task, pe, trainLength = "train_length", seed, results }
+    enum CodingKeys: String, CodingKey { case task, pe, scheme, label, trainLength = "train_length", seed, results }
 
-    public init(task: String, pe: String, trainLength: Int, seed: UInt64, results: [LengthResult]) {
-        self.task = task; self.pe = pe; self.trainLength = trainLength; self.seed = seed; self.results = results
+    public init(task: String, pe: String, scheme: String? = nil, label: String? = nil, trainLength: Int, seed: UInt64,
+                results: [LengthResult]) {
+        self.task = task; self.pe = pe; self.scheme = scheme; self.label = label; self.trainLength = trainLength
+        self.seed = seed; self.results = results
     }
 }
 
@@ -47,7 +54,8 @@ public enum Evaluator {
                               onLength: (LengthResult) throws -> Void = { _ in }) throws -> EvaluationReport {
         let results = try evaluate(model: model, task: run.makeTask(), lengths: lengths ?? run.evalLengths,
                                    samples: samples ?? run.evalSamples, onLength: onLength)
-        return EvaluationReport(task: run.task, pe: run.pe, trainLength: run.trainLength, seed: run.seed, results: results)
+        return EvaluationReport(task: run.task, pe: run.pe.name, scheme: run.pe.description, label: run.label,
+                                trainLength: run.trainLength, seed: run.seed, results: results)
     }
 
     /// Evaluates `model` on `task` at each length. The examples depend only on the length, never

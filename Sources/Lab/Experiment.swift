@@ -41,6 +41,9 @@ public final class Experiment {
         let model = try Transformer(configuration: specification.modelConfiguration(for: task), seed: specification.seed)
         let trainer = try Trainer(model: model, configuration: specification.trainingConfiguration())
         if resume, hasCheckpoint { try trainer.restoreCheckpoint(from: checkpointURL) }
+        else if let source = specification.fineTuneFrom {
+            try Extension.copyWeights(from: Extension.baseWeights(source), to: model, what: "fine-tune of \(source.folder)")
+        }
         let log = try TrainingLog(url: folder.appendingPathComponent(Experiment.logFile), keepingStepsUpTo: trainer.step)
         let s = specification
         try trainer.train(nextBatch: { try task.trainingBatch(count: s.batchSize, length: s.trainLength, assignment: s.positions, generator: &$0) }) { p in

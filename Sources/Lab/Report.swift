@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import PositionalEncodings
 
 /// report.html for a sweep folder: per task (and training length and model size), each metric
 /// against evaluation length with one line per scheme and a band across seeds, the training
@@ -20,13 +21,16 @@ public enum Report {
     typealias Run = (folder: URL, run: RunSpecification, evaluation: EvaluationReport)
 
     static func html(runs: [Run], title: String, extraSections: [String]) -> String {
-        let schemes = orderedUnique(runs.map(\.run.pe))
+        // A series is one specification up to the seed: only seeds are averaged, never runs that
+        // differ in any other setting (steps, scheme settings, PPC, positions, architecture).
+        let schemes = orderedUnique(runs.map(\.run.identityWithoutSeed))
+        let names = seriesNames(runs)
         let color = Dictionary(uniqueKeysWithValues: schemes.enumerated().map { ($1, SVGPlot.palette[$0 % SVGPlot.palette.count]) })
         struct Group: Hashable { let task: String; let trainLength: Int; let dimension: Int }
         let groups = orderedUnique(runs.map { Group(task: $0.run.task, trainLength: $0.run.trainLength, dimension: $0.run.modelDimension) })
         var body: [String] = []
         let seeds = Set(runs.map(\.run.seed)).count
-        body.append("<p class=\"lead\">\(runs.count) runs: \(schemes.count) schemes × \(Set(runs.map(\.run.task)).count) tasks × \(seeds) seed\(seeds == 1 ? "" : "s"). "
+        body.append("<p class=\"lead\">\(runs.count) runs: \(Set(runs.map(\.run.label)).count) schemes × \(Set(runs.map(\.run.task)).count) tasks × \(seeds) seed\(seeds == 1 ? "" : "s"). "
                     + "Each model is trained on sequences up to the dashed line and evaluated on longer ones; lines are the mean over seeds, bands their range.</p>")
         for group in groups {
             let members = runs.filter { $0.run.task == group.task && $0.run.trainLength == group.trainLength && $0.run.modelDimension == group.dimension }
@@ -37,7 +41,7 @@ public enum Report {
                 : [("exact match", "accuracy", \.accuracy, 0...1), ("token accuracy", "token accuracy", \.tokenAccuracy, 0...1), ("loss on targets", "loss", \.loss, nil)]
             for (title, label, key, range) in metrics {
                 var plot = SVGPlot(title: title, xLabel: "evaluation length (tokens, log scale)", yLabel: label, series: schemes.compactMap { pe in
-                    let own = members.filter { $0.run.pe == pe }
+                    let own = members.filter { $0.run.identityWithoutSeed == pe }
                     guard !own.isEmpty else { return nil }
                     let lengths = orderedUnique(own.flatMap { $0.evaluation.results.map(\.length) }).sorted()
                     let points = lengths.map { length -> (x: Double, y: Double, low: Double, high: Double) in
@@ -45,7 +49,7 @@ public enum Report {
                         guard !values.isEmpty else { return (Double(length), .nan, .nan, .nan) }
                         return (Double(length), values.reduce(0, +) / Double(values.count), values.min()!, values.max()!)
                     }
-                    return SVGPlot.Series(name: pe, color: color[pe]!, points: points)
+                    return SVGPlot.Series(name: names[pe] ?? pe, color: color[pe]!, points: points)
                 })
                 plot.logX = true
                 plot.yRange = range
@@ -53,7 +57,7 @@ public enum Report {
                 body.append("<figure>\(plot.render())</figure>")
             }
             var curves = SVGPlot(title: "training loss", xLabel: "step", yLabel: "loss (moving mean of 20 steps)", series: schemes.compactMap { pe in
-                let own = members.filter { $0.run.pe == pe }
+                let own = members.filter { $0.run.identityWithoutSeed == pe }
                 guard let first = own.first else { return nil }
                 let logs = own.map { smooth(TrainingLog.read($0.folder.appendingPathComponent(Experiment.logFile)).map(\.loss), window: 20) }
                 let steps = logs.map(\.count).min() ?? 0
@@ -63,15 +67,20 @@ public enum Report {
                     return (Double(i + 1), values.reduce(0, +) / Double(values.count), values.min()!, values.max()!)
                 }
                 _ = first
-                return SVGPlot.Series(name: pe, color: color[pe]!, points: points)
+                return SVGPlot.Series(name: names[pe] ?? pe, color: color[pe]!, points: points)
             })
             curves.marker = nil
             body.append("<figure>\(curves.render())</figure></div>")
-            body.append(analysisRow(members, schemes: schemes, color: color))
+            body.append(analysisRow(members, schemes: schemes, names: names, color: color))
         }
         body.append(contentsOf: extraSections)
         body.append("<h2>Runs</h2>" + runTable(runs))
-        return """
+        return page(title: title, body: body)
+    }
+
+    /// A self-contained page: inline CSS, `body`'s sections in order.
+    static func page(title: String, body: [String]) -> String {
+        """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
         <style>
@@ -91,11 +100,11 @@ public enum Report {
     }
 
     /// Inside the models: attention against distance, effective k by layer, rotary components, decay.
-    static func analysisRow(_ members: [Run], schemes: [String], color: [String: String]) -> String {
+    static func analysisRow(_ members: [Run], schemes: [String], names: [String: String], color: [String: String]) -> String {
         let analyses: [(pe: String, report: AnalysisReport)] = members.compactMap { run in
             guard let data = FileManager.default.contents(atPath: run.folder.appendingPathComponent(Analyzer.fileName).path),
                   let report = try? JSONDecoder().decode(AnalysisReport.self, from: data) else { return nil }
-            return (run.run.pe, report)
+            return (run.run.identityWithoutSeed, report)
         }
         guard let first = analyses.first?.report else { return "" }
         func mean(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
@@ -107,7 +116,7 @@ public enum Report {
                     let values = own.compactMap { $0.indices.contains(i) ? $0[i].1 : nil }
                     return (points[i].0, mean(values), values.min() ?? .nan, values.max() ?? .nan)
                 }
-                return SVGPlot.Series(name: pe, color: color[pe]!, points: averaged)
+                return SVGPlot.Series(name: names[pe] ?? pe, color: color[pe]!, points: averaged)
             }
         }
         var figures: [String] = []
@@ -147,12 +156,44 @@ public enum Report {
             let final = smooth(log.map(\.loss), window: 20).last.map { String(format: "%.3f", $0) } ?? "–"
             let atTrain = evaluation.results.filter { $0.length <= run.trainLength }.last
             let longest = evaluation.results.last
-            rows.append("<tr><td class=\"l\">\(escape(folder.lastPathComponent))</td><td class=\"l\">\(escape(run.task))</td><td class=\"l\">\(escape(run.pe))</td>"
+            rows.append("<tr><td class=\"l\">\(escape(folder.lastPathComponent))</td><td class=\"l\">\(escape(run.task))</td><td class=\"l\">\(escape(run.label))</td>"
                         + "<td>\(run.seed)</td><td>\(run.trainLength)</td><td>\(run.modelDimension)</td><td>\(run.steps)</td><td>\(final)</td>"
                         + "<td>\(atTrain.map { String(format: "%.3f", $0.accuracy) } ?? "–")</td><td>\(longest.map { String(format: "%.3f", $0.accuracy) } ?? "–")</td>"
                         + "<td>\(longest.map { String($0.length) } ?? "–")</td></tr>")
         }
         return rows.joined(separator: "\n") + "</table>"
+    }
+
+    /// A legend name per series (identity without seed): the run's label, and where two series
+    /// share a label in one sweep, what else differs, as the first settings that do.
+    static func seriesNames(_ runs: [Run]) -> [String: String] {
+        var byLabel: [String: [RunSpecification]] = [:]
+        var first: [String: RunSpecification] = [:]
+        for r in runs where first[r.run.identityWithoutSeed] == nil {
+            first[r.run.identityWithoutSeed] = r.run
+            byLabel[r.run.label, default: []].append(r.run)
+        }
+        var names: [String: String] = [:]
+        for (label, members) in byLabel {
+            for run in members {
+                names[run.identityWithoutSeed] = members.count == 1 ? label : label + " · " + distinguishing(run, among: members)
+            }
+        }
+        return names
+    }
+
+    /// The settings of `run` that differ from some other member, e.g. "steps=2000, layers=1".
+    static func distinguishing(_ run: RunSpecification, among members: [RunSpecification]) -> String {
+        func fields(_ r: RunSpecification) -> [String: String] {
+            guard let data = try? JSONEncoder().encode(r),
+                  case let .object(o)? = try? JSONDecoder().decode(JSONValue.self, from: data) else { return [:] }
+            return o.filter { $0.key != "seed" }.mapValues(\.compactText)
+        }
+        let own = fields(run)
+        let others = members.filter { $0 != run }.map(fields)
+        let differing = own.keys.sorted().filter { key in others.contains { $0[key] != own[key] } }
+        let shown = differing.prefix(3).map { "\($0)=\(own[$0]!.prefix(40))" }
+        return shown.isEmpty ? String(run.identityWithoutSeed.prefix(8)) : shown.joined(separator: ", ")
     }
 
     static func smooth(_ values: [Double], window: Int) -> [Double] {

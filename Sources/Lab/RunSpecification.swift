@@ -45,8 +45,8 @@ public struct ArchitectureOptions: Codable, Equatable, Sendable {
 public struct RunSpecification: Codable, Equatable, Sendable {
     public var task: String
     public var taskOptions: TaskOptions
-    /// A positional scheme name (`PositionalScheme.names`).
-    public var pe: String
+    /// The positional scheme with every setting explicit (run defaults filled in on creation).
+    public var pe: SchemeSpecification
     /// How training assigns position IDs (evaluation always uses 0..T−1, or the task's coupled IDs).
     public var positions: PositionAssignment
     public var seed: UInt64
@@ -68,12 +68,14 @@ public struct RunSpecification: Codable, Equatable, Sendable {
     /// Needs a task with coupled positions (addition).
     public var predictPositions: Bool
     public var architecture: ArchitectureOptions
+    /// A fine-tuning run starts from another run's trained weights instead of a fresh initialisation.
+    public var fineTuneFrom: FineTuneSource?
 
-    public init(task: String = "copy", taskOptions: TaskOptions = TaskOptions(), pe: String = "rope",
+    public init(task: String = "copy", taskOptions: TaskOptions = TaskOptions(), pe: SchemeSpecification = .rope,
                 positions: PositionAssignment = .sequential, seed: UInt64 = 0, trainLength: Int = 32, modelDimension: Int = 64,
                 layers: Int = 2, heads: Int = 4, steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3,
                 evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100, predictPositions: Bool = false,
-                architecture: ArchitectureOptions = ArchitectureOptions()) throws {
+                architecture: ArchitectureOptions = ArchitectureOptions(), fineTuneFrom: FineTuneSource? = nil) throws {
         try require(trainLength >= 4, "trainLength", trainLength, "at least 4 tokens")
         try require(steps >= 1, "steps", steps, "a positive count")
         try require(batchSize >= 1, "batchSize", batchSize, "a positive count")
@@ -81,12 +83,15 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         try require(checkpointEvery >= 1, "checkpointEvery", checkpointEvery, "a positive count")
         let lengths = evalLengths ?? [1, 2, 4, 8].map { $0 * trainLength }
         try require(!lengths.isEmpty && lengths.allSatisfy { $0 >= 2 }, "evalLengths", lengths, "lengths of at least 2 tokens")
-        self.task = task; self.taskOptions = taskOptions; self.pe = pe; self.positions = positions; self.seed = seed
+        self.task = task; self.taskOptions = taskOptions; self.positions = positions; self.seed = seed
         self.trainLength = trainLength; self.modelDimension = modelDimension; self.layers = layers; self.heads = heads
         self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate
         self.evalLengths = lengths.sorted(); self.evalSamples = evalSamples; self.checkpointEvery = checkpointEvery
         self.predictPositions = predictPositions
         self.architecture = architecture
+        self.fineTuneFrom = fineTuneFrom
+        self.pe = pe
+        self.pe = SchemeSpecification(try scheme)
         // Building every part once rejects an invalid run before any work starts.
         _ = try modelConfiguration(for: makeTask())
         _ = try trainingConfiguration()
@@ -95,7 +100,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         try self.init(task: c.decode(String.self, forKey: .task), taskOptions: c.decodeIfPresent(TaskOptions.self, forKey: .taskOptions) ?? TaskOptions(),
-                      pe: c.decode(String.self, forKey: .pe), positions: c.decodeIfPresent(PositionAssignment.self, forKey: .positions) ?? .sequential,
+                      pe: c.decode(SchemeSpecification.self, forKey: .pe), positions: c.decodeIfPresent(PositionAssignment.self, forKey: .positions) ?? .sequential,
                       seed: c.decode(UInt64.self, forKey: .seed), trainLength: c.decode(Int.self, forKey: .trainLength),
                       modelDimension: c.decode(Int.self, forKey: .modelDimension), layers: c.decode(Int.self, forKey: .layers),
                       heads: c.decode(Int.self, forKey: .heads), steps: c.decode(Int.self, forKey: .steps),
@@ -103,7 +108,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
                       evalLengths: c.decode([Int].self, forKey: .evalLengths), evalSamples: c.decode(Int.self, forKey: .evalSamples),
                       checkpointEvery: c.decode(Int.self, forKey: .checkpointEvery),
                       predictPositions: c.decodeIfPresent(Bool.self, forKey: .predictPositions) ?? false,
-                      architecture: c.decodeIfPresent(ArchitectureOptions.self, forKey: .architecture) ?? ArchitectureOptions())
+                      architecture: c.decodeIfPresent(ArchitectureOptions.self, forKey: .architecture) ?? ArchitectureOptions(),
+                      fineTuneFrom: c.decodeIfPresent(FineTuneSource.self, forKey: .fineTuneFrom))
     }
 
     public func makeTask() throws -> LabTask { try LabTask.make(name: task, options: taskOptions) }
@@ -112,7 +118,6 @@ public struct RunSpecification: Codable, Equatable, Sendable {
 
     /// The model for `task` (this run's, already built: a text task reads its whole corpus).
     public func modelConfiguration(for task: LabTask) throws -> TransformerConfiguration {
-        // A learned table must cover every evaluated position; the positions beyond training stay untrained.
         let longest = (evalLengths + [trainLength]).max()! + positions.largestExtraPosition
         var classes: Int?
         if predictPositions {
@@ -126,7 +131,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
             numberOfKeyValueHeads: architecture.keyValueHeads, feedForward: architecture.feedForward,
             normalization: architecture.normalization, normalizationPlacement: architecture.placement,
             attentionScoring: architecture.attentionScoring, tiedEmbeddings: architecture.tiedEmbeddings,
-            positionalScheme: PositionalScheme.named(pe, trainingLength: trainLength, maximumLength: longest + 2),
+            positionalScheme: try scheme,
             positionPrediction: classes)
     }
 
@@ -134,9 +139,77 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         try TrainingConfiguration(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
     }
 
-    /// A short folder name: task-pe-Ltrain-sSeed.
-    public var name: String { "\(task)-\(pe)\(predictPositions ? "-ppc" : "")-L\(trainLength)-C\(modelDimension)-s\(seed)" }
+    /// The positional scheme the model is built with. A learned table covers every evaluated
+    /// position by default; the positions beyond training stay untrained.
+    public var scheme: PositionalScheme {
+        get throws { try pe.resolved(trainingLength: trainLength, maximumLength: tableLength) }
+    }
+
+    /// The rows a learned table gets by default: every position training and evaluation use, and two more.
+    var tableLength: Int { (evalLengths + [trainLength]).max()! + positions.largestExtraPosition + 2 }
+
+    /// The scheme's label: its name and the settings that differ from its defaults for this run,
+    /// then what else sets this run apart from a plain one (Predictive Position Coupling, training
+    /// positions, fine-tuning).
+    public var label: String {
+        var parts = [pe.label(defaults: defaultScheme)]
+        if predictPositions { parts.append("+PPC") }
+        switch positions {
+        case .sequential, .coupled: break
+        case let .randomOffset(n): parts.append("offset:\(n)")
+        case let .randomized(n): parts.append("randomized:\(n)")
+        }
+        if let fineTuneFrom { parts.append("fine-tuned from \(fineTuneFrom.label)") }
+        return parts.joined(separator: " ")
+    }
+
+    /// The same scheme with nothing set, resolved for this run (what `label` leaves out).
+    var defaultScheme: SchemeSpecification? {
+        (try? SchemeSpecification(name: pe.name).resolved(trainingLength: trainLength, maximumLength: tableLength))
+            .map(SchemeSpecification.init)
+    }
+
+    /// The run's identity: a hash of its whole specification (every setting, the seed included).
+    /// Two runs with equal identities trained the same thing; a sweep skips a run only on a match.
+    public var identity: String { RunSpecification.hash(self) }
+
+    /// The identity of this specification with the seed left out: runs that share it differ only
+    /// by seed, and a report averages exactly those.
+    public var identityWithoutSeed: String {
+        var unseeded = self
+        unseeded.seed = 0
+        return RunSpecification.hash(unseeded)
+    }
+
+    static func hash(_ run: RunSpecification) -> String {
+        // FNV-1a, 64 bits, over the canonical JSON (sorted keys): stable across processes and platforms.
+        let text = (try? prettyJSON(run)) ?? "\(run)"
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// A folder name: task-scheme-Ltrain-Cdim-sSeed-identity (the first 10 hex digits of the hash).
+    public var name: String {
+        "\(task)-\(pe.name)\(predictPositions ? "-ppc" : "")\(fineTuneFrom == nil ? "" : "-ft")-L\(trainLength)"
+            + "-C\(modelDimension)-s\(seed)-\(identity.prefix(10))"
+    }
 }
+
+/// The run a fine-tuning run starts from: its folder and its identity when the fine-tune began,
+/// so that a fine-tune of a changed base run is another run.
+public struct FineTuneSource: Codable, Equatable, Sendable {
+    public var folder: String
+    public var identity: String
+    /// The base run's label, for reports.
+    public var label: String
+
+    public init(folder: String, identity: String, label: String) {
+        self.folder = folder; self.identity = identity; self.label = label
+    }
+}
+
 
 extension PositionAssignment {
     /// How far beyond the sequence length training may place a position.

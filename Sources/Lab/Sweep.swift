@@ -10,7 +10,8 @@ import Tasks
 /// shared. Read from JSON (keys as below) or built from command-line lists.
 public struct SweepSpecification: Codable, Equatable, Sendable {
     public var tasks: [String]
-    public var pes: [String]
+    /// Schemes with their settings (in JSON: a name, a text form such as `rope{"rope_theta": 500}`, or an object).
+    public var pes: [SchemeSpecification]
     public var seeds: [UInt64]
     public var trainLengths: [Int]
     public var modelDimensions: [Int]
@@ -27,7 +28,7 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
     public var predictPositions: Bool
     public var architecture: ArchitectureOptions
 
-    public init(tasks: [String], pes: [String], seeds: [UInt64] = [0], trainLengths: [Int] = [32], modelDimensions: [Int] = [64],
+    public init(tasks: [String], pes: [SchemeSpecification], seeds: [UInt64] = [0], trainLengths: [Int] = [32], modelDimensions: [Int] = [64],
                 evalMultipliers: [Int] = [1, 2, 4, 8], taskOptions: TaskOptions = TaskOptions(), layers: Int = 2, heads: Int = 4,
                 steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3, evalSamples: Int = 64,
                 predictPositions: Bool = false, architecture: ArchitectureOptions = ArchitectureOptions()) throws {
@@ -41,12 +42,15 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
         self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate; self.evalSamples = evalSamples
         self.predictPositions = predictPositions
         self.architecture = architecture
-        _ = try runs()  // every run of the grid must be valid before any starts
+        // Every run of the grid must be valid, and distinct, before any starts.
+        let runs = try runs()
+        try require(Set(runs.map(\.identity)).count == runs.count, "pes", pes.map(\.description),
+                    "schemes that differ once their defaults are filled in (two of these are the same run)")
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        try self.init(tasks: c.decode([String].self, forKey: .tasks), pes: c.decode([String].self, forKey: .pes),
+        try self.init(tasks: c.decode([String].self, forKey: .tasks), pes: c.decode([SchemeSpecification].self, forKey: .pes),
                       seeds: c.decodeIfPresent([UInt64].self, forKey: .seeds) ?? [0],
                       trainLengths: c.decodeIfPresent([Int].self, forKey: .trainLengths) ?? [32],
                       modelDimensions: c.decodeIfPresent([Int].self, forKey: .modelDimensions) ?? [64],
@@ -106,12 +110,14 @@ public final class Sweep {
         folder.appendingPathComponent(Sweep.runsFolder).appendingPathComponent(run.name)
     }
 
+    public static let specificationFile = "sweep.json"
+
     /// Runs everything, `jobs` runs at a time. `onEvent` is called from worker threads, serialised.
     public func run(jobs: Int, onEvent: @escaping (Event) -> Void) throws {
         try require(jobs >= 1, "jobs", jobs, "a positive count")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent("sweep.json"))
         let runs = try specification.runs()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent(Sweep.specificationFile))
         let lock = NSLock()
         var next = 0
         var failure: Error?
@@ -140,11 +146,14 @@ public final class Sweep {
     func execute(_ run: RunSpecification, report: (Event) -> Void) throws {
         let runFolder = runFolder(run)
         let evaluationURL = runFolder.appendingPathComponent(Experiment.evaluationFile)
-        if FileManager.default.fileExists(atPath: evaluationURL.path) { report(.skipped(run)); return }
         let experiment = Experiment(specification: run, folder: runFolder)
-        if experiment.hasCheckpoint, try Experiment.specification(in: runFolder) != run {
-            throw LabError.invalid("\(runFolder.path) holds a run with another configuration; remove it or choose another sweep folder")
+        // The folder's name carries the run's identity; its config.json must say the same run, or
+        // nothing in it is used (a finished run is skipped only when its whole specification matches).
+        if FileManager.default.fileExists(atPath: runFolder.appendingPathComponent(Experiment.configurationFile).path),
+           try Experiment.specification(in: runFolder) != run {
+            throw LabError.invalid("\(runFolder.path) holds a run with another specification; remove it or choose another sweep folder")
         }
+        if FileManager.default.fileExists(atPath: evaluationURL.path) { report(.skipped(run)); return }
         let start = Date()
         report(.started(run, resumed: experiment.hasCheckpoint))
         let model = try experiment.train(resume: true) { report(.step(run, $0)) }
@@ -156,32 +165,55 @@ public final class Sweep {
         report(.finished(run, evaluation, seconds: Date().timeIntervalSince(start)))
     }
 
-    /// results.csv from every finished run under runs/.
+    /// results.csv from the finished runs of this sweep's plan under runs/.
     public func writeResults() throws {
         try AtomicFile.write(Sweep.resultsCSV(Sweep.finishedRuns(in: folder)), to: folder.appendingPathComponent(Sweep.resultsFile))
     }
 
-    /// The finished runs in a sweep folder: specification and evaluation.
-    public static func finishedRuns(in folder: URL) throws -> [(folder: URL, run: RunSpecification, evaluation: EvaluationReport)] {
+    public typealias FinishedRun = (folder: URL, run: RunSpecification, evaluation: EvaluationReport)
+
+    /// The finished runs in a sweep folder: specification and evaluation. When the folder has a
+    /// sweep.json, only the runs of its plan count (a run left from an earlier plan is not this
+    /// sweep's result); a folder whose config.json does not match its name's identity is refused.
+    public static func finishedRuns(in folder: URL) throws -> [FinishedRun] {
         let runs = folder.appendingPathComponent(runsFolder)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? []
+        var plan: Set<String>?
+        if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(specificationFile).path) {
+            plan = Set(try JSONDecoder().decode(SweepSpecification.self, from: data).runs().map(\.name))
+        }
         return try names.sorted().compactMap { name in
+            if let plan, !plan.contains(name) { return nil }
             let runFolder = runs.appendingPathComponent(name)
             guard let data = FileManager.default.contents(atPath: runFolder.appendingPathComponent(Experiment.evaluationFile).path) else { return nil }
-            return (runFolder, try Experiment.specification(in: runFolder), try JSONDecoder().decode(EvaluationReport.self, from: data))
+            let run = try Experiment.specification(in: runFolder)
+            guard plan == nil || run.name == name else {
+                throw LabError.invalid("\(runFolder.path): its config.json is another run (\(run.name)); remove the folder")
+            }
+            return (runFolder, run, try JSONDecoder().decode(EvaluationReport.self, from: data))
         }
     }
 
-    public static let csvHeader = "task,pe,seed,train_length,model_dimension,eval_length,accuracy,token_accuracy,loss,perplexity,count"
+    public static let csvHeader = "task,pe,label,scheme,seed,train_length,model_dimension,steps,eval_length,accuracy,"
+        + "token_accuracy,loss,perplexity,count,identity,series"
 
-    static func resultsCSV(_ runs: [(folder: URL, run: RunSpecification, evaluation: EvaluationReport)]) -> String {
+    static func resultsCSV(_ runs: [FinishedRun]) -> String {
         var lines = [csvHeader]
         for (_, run, evaluation) in runs {
             for r in evaluation.results {
-                lines.append("\(run.task),\(run.pe),\(run.seed),\(run.trainLength),\(run.modelDimension),\(r.length),"
-                             + String(format: "%.6g,%.6g,%.6g,%.6g,%d", r.accuracy, r.tokenAccuracy, r.loss, r.perplexity, r.count))
+                let fields = [run.task, run.pe.name, run.label, run.pe.description, String(run.seed), String(run.trainLength),
+                              String(run.modelDimension), String(run.steps), String(r.length)]
+                lines.append(fields.map(csvField).joined(separator: ",") + ","
+                             + String(format: "%.6g,%.6g,%.6g,%.6g,%d", r.accuracy, r.tokenAccuracy, r.loss, r.perplexity, r.count)
+                             + ",\(run.identity),\(run.identityWithoutSeed)")
             }
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A JSON value, for reading and writing transformers-style parameter dictionaries as they are.
-public enum JSONValue: Codable, Equatable, Sendable {
+public enum JSONValue: Codable, Hashable, Sendable {
     case number(Double)
     case string(String)
     case bool(Bool)

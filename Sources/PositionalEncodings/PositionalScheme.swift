@@ -28,21 +28,9 @@ public enum PositionalScheme: Codable, Equatable, Sendable {
     public static let names = ["nope", "sinusoidal", "learned", "relative", "t5", "shaw", "alibi", "rope", "hope"]
 
     /// A scheme by short name with default settings; `trainingLength` sizes the learned table
-    /// (its maximum length) and HoPE's cut.
+    /// (unless `maximumLength` is given), HoPE's cut and RoPE's `max_position_embeddings`.
     public static func named(_ name: String, trainingLength: Int, maximumLength: Int? = nil) throws -> PositionalScheme {
-        switch name.lowercased() {
-        case "nope", "none": return .none
-        case "sinusoidal", "sin": return .sinusoidal(scale: 1)
-        case "learned", "learned-absolute", "absolute": return .learnedAbsolute(maximumLength: maximumLength ?? trainingLength)
-        case "relative", "relative-bias": return .relativeBias(maximumDistance: 16)
-        case "t5": return .t5(numberOfBuckets: 32, maximumDistance: 128, bidirectional: false)
-        case "shaw": return .shaw(maximumDistance: 16)
-        case "alibi": return .alibi
-        case "rope": return .rope(try RotaryConfiguration())
-        case "hope": return .hope(try RotaryConfiguration(), cut: .trainingLength(trainingLength))
-        default:
-            throw ConfigurationError(parameter: "positional scheme", value: name, allowed: names.joined(separator: ", "))
-        }
+        try SchemeSpecification(name: name).resolved(trainingLength: trainingLength, maximumLength: maximumLength ?? trainingLength)
     }
 
     /// The short name of this scheme.

@@ -6,18 +6,74 @@ import PositionalEncodings
 import TensorCore
 
 struct Eval: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Evaluate a trained run at the given lengths: accuracy, token accuracy, loss, perplexity.")
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a trained run at the given lengths: accuracy, token accuracy, loss, perplexity.",
+        discussion: "With --pe (and --rope) the run's weights are evaluated under another scheme of the same family: a RoPE "
+            + "run as linear, ntk, dynamic, yarn, llama3, longrope, proportional or hope, e.g. --pe rope --rope "
+            + "'{\"rope_type\": \"yarn\", \"factor\": 4}' (original_max_position_embeddings defaults to the run's training "
+            + "length). With --pes, several such methods side by side: a methods × lengths table, and with --out an HTML "
+            + "page beside the JSON.")
 
     @Option(help: "Run folder (config.json and checkpoint.safetensors).") var model: String
     @Option(help: "Evaluation lengths in tokens, comma-separated (default: the run's).") var lengths: String?
     @Option(help: "Examples (or text windows) per length (default: the run's).") var samples: Int?
-    @Option(help: "Write the results as JSON to this file.") var out: String?
+    @Option(help: ArgumentHelp("Evaluate under this scheme instead of the run's own. " + schemeHelp)) var pe: String?
+    @Option(help: ArgumentHelp(ropeHelp)) var rope: String?
+    @Option(help: "Several schemes, comma-separated, each as --pe takes it; the run's own scheme is evaluated first.")
+    var pes: String?
+    @Option(help: "Write the results as JSON to this file (with --pes, also an HTML page with the same name and .html).")
+    var out: String?
+
+    func validate() throws {
+        if let samples, samples < 1 { throw ValidationError("--samples must be positive, not \(samples)") }
+        if pe != nil, pes != nil { throw ValidationError("give --pe or --pes, not both") }
+    }
 
     func run() throws {
-        if let samples, samples < 1 { throw ValidationError("--samples must be positive, not \(samples)") }
+        let lengths = try lengths.map(parseLengths)
+        // Every scheme is parsed and checked against the run before any evaluation starts.
+        let single = try pe.map { try parseScheme($0, rope: rope) } ?? (pes == nil ? try rope.map { _ in
+            try applyRope(SchemeSpecification(name: "rope"), rope: rope) } : nil)
         let (run, trained) = try loadRun(model)
-        let report = try evaluate(trained, run, lengths: try lengths.map(parseLengths), samples: samples)
+        if let pes {
+            let methods = try parseSchemeList(pes, rope: rope)
+            let swaps = try [(run, trained)] + methods.map { try Extension.swap(trained, run: run, to: $0) }
+            var reports: [EvaluationReport] = []
+            for (index, (swapped, swappedModel)) in swaps.enumerated() {
+                print("\n\(index == 0 ? "as trained: " : "")\(swapped.label)  [\(swapped.pe.description)]")
+                var report = try evaluate(swappedModel, swapped, lengths: lengths, samples: samples)
+                report.label = index == 0 ? "\(run.label) (as trained)" : swapped.label
+                reports.append(report)
+            }
+            print("\n" + methodsTable(run: run, reports: reports))
+            if let out {
+                let url = URL(fileURLWithPath: out)
+                try AtomicFile.write(prettyJSON(reports), to: url)
+                let page = url.deletingPathExtension().appendingPathExtension("html")
+                try AtomicFile.write(Report.extensionPage(run: run, reports: reports), to: page)
+                print("report: \(page.path)")
+            }
+            return
+        }
+        var evaluated = (run: run, model: trained)
+        if let single { evaluated = try Extension.swap(trained, run: run, to: single) }
+        if single != nil { print("\(run.label) weights evaluated as \(evaluated.run.label)  [\(evaluated.run.pe.description)]") }
+        var report = try evaluate(evaluated.model, evaluated.run, lengths: lengths, samples: samples)
+        if single != nil { report.label = "\(evaluated.run.label) (trained as \(run.label))" }
         if let out { try AtomicFile.write(prettyJSON(report), to: URL(fileURLWithPath: out)) }
+    }
+
+    /// Methods × lengths: exact match, or perplexity for text.
+    func methodsTable(run: RunSpecification, reports: [EvaluationReport]) -> String {
+        let isText = run.task == "text"
+        let lengths = Array(Set(reports.flatMap { $0.results.map(\.length) })).sorted()
+        print(isText ? "perplexity by evaluation length:" : "exact match by evaluation length:")
+        return table(["method"] + lengths.map(String.init), reports.map { report in
+            [report.label ?? report.pe] + lengths.map { length in
+                report.results.first { $0.length == length }.map {
+                    String(format: isText ? "%.3f" : "%.2f", isText ? $0.perplexity : $0.accuracy) } ?? "–"
+            }
+        })
     }
 }
 
@@ -71,7 +127,8 @@ struct SweepCommand: ParsableCommand {
 
     @Option(help: "A JSON sweep file.") var config: String?
     @Option(help: "Tasks, comma-separated.") var tasks = "copy"
-    @Option(help: "Schemes, comma-separated (\(PositionalScheme.names.joined(separator: ","))).") var pes = "nope,rope,alibi"
+    @Option(help: ArgumentHelp("Schemes, comma-separated; each as --pe takes it. " + schemeHelp)) var pes = "nope,rope,alibi"
+    @Option(help: ArgumentHelp(ropeHelp + " Applied to every rope and hope scheme of --pes.")) var rope: String?
     @Option(help: "Seeds, comma-separated.") var seeds = "0"
     @Option(help: "Training lengths in tokens, comma-separated.") var trainLengths = "32"
     @Option(help: "Model dimensions, comma-separated (default: --model-dimension).") var modelDimensions: String?
@@ -94,7 +151,7 @@ struct SweepCommand: ParsableCommand {
                 return values.map { $0! }
             }
             specification = try SweepSpecification(
-                tasks: list(tasks, "tasks") { $0 }, pes: list(pes, "pes") { $0 }, seeds: list(seeds, "seeds") { UInt64($0) },
+                tasks: list(tasks, "tasks") { $0 }, pes: parseSchemeList(pes, rope: rope), seeds: list(seeds, "seeds") { UInt64($0) },
                 trainLengths: list(trainLengths, "train-lengths") { Int($0) }, modelDimensions: list(modelDimensions ?? String(model.modelDimension), "model-dimensions") { Int($0) },
                 evalMultipliers: list(evalMultipliers, "eval-multipliers") { Int($0) }, taskOptions: taskArguments.options,
                 layers: model.layers, heads: model.heads, steps: model.steps, batchSize: model.batchSize,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Lab
+import PositionalEncodings
 import Tasks
 
 struct Quickstart: ParsableCommand {
@@ -15,7 +16,7 @@ struct Quickstart: ParsableCommand {
 
     func run() throws {
         let specification = try SweepSpecification(
-            tasks: ["copy", "sparse"], pes: ["nope", "sinusoidal", "learned", "t5", "alibi", "rope", "hope"], seeds: [0],
+            tasks: ["copy", "sparse"], pes: ["nope", "sinusoidal", "learned", "t5", "alibi", "rope", "hope"].map { try SchemeSpecification(name: $0) }, seeds: [0],
             // k = 1, the sparsest planted correlation: at this size and budget k = 2's modular sum does
             // not train for any scheme (the target stays at chance), which would compare nothing.
             trainLengths: [24], modelDimensions: [64], evalMultipliers: [1, 2, 4, 8], taskOptions: TaskOptions(k: 1), layers: 2, heads: 4, steps: steps,
@@ -26,7 +27,7 @@ struct Quickstart: ParsableCommand {
         let lengths = runs.first?.evaluation.results.map(\.length) ?? []
         print("\nexact-match accuracy by evaluation length (trained on ≤ \(specification.trainLengths[0]) tokens):")
         print(table(["task", "pe"] + lengths.map(String.init), runs.map { r in
-            [r.run.task, r.run.pe] + r.evaluation.results.map { String(format: "%.2f", $0.accuracy) }
+            [r.run.task, r.run.label] + r.evaluation.results.map { String(format: "%.2f", $0.accuracy) }
         }))
         print(String(format: "\nfinished in %.0f s; report: %@", Date().timeIntervalSince(start), report.path))
     }

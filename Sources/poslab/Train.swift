@@ -57,7 +57,8 @@ struct Train: ParsableCommand {
 
     @Option(help: "Task: \(LabTask.names.joined(separator: ", ")).") var task = "copy"
     @OptionGroup var taskArguments: TaskArguments
-    @Option(help: "Positional scheme: \(PositionalScheme.names.joined(separator: ", ")).") var pe = "rope"
+    @Option(help: ArgumentHelp(schemeHelp)) var pe = "rope"
+    @Option(help: ArgumentHelp(ropeHelp)) var rope: String?
     @Option(help: "Training position IDs: sequential, offset:N (random offset up to N), randomized:N (sorted subset of 0..<N).")
     var positions = "sequential"
     @Option(help: "Longest training sequence, in tokens.") var trainLength = 32
@@ -76,7 +77,7 @@ struct Train: ParsableCommand {
         let folder = URL(fileURLWithPath: out ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("poslab-train-\(ProcessInfo.processInfo.processIdentifier)").path)
         var specification = try RunSpecification(
-            task: task, taskOptions: taskArguments.options, pe: pe, positions: parsePositions(positions), seed: seed,
+            task: task, taskOptions: taskArguments.options, pe: parseScheme(pe, rope: rope), positions: parsePositions(positions), seed: seed,
             trainLength: trainLength, modelDimension: model.modelDimension, layers: model.layers, heads: model.heads, steps: model.steps,
             batchSize: model.batchSize, learningRate: model.learningRate, evalLengths: try evalLengths.map(parseLengths),
             evalSamples: model.evalSamples, checkpointEvery: checkpointEvery, predictPositions: predictPositions,
@@ -90,7 +91,7 @@ struct Train: ParsableCommand {
         }
         if resume, experiment.hasCheckpoint { printError("resumed \(experiment.checkpointURL.path)") }
         let progress = ProgressLine()
-        print("\(specification.task), \(specification.pe), sequences up to \(specification.trainLength) tokens; \(specification.steps) steps")
+        print("\(specification.task), \(specification.label), sequences up to \(specification.trainLength) tokens; \(specification.steps) steps")
         let trained = try experiment.train(resume: resume) { p in
             progress.show(p)
             if p.step % logEvery == 0 || p.step == 1 || p.step == p.totalSteps {

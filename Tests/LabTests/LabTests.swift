@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import PositionalEncodings
 import Models
 import TensorCore
 import Tasks
@@ -18,7 +19,7 @@ final class LabTests: XCTestCase {
     func testInvalidRunsAreRejectedBeforeAnyWork() {
         let cases: [(() throws -> RunSpecification, String)] = [
             ({ try RunSpecification(task: "sorting") }, "sorting"),
-            ({ try RunSpecification(pe: "warp") }, "warp"),
+            ({ try RunSpecification(pe: SchemeSpecification(name: "warp")) }, "warp"),
             ({ try RunSpecification(trainLength: 2) }, "trainLength"),
             ({ try RunSpecification(evalLengths: [1]) }, "evalLengths"),
             ({ try RunSpecification(heads: 3) }, "numberOfHeads"),
@@ -30,7 +31,7 @@ final class LabTests: XCTestCase {
     }
 
     func testEvaluationOfAnUntrainedModelIsNearUniformAndRepeatable() throws {
-        let run = try RunSpecification(task: "copy", pe: "alibi", trainLength: 12, modelDimension: 16, layers: 1, evalLengths: [12, 24], evalSamples: 10)
+        let run = try RunSpecification(task: "copy", pe: SchemeSpecification(name: "alibi"), trainLength: 12, modelDimension: 16, layers: 1, evalLengths: [12, 24], evalSamples: 10)
         let model = try Transformer(configuration: run.modelConfiguration(), seed: 1)
         let first = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: run.evalLengths, samples: run.evalSamples)
         let second = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: run.evalLengths, samples: run.evalSamples)
@@ -42,7 +43,7 @@ final class LabTests: XCTestCase {
             XCTAssertLessThan(result.accuracy, 0.2)
         }
         // Learned absolute positions cannot be evaluated beyond their table: a clear error, not a trap.
-        let learned = try RunSpecification(task: "copy", pe: "learned", trainLength: 12, modelDimension: 16, layers: 1, evalLengths: [12])
+        let learned = try RunSpecification(task: "copy", pe: SchemeSpecification(name: "learned"), trainLength: 12, modelDimension: 16, layers: 1, evalLengths: [12])
         let learnedModel = try Transformer(configuration: learned.modelConfiguration(), seed: 1)
         XCTAssertThrowsError(try Evaluator.evaluate(model: learnedModel, task: learned.makeTask(), lengths: [40], samples: 2)) {
             XCTAssertTrue("\($0)".contains("evaluation length 40"), "\($0)")
@@ -50,15 +51,15 @@ final class LabTests: XCTestCase {
     }
 
     func testSweepWritesResultsSkipsFinishedRunsAndResumesKilledOnes() throws {
-        let specification = try SweepSpecification(tasks: ["copy"], pes: ["nope", "rope"], trainLengths: [12], modelDimensions: [16],
+        let specification = try SweepSpecification(tasks: ["copy"], pes: ["nope", "rope"].map { try SchemeSpecification(name: $0) }, trainLengths: [12], modelDimensions: [16],
                                                    evalMultipliers: [1, 2], layers: 1, heads: 2, steps: 6, batchSize: 4, evalSamples: 3)
         let sweep = Sweep(specification: specification, folder: folder)
         var events: [String] = []
         try sweep.run(jobs: 2) { event in
             switch event {
-            case let .started(run, resumed): events.append("start \(run.pe) \(resumed)")
-            case let .finished(run, _, _): events.append("done \(run.pe)")
-            case let .skipped(run): events.append("skip \(run.pe)")
+            case let .started(run, resumed): events.append("start \(run.pe.name) \(resumed)")
+            case let .finished(run, _, _): events.append("done \(run.pe.name)")
+            case let .skipped(run): events.append("skip \(run.pe.name)")
             case .step: break
             }
         }
@@ -73,8 +74,8 @@ final class LabTests: XCTestCase {
         try FileManager.default.removeItem(at: ropeFolder.appendingPathComponent("eval.json"))
         events = []
         try sweep.run(jobs: 1) { event in
-            if case let .started(run, resumed) = event { events.append("start \(run.pe) \(resumed)") }
-            if case let .skipped(run) = event { events.append("skip \(run.pe)") }
+            if case let .started(run, resumed) = event { events.append("start \(run.pe.name) \(resumed)") }
+            if case let .skipped(run) = event { events.append("skip \(run.pe.name)") }
         }
         XCTAssertEqual(events, ["skip nope", "start rope true"])
         XCTAssertEqual(try Data(contentsOf: ropeFolder.appendingPathComponent("eval.json")), before, "resuming reproduces the result")
@@ -104,7 +105,7 @@ final class LabTests: XCTestCase {
     }
 
     func testAnalysisOfARotaryModelMarksFullPeriodPairs() throws {
-        let run = try RunSpecification(task: "copy", pe: "hope", trainLength: 16, modelDimension: 32, layers: 2, heads: 2, evalLengths: [16])
+        let run = try RunSpecification(task: "copy", pe: SchemeSpecification(name: "hope"), trainLength: 16, modelDimension: 32, layers: 2, heads: 2, evalLengths: [16])
         let model = try Transformer(configuration: run.modelConfiguration(), seed: 0)
         let report = try Analyzer.analyze(model: model, run: run, length: 32, samples: 3)
         XCTAssertEqual(report.layers.count, 2)
@@ -118,7 +119,7 @@ final class LabTests: XCTestCase {
 
 final class PredictivePositionCouplingLabTests: XCTestCase {
     func testPredictedPositionsNeedCoupledTasksAndDecodeWithTheModelsOwnIDs() throws {
-        XCTAssertThrowsError(try RunSpecification(task: "copy", pe: "learned", predictPositions: true)) {
+        XCTAssertThrowsError(try RunSpecification(task: "copy", pe: SchemeSpecification(name: "learned"), predictPositions: true)) {
             XCTAssertTrue("\($0)".contains("predictPositions"), "\($0)")
         }
         let run = try RunSpecification(task: "addition", taskOptions: TaskOptions(maximumOffset: 2), pe: "learned", trainLength: 13,

@@ -18,7 +18,8 @@ final class LabCommandTests: CommandTestCase {
         XCTAssertEqual(again.output.components(separatedBy: "skip ").count - 1, 4, again.output)
         XCTAssertEqual(try cli.poslab(["report", out]).status, 0)
 
-        let run = out + "/runs/copy-hope-L16-C16-s0"
+        let names = try FileManager.default.contentsOfDirectory(atPath: out + "/runs")
+        let run = out + "/runs/" + (try XCTUnwrap(names.first { $0.hasPrefix("copy-hope-L16-C16-s0-") }, "\(names)"))
         let evalRun = try cli.poslab(["eval", "--model", run, "--lengths", "16,32,64", "--samples", "3", "--out", folder.appendingPathComponent("e.json").path])
         XCTAssertEqual(evalRun.status, 0, evalRun.error)
         XCTAssertTrue(evalRun.output.contains("perplexity"), evalRun.output)
