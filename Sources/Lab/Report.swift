@@ -166,7 +166,7 @@ public enum Report {
 
     /// A legend name per series (identity without seed): the run's label, and where two series
     /// share a label in one sweep, what else differs, as the first settings that do.
-    static func seriesNames(_ runs: [Run]) -> [String: String] {
+    public static func seriesNames(_ runs: [(folder: URL, run: RunSpecification, evaluation: EvaluationReport)]) -> [String: String] {
         var byLabel: [String: [RunSpecification]] = [:]
         var first: [String: RunSpecification] = [:]
         for r in runs where first[r.run.identityWithoutSeed] == nil {

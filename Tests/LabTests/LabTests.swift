@@ -122,7 +122,7 @@ final class PredictivePositionCouplingLabTests: XCTestCase {
         XCTAssertThrowsError(try RunSpecification(task: "copy", pe: SchemeSpecification(name: "learned"), predictPositions: true)) {
             XCTAssertTrue("\($0)".contains("predictPositions"), "\($0)")
         }
-        let run = try RunSpecification(task: "addition", taskOptions: TaskOptions(maximumOffset: 2), pe: "learned", trainLength: 13,
+        let run = try RunSpecification(task: "addition", taskOptions: TaskOptions(maximumOffset: 2), pe: SchemeSpecification(name: "learned"), trainLength: 13,
                                        modelDimension: 16, layers: 1, heads: 2, steps: 2, evalLengths: [13, 19], evalSamples: 5,
                                        predictPositions: true)
         let configuration = try run.modelConfiguration()

@@ -4,7 +4,7 @@ import PositionalEncodings
 import Tasks
 import TensorCore
 import XCTest
-@testable import Lab
+import Lab
 
 /// The run-identity rule (a run is its whole specification), the inference-time scheme swap and
 /// fine-tuning from a trained run.

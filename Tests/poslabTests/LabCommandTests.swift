@@ -82,9 +82,11 @@ final class LabCommandTests: CommandTestCase {
         let out = folder.appendingPathComponent("quick").path
         let result = try cli.poslab(["quickstart", "--steps", "3", "--out", out])
         XCTAssertEqual(result.status, 0, result.error)
+        let names = try FileManager.default.contentsOfDirectory(atPath: "\(out)/runs")
         for scheme in ["nope", "sinusoidal", "learned", "t5", "alibi", "rope", "hope"] {
             for task in ["copy", "sparse"] {
-                XCTAssertTrue(result.output.contains(task) && FileManager.default.fileExists(atPath: "\(out)/runs/\(task)-\(scheme)-L24-C64-s0/eval.json"),
+                let name = names.first { $0.hasPrefix("\(task)-\(scheme)-L24-C64-s0-") } ?? "absent"
+                XCTAssertTrue(result.output.contains(task) && FileManager.default.fileExists(atPath: "\(out)/runs/\(name)/eval.json"),
                               "\(task) \(scheme)")
             }
         }

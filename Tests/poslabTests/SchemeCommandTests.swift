@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+
+/// Schemes with their settings on the command line: train, eval (with an inference-time swap and
+/// a methods × lengths comparison), finetune and sweep; bad specifications exit with 2 and write nothing.
+final class SchemeCommandTests: CommandTestCase {
+    func testSettingsReachConfigAndRunsSwapAndFineTune() throws {
+        let run = folder.appendingPathComponent("rope").path
+        let train = try cli.poslab(["train", "--pe", #"rope{"rope_theta": 500}"#, "--rope", #"{"partial_rotary_factor": 0.5}"#,
+                                "--steps", "3", "--train-length", "12", "--model-dimension", "16", "--eval-lengths", "12",
+                                "--out", run])
+        XCTAssertEqual(train.status, 0, train.error)
+        let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/config.json")))
+            as? [String: Any])
+        let pe = try XCTUnwrap(config["pe"] as? [String: Any])
+        XCTAssertEqual(pe["name"] as? String, "rope")
+        XCTAssertEqual(pe["rope_theta"] as? Double, 500)
+        XCTAssertEqual(pe["partial_rotary_factor"] as? Double, 0.5)
+
+        let out = folder.appendingPathComponent("yarn.json").path
+        let yarn = try cli.poslab(["eval", "--model", run, "--pe", "rope", "--rope", #"{"rope_type": "yarn", "factor": 4}"#,
+                               "--lengths", "12,48", "--samples", "2", "--out", out])
+        XCTAssertEqual(yarn.status, 0, yarn.error)
+        let report = try cli.json(yarn.withOutput(String(contentsOfFile: out, encoding: .utf8)))
+        XCTAssertTrue((report["scheme"] as? String)?.contains(#""rope_type":"yarn""#) ?? false, "\(report)")
+
+        let methods = folder.appendingPathComponent("methods.json").path
+        let compare = try cli.poslab(["eval", "--model", run, "--pes", #"hope,rope{"rope_type": "linear", "factor": 4}"#,
+                                  "--lengths", "12,24", "--samples", "2", "--out", methods])
+        XCTAssertEqual(compare.status, 0, compare.error)
+        XCTAssertTrue(compare.output.contains("exact match by evaluation length"), compare.output)
+        let html = try String(contentsOfFile: folder.appendingPathComponent("methods.html").path, encoding: .utf8)
+        XCTAssertTrue(html.contains("<svg") && html.contains("(as trained)") && html.contains("hope"), html)
+
+        let tuned = folder.appendingPathComponent("tuned").path
+        let fineTune = try cli.poslab(["finetune", "--model", run, "--rope", #"{"rope_type": "linear", "factor": 2}"#,
+                                   "--train-length", "24", "--steps", "2", "--out", tuned])
+        XCTAssertEqual(fineTune.status, 0, fineTune.error)
+        let tunedConfig = try String(contentsOfFile: tuned + "/config.json", encoding: .utf8)
+        XCTAssertTrue(tunedConfig.contains("fineTuneFrom") && tunedConfig.contains("\"linear\""), tunedConfig)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: tuned + "/eval.json"))
+
+        let sweep = folder.appendingPathComponent("sweep").path
+        let grid = try cli.poslab(["sweep", "--pes", #"rope,rope{"rope_theta": 100},t5{"buckets": 8, "max_distance": 16}"#,
+                               "--steps", "2", "--train-lengths", "12", "--model-dimension", "16", "--eval-samples", "2",
+                               "--eval-multipliers", "1", "--out", sweep])
+        XCTAssertEqual(grid.status, 0, grid.error)
+        let csv = try String(contentsOfFile: sweep + "/results.csv", encoding: .utf8)
+        for label in ["rope(rope_theta=100)", "t5(buckets=8, max_distance=16)"] { XCTAssertTrue(csv.contains(label), csv) }
+    }
+
+    func testBadSchemesExitTwoAndWriteNothing() throws {
+        let run = folder.appendingPathComponent("alibi").path
+        XCTAssertEqual(try cli.poslab(["train", "--pe", "alibi", "--steps", "2", "--train-length", "12", "--model-dimension", "16",
+                                   "--eval-lengths", "12", "--out", run]).status, 0)
+        let out = folder.appendingPathComponent("never").path
+        let cases: [([String], String)] = [
+            (["train", "--pe", #"rope{"factr": 2}"#, "--steps", "1", "--out", out], "factr"),
+            (["train", "--pe", #"rope{"rope_type": "yarn""#, "--steps", "1", "--out", out], "JSON object"),
+            (["train", "--pe", "alibi", "--rope", #"{"factor": 2}"#, "--steps", "1", "--out", out], "--rope"),
+            (["train", "--pe", #"t5{"buckets": -3}"#, "--steps", "1", "--out", out], "t5.buckets"),
+            (["eval", "--model", run, "--pe", "rope", "--out", out], "cannot be evaluated as rope"),
+            (["eval", "--model", run, "--pes", "alibi,{", "--out", out], "unbalanced"),
+            (["finetune", "--model", folder.appendingPathComponent("absent").path, "--out", out], "config.json"),
+            (["finetune", "--model", run, "--pe", "rope", "--out", out], "cannot be evaluated as rope"),
+            (["sweep", "--pes", "rope,", "--out", out], "empty scheme"),
+            (["sweep", "--pes", #"rope,rope{"rope_theta": 10000}"#, "--steps", "1", "--out", out], "same run"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try cli.poslab(arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.error)")
+            XCTAssertTrue(result.error.contains(expected), "\(arguments) should say \(expected): \(result.error)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(arguments) wrote \(out)")
+        }
+    }
+}
