@@ -38,8 +38,23 @@ public struct EvaluationReport: Codable, Equatable, Sendable {
     public var trainLength: Int
     public var seed: UInt64
     public var results: [LengthResult]
+    /// "finished", or "diverged" (no results: training stopped at `divergedAtStep` on a non-finite
+    /// loss); nil in files written before the status was recorded (finished).
+    public var status: String?
+    public var divergedAtStep: Int?
 
-    enum CodingKeys: String, CodingKey { case task, pe, scheme, label, trainLength = "train_length", seed, results }
+    enum CodingKeys: String, CodingKey {
+        case task, pe, scheme, label, trainLength = "train_length", seed, results, status, divergedAtStep = "diverged_at_step"
+    }
+
+    /// The report of a run whose training diverged.
+    public static func diverged(_ run: RunSpecification, _ error: TrainingDiverged) -> EvaluationReport {
+        var report = EvaluationReport(task: run.task, pe: run.pe.name, scheme: run.pe.description, label: run.label,
+                                      trainLength: run.trainLength, seed: run.seed, results: [])
+        report.status = "diverged"
+        report.divergedAtStep = error.step
+        return report
+    }
 
     public init(task: String, pe: String, scheme: String? = nil, label: String? = nil, trainLength: Int, seed: UInt64,
                 results: [LengthResult]) {
@@ -54,8 +69,10 @@ public enum Evaluator {
                               onLength: (LengthResult) throws -> Void = { _ in }) throws -> EvaluationReport {
         let results = try evaluate(model: model, task: run.makeTask(), lengths: lengths ?? run.evalLengths,
                                    samples: samples ?? run.evalSamples, onLength: onLength)
-        return EvaluationReport(task: run.task, pe: run.pe.name, scheme: run.pe.description, label: run.label,
-                                trainLength: run.trainLength, seed: run.seed, results: results)
+        var report = EvaluationReport(task: run.task, pe: run.pe.name, scheme: run.pe.description, label: run.label,
+                                      trainLength: run.trainLength, seed: run.seed, results: results)
+        report.status = "finished"
+        return report
     }
 
     /// Evaluates `model` on `task` at each length. The examples depend only on the length, never

@@ -47,6 +47,12 @@ public final class Experiment {
         let log = try TrainingLog(url: folder.appendingPathComponent(Experiment.logFile), keepingStepsUpTo: trainer.step)
         let s = specification
         try trainer.train(nextBatch: { try task.trainingBatch(count: s.batchSize, length: s.trainLength, assignment: s.positions, generator: &$0) }) { p in
+            guard p.loss.isFinite, p.gradientNorm.isFinite else {
+                // No checkpoint of a diverged state: the last one stays the last finite step.
+                try log.append(p, status: "diverged")
+                try log.flush()
+                throw TrainingDiverged(step: p.step, loss: p.loss, gradientNorm: p.gradientNorm)
+            }
             try log.append(p)
             try onStep(p)
             if p.step % s.checkpointEvery == 0 || p.step == p.totalSteps {
@@ -57,6 +63,16 @@ public final class Experiment {
         try log.flush()
         return model
     }
+}
+
+/// A training step whose loss or gradient norm is not finite (NaN or infinite). Not bad input:
+/// a result, recorded as the run's status `diverged` in eval.json and results.csv.
+public struct TrainingDiverged: Error, CustomStringConvertible {
+    public let step: Int
+    public let loss: Float
+    public let gradientNorm: Float
+
+    public var description: String { "training diverged at step \(step) (loss \(loss), gradient norm \(gradientNorm))" }
 }
 
 public enum LabError: Error, CustomStringConvertible {
@@ -94,9 +110,14 @@ public final class TrainingLog {
 
     deinit { try? flush() }
 
-    public func append(_ p: TrainingProgress) throws {
-        pending.append(String(format: #"{"step": %d, "loss": %.6g, "learning_rate": %.6g, "gradient_norm": %.6g, "tokens_per_second": %.1f, "elapsed_seconds": %.3f}"#,
-                              p.step, p.loss, p.learningRate, p.gradientNorm, p.tokensPerSecond, p.elapsedSeconds))
+    /// Appends a step; a value that is not finite is written as null (JSON has no NaN), and a
+    /// `status` (such as "diverged") is added when given.
+    public func append(_ p: TrainingProgress, status: String? = nil) throws {
+        func number(_ value: Float) -> String { value.isFinite ? String(format: "%.6g", value) : "null" }
+        pending.append("{\"step\": \(p.step), \"loss\": \(number(p.loss)), \"learning_rate\": \(number(p.learningRate)), "
+                       + "\"gradient_norm\": \(number(p.gradientNorm)), "
+                       + String(format: #""tokens_per_second": %.1f, "elapsed_seconds": %.3f"#, p.tokensPerSecond, p.elapsedSeconds)
+                       + (status.map { ", \"status\": \"\($0)\"" } ?? "") + "}")
         if pending.count >= 50 { try flush() }
     }
 

@@ -156,7 +156,15 @@ public final class Sweep {
         if FileManager.default.fileExists(atPath: evaluationURL.path) { report(.skipped(run)); return }
         let start = Date()
         report(.started(run, resumed: experiment.hasCheckpoint))
-        let model = try experiment.train(resume: true) { report(.step(run, $0)) }
+        let model: Transformer
+        do { model = try experiment.train(resume: true) { report(.step(run, $0)) } }
+        catch let diverged as TrainingDiverged {
+            // A diverged run is a result: recorded, and the sweep goes on.
+            let evaluation = EvaluationReport.diverged(run, diverged)
+            try AtomicFile.write(prettyJSON(evaluation), to: evaluationURL)
+            report(.finished(run, evaluation, seconds: Date().timeIntervalSince(start)))
+            return
+        }
         let evaluation = try Evaluator.report(model: model, run: run)
         // Analysis at twice the training length: inside and just beyond what training covered.
         let analysis = try Analyzer.analyze(model: model, run: run, length: 2 * run.trainLength)
@@ -195,17 +203,22 @@ public final class Sweep {
     }
 
     public static let csvHeader = "task,pe,label,scheme,seed,train_length,model_dimension,steps,eval_length,accuracy,"
-        + "token_accuracy,loss,perplexity,count,identity,series"
+        + "token_accuracy,loss,perplexity,count,identity,series,status"
 
     static func resultsCSV(_ runs: [FinishedRun]) -> String {
         var lines = [csvHeader]
         for (_, run, evaluation) in runs {
+            let fields = [run.task, run.pe.name, run.label, run.pe.description, String(run.seed), String(run.trainLength),
+                          String(run.modelDimension), String(run.steps)].map(csvField).joined(separator: ",")
+            let status = evaluation.status ?? "finished"
+            if evaluation.results.isEmpty {
+                // A run without results (diverged) still has its row, with empty figures.
+                lines.append(fields + ",,,,,,," + "\(run.identity),\(run.identityWithoutSeed),\(status)")
+            }
             for r in evaluation.results {
-                let fields = [run.task, run.pe.name, run.label, run.pe.description, String(run.seed), String(run.trainLength),
-                              String(run.modelDimension), String(run.steps), String(r.length)]
-                lines.append(fields.map(csvField).joined(separator: ",") + ","
+                lines.append(fields + ",\(r.length),"
                              + String(format: "%.6g,%.6g,%.6g,%.6g,%d", r.accuracy, r.tokenAccuracy, r.loss, r.perplexity, r.count)
-                             + ",\(run.identity),\(run.identityWithoutSeed)")
+                             + ",\(run.identity),\(run.identityWithoutSeed),\(status)")
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -12,13 +12,16 @@ struct PosLab: ParsableCommand {
     )
 
     /// Bad input of any kind (an unknown option, an invalid value, a library error) exits with
-    /// code 2 and a message naming the parameter; help and version requests exit with 0.
+    /// code 2 and a message naming the parameter; help and version requests exit with 0; a run
+    /// that diverged exits with 1 after recording it.
     static func main() {
         // Progress reaches a log file or a pipe line by line, not when a 4 KiB buffer fills.
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot()
             try command.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)  // the command has said why (a diverged run: 1)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
             printError(fullMessage(for: error))

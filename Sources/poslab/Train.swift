@@ -92,13 +92,21 @@ struct Train: ParsableCommand {
         if resume, experiment.hasCheckpoint { printError("resumed \(experiment.checkpointURL.path)") }
         let progress = ProgressLine()
         print("\(specification.task), \(specification.label), sequences up to \(specification.trainLength) tokens; \(specification.steps) steps")
-        let trained = try experiment.train(resume: resume) { p in
+        let trained: Transformer
+        do { trained = try experiment.train(resume: resume) { p in
             progress.show(p)
             if p.step % logEvery == 0 || p.step == 1 || p.step == p.totalSteps {
                 progress.clear()
                 print(String(format: "step %5d/%d  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %.0fs",
                              p.step, p.totalSteps, p.loss, p.learningRate, p.gradientNorm, p.tokensPerSecond, p.remainingSeconds))
             }
+        } } catch let diverged as TrainingDiverged {
+            progress.clear()
+            guard out != nil else { try? FileManager.default.removeItem(at: folder); throw diverged }
+            try AtomicFile.write(prettyJSON(EvaluationReport.diverged(specification, diverged)),
+                                 to: folder.appendingPathComponent(Experiment.evaluationFile))
+            printError("\(diverged); recorded as diverged in \(folder.appendingPathComponent(Experiment.evaluationFile).path)")
+            throw ExitCode(1)
         }
         progress.clear()
         guard out != nil else { try? FileManager.default.removeItem(at: folder); return }

@@ -148,4 +148,28 @@ final class RunIdentityTests: XCTestCase {
         XCTAssertThrowsError(try Extension.fineTune(base: baseFolder, scheme: try SchemeSpecification(name: "alibi"), trainLength: nil,
                                                     steps: 1, learningRate: nil, evalLengths: nil))
     }
+
+    /// A diverged run is a result: recorded in eval.json, log.jsonl (valid JSON) and results.csv, and
+    /// the sweep goes on to its other runs.
+    func testDivergedRunsAreRecordedAndTheSweepGoesOn() throws {
+        let specification = try SweepSpecification(tasks: ["copy"], pes: ["nope", "rope"].map { try SchemeSpecification(name: $0) },
+                                                   trainLengths: [12], modelDimensions: [16], evalMultipliers: [1], layers: 1,
+                                                   heads: 2, steps: 40, batchSize: 4, learningRate: 1e6, evalSamples: 3)
+        let sweep = Sweep(specification: specification, folder: folder)
+        try sweep.run(jobs: 1) { _ in }
+        let finished = try Sweep.finishedRuns(in: folder)
+        XCTAssertEqual(finished.count, 2)
+        for run in finished {
+            XCTAssertEqual(run.evaluation.status, "diverged")
+            XCTAssertNotNil(run.evaluation.divergedAtStep)
+            let lines = try String(contentsOf: run.folder.appendingPathComponent(Experiment.logFile), encoding: .utf8)
+                .split(separator: "\n")
+            for line in lines { XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(line.utf8)), String(line)) }
+            XCTAssertTrue(lines.last?.contains(#""status": "diverged""#) ?? false)
+        }
+        let csv = try String(contentsOf: folder.appendingPathComponent(Sweep.resultsFile), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 3)
+        XCTAssertTrue(csv.dropFirst().allSatisfy { $0.hasSuffix(",diverged") }, "\(csv)")
+        XCTAssertNoThrow(try Report.write(sweepFolder: folder))
+    }
 }
