@@ -24,6 +24,12 @@ public struct LengthResult: Codable, Equatable, Sendable {
         case length, accuracy, tokenAccuracy = "token_accuracy", loss, perplexity, count
         case slidingLoss = "sliding_loss", slidingPerplexity = "sliding_perplexity"
     }
+
+    public init(length: Int, accuracy: Double, tokenAccuracy: Double, loss: Double, perplexity: Double, count: Int,
+                slidingLoss: Double? = nil, slidingPerplexity: Double? = nil) {
+        self.length = length; self.accuracy = accuracy; self.tokenAccuracy = tokenAccuracy; self.loss = loss
+        self.perplexity = perplexity; self.count = count; self.slidingLoss = slidingLoss; self.slidingPerplexity = slidingPerplexity
+    }
 }
 
 /// eval.json.

@@ -90,7 +90,10 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
 /// every finished run. A finished run (eval.json present) is skipped; a killed one resumes from
 /// its checkpoint. Files are written atomically, so an interruption loses no finished run.
 public final class Sweep {
-    public let specification: SweepSpecification
+    /// The grid, for sweeps made from one (nil for an explicit list of runs).
+    public let specification: SweepSpecification?
+    /// Every run, in order.
+    public let plan: [RunSpecification]
     public let folder: URL
     public static let resultsFile = "results.csv", runsFolder = "runs"
 
@@ -101,8 +104,19 @@ public final class Sweep {
         case skipped(RunSpecification)
     }
 
-    public init(specification: SweepSpecification, folder: URL) {
+    public init(specification: SweepSpecification, folder: URL) throws {
         self.specification = specification
+        self.plan = try specification.runs()
+        self.folder = folder
+    }
+
+    /// A sweep of explicitly listed runs (each distinct), such as a reproduction's arms × seeds.
+    public init(plan: [RunSpecification], folder: URL) throws {
+        try require(!plan.isEmpty, "runs", "[]", "at least one run")
+        let names = plan.map(\.name)
+        try require(Set(names).count == names.count, "runs", names.joined(separator: ", "), "distinct runs")
+        self.specification = nil
+        self.plan = plan
         self.folder = folder
     }
 
@@ -110,14 +124,18 @@ public final class Sweep {
         folder.appendingPathComponent(Sweep.runsFolder).appendingPathComponent(run.name)
     }
 
-    public static let specificationFile = "sweep.json"
+    public static let specificationFile = "sweep.json", planFile = "plan.json"
+
+    /// plan.json: the name (which carries the identity) of every run of the plan, in order.
+    struct PlanRecord: Codable { var runs: [String] }
 
     /// Runs everything, `jobs` runs at a time. `onEvent` is called from worker threads, serialised.
     public func run(jobs: Int, onEvent: @escaping (Event) -> Void) throws {
         try require(jobs >= 1, "jobs", jobs, "a positive count")
-        let runs = try specification.runs()
+        let runs = plan
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent(Sweep.specificationFile))
+        if let specification { try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent(Sweep.specificationFile)) }
+        try AtomicFile.write(prettyJSON(PlanRecord(runs: runs.map(\.name))), to: folder.appendingPathComponent(Sweep.planFile))
         let lock = NSLock()
         var next = 0
         var failure: Error?
@@ -181,13 +199,16 @@ public final class Sweep {
     public typealias FinishedRun = (folder: URL, run: RunSpecification, evaluation: EvaluationReport)
 
     /// The finished runs in a sweep folder: specification and evaluation. When the folder has a
-    /// sweep.json, only the runs of its plan count (a run left from an earlier plan is not this
-    /// sweep's result); a folder whose config.json does not match its name's identity is refused.
+    /// plan.json (or, from older sweeps, a sweep.json), only the runs of its plan count (a run left
+    /// from an earlier plan is not this sweep's result); a folder whose config.json does not match
+    /// its name's identity is refused.
     public static func finishedRuns(in folder: URL) throws -> [FinishedRun] {
         let runs = folder.appendingPathComponent(runsFolder)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? []
         var plan: Set<String>?
-        if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(specificationFile).path) {
+        if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(planFile).path) {
+            plan = Set(try JSONDecoder().decode(PlanRecord.self, from: data).runs)
+        } else if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(specificationFile).path) {
             plan = Set(try JSONDecoder().decode(SweepSpecification.self, from: data).runs().map(\.name))
         }
         return try names.sorted().compactMap { name in

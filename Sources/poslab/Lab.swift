@@ -92,8 +92,14 @@ func loadRun(_ folder: String) throws -> (RunSpecification, Transformer) {
 
 /// Runs a sweep with progress lines, then writes results.csv and report.html.
 func runSweep(_ specification: SweepSpecification, folder: URL, jobs: Int) throws -> URL {
-    let sweep = Sweep(specification: specification, folder: folder)
-    let total = try specification.runs().count
+    try runSweep(Sweep(specification: specification, folder: folder), jobs: jobs)
+    return try Report.write(sweepFolder: folder)
+}
+
+/// Runs a sweep's plan with progress lines (no report).
+func runSweep(_ sweep: Sweep, jobs: Int) throws {
+    let folder = sweep.folder
+    let total = sweep.plan.count
     var finished = 0
     let start = Date()
     print("sweep: \(total) runs into \(folder.path), \(jobs) at a time")
@@ -108,14 +114,14 @@ func runSweep(_ specification: SweepSpecification, folder: URL, jobs: Int) throw
             finished += 1
             let accuracies = evaluation.results.map { String(format: "%d:%.2f", $0.length, $0.accuracy) }.joined(separator: " ")
             let elapsed = Date().timeIntervalSince(start)
-            print(String(format: "  done   %@ in %.0fs  accuracy %@  [%d/%d, ETA %.0fs]", run.name, seconds, accuracies, finished, total,
+            let outcome = evaluation.status == "diverged" ? "DIVERGED at step \(evaluation.divergedAtStep ?? 0)" : "accuracy " + accuracies
+            print(String(format: "  done   %@ in %.0fs  %@  [%d/%d, ETA %.0fs]", run.name, seconds, outcome, finished, total,
                          elapsed / Double(finished) * Double(total - finished)))
         case let .skipped(run):
             finished += 1
             print("  skip   \(run.name) (finished earlier)")
         }
     }
-    return try Report.write(sweepFolder: folder)
 }
 
 struct SweepCommand: ParsableCommand {

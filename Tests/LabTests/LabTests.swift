@@ -53,7 +53,7 @@ final class LabTests: XCTestCase {
     func testSweepWritesResultsSkipsFinishedRunsAndResumesKilledOnes() throws {
         let specification = try SweepSpecification(tasks: ["copy"], pes: ["nope", "rope"].map { try SchemeSpecification(name: $0) }, trainLengths: [12], modelDimensions: [16],
                                                    evalMultipliers: [1, 2], layers: 1, heads: 2, steps: 6, batchSize: 4, evalSamples: 3)
-        let sweep = Sweep(specification: specification, folder: folder)
+        let sweep = try Sweep(specification: specification, folder: folder)
         var events: [String] = []
         try sweep.run(jobs: 2) { event in
             switch event {

@@ -48,7 +48,7 @@ final class RunIdentityTests: XCTestCase {
             let specification = try SweepSpecification(tasks: ["copy"], pes: pes.map(SchemeSpecification.init(parsing:)),
                                                        trainLengths: [12], modelDimensions: [16], evalMultipliers: [1],
                                                        layers: 1, heads: 2, steps: steps, batchSize: 4, evalSamples: 3)
-            let sweep = Sweep(specification: specification, folder: folder)
+            let sweep = try Sweep(specification: specification, folder: folder)
             var events: [String] = []
             try sweep.run(jobs: 1) { event in
                 switch event {
@@ -155,7 +155,7 @@ final class RunIdentityTests: XCTestCase {
         let specification = try SweepSpecification(tasks: ["copy"], pes: ["nope", "rope"].map { try SchemeSpecification(name: $0) },
                                                    trainLengths: [12], modelDimensions: [16], evalMultipliers: [1], layers: 1,
                                                    heads: 2, steps: 40, batchSize: 4, learningRate: 1e6, evalSamples: 3)
-        let sweep = Sweep(specification: specification, folder: folder)
+        let sweep = try Sweep(specification: specification, folder: folder)
         try sweep.run(jobs: 1) { _ in }
         let finished = try Sweep.finishedRuns(in: folder)
         XCTAssertEqual(finished.count, 2)

@@ -74,3 +74,28 @@ final class SchemeCommandTests: CommandTestCase {
         }
     }
 }
+
+/// `poslab reproduce`: the list, an analytic claim, a smoke-scale claim, and bad input.
+final class ReproduceCommandTests: CommandTestCase {
+    func testReproduceListsRunsAndRecordsClaims() throws {
+        let list = try cli.poslab(["reproduce", "--list"])
+        XCTAssertEqual(list.status, 0, list.error)
+        for name in ["alibi-text", "nope-t5-copy", "randomized-positions", "position-coupling", "predictive-position-coupling",
+                     "sparsity", "hope", "roformer-decay"] { XCTAssertTrue(list.output.contains(name), name) }
+        let out = folder.appendingPathComponent("reproduce").path
+        let run = try cli.poslab(["reproduce", "roformer-decay", "randomized-positions", "--quick", "--out", out])
+        XCTAssertEqual(run.status, 0, run.error)
+        XCTAssertTrue(run.output.contains("HOLDS") && run.output.contains("inconclusive (quick)"), run.output)
+        let outcomes = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/reproduce.json")))
+            as? [[String: Any]])
+        XCTAssertEqual(outcomes.compactMap { $0["name"] as? String }, ["randomized-positions", "roformer-decay"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/randomized-positions/report.html"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/reproduce.html"))
+        for (arguments, expected) in [(["reproduce"], "--all"), (["reproduce", "flat-earth", "--out", out], "flat-earth"),
+                                      (["reproduce", "hope", "--seeds", "0,x", "--out", out], "--seeds")] {
+            let result = try cli.poslab(arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments)")
+            XCTAssertTrue(result.error.contains(expected), "\(arguments): \(result.error)")
+        }
+    }
+}
