@@ -33,7 +33,11 @@ public struct SVGPlot {
     public static let palette = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#999999", "#7F3C8D", "#F0E442"]
 
     public func render() -> String {
-        let left = 58.0, right = 104.0, top = 30.0, bottom = 44.0
+        // The legend's margin fits the longest name (about 6 px a character at 11 px), widening the figure.
+        let longest = Double(series.map(\.name.count).max() ?? 0)
+        let right = max(104, min(420, 30 + 6 * longest))
+        let width = self.width + right - 104
+        let left = 58.0, top = 30.0, bottom = 44.0
         let plotWidth = width - left - right, plotHeight = height - top - bottom
         let finite = series.flatMap(\.points).filter { $0.y.isFinite }
         let xs = finite.map { logX ? log2($0.x) : $0.x }
