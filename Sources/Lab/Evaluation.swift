@@ -93,7 +93,8 @@ public enum Evaluator {
             var generator = SplitMix64(seed: 0xE7A1_5EED ^ UInt64(length))
             let result: LengthResult
             switch task {
-            case let .sequence(sequenceTask): result = try evaluate(model, sequenceTask, length: length, samples: samples, generator: &generator)
+            case let .sequence(sequenceTask):
+                result = try evaluate(model, sequenceTask.evaluationTask, length: length, samples: samples, generator: &generator)
             case let .text(text): result = try evaluate(model, text, length: length, samples: samples)
             }
             try onLength(result)

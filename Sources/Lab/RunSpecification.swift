@@ -91,10 +91,27 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         self.architecture = architecture
         self.fineTuneFrom = fineTuneFrom
         self.pe = pe
-        self.pe = SchemeSpecification(try scheme)
         // Building every part once rejects an invalid run before any work starts.
-        _ = try modelConfiguration(for: makeTask())
+        let built = try makeTask()
+        let rows = try positionsUsed(by: built) + 1
+        self.pe = SchemeSpecification(try pe.resolved(trainingLength: trainLength, maximumLength: max(tableLength, rows)))
+        if case let .learnedAbsolute(maximumLength) = try scheme, maximumLength < rows {
+            throw ConfigurationError(parameter: "learned.max_length", value: "\(maximumLength)",
+                                     allowed: "at least \(rows): this run's training and evaluation use positions up to \(rows - 1)")
+        }
+        _ = try modelConfiguration(for: built)
         _ = try trainingConfiguration()
+    }
+
+    /// The largest position ID training or evaluation gives a token: the longest sequence plus any
+    /// offset or randomized range, or the task's own coupled IDs (addition's offset in training).
+    func positionsUsed(by task: LabTask) throws -> Int {
+        var largest = (evalLengths + [trainLength]).max()! - 1 + positions.largestExtraPosition
+        if case let .sequence(sequenceTask) = task {
+            largest = max(largest, try sequenceTask.largestCoupledPosition(length: trainLength) ?? 0,
+                          try sequenceTask.evaluationTask.largestCoupledPosition(length: evalLengths.max()!) ?? 0)
+        }
+        return largest
     }
 
     public init(from decoder: Decoder) throws {

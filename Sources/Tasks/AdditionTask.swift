@@ -53,6 +53,12 @@ public struct AdditionTask: SequenceTask {
     public var name: String { "addition" }
     public func sequenceLength(size: Int) -> Int { 3 * size + 4 }
     /// The largest position ID of an example of `size` (for tables of learned position embeddings).
+    /// Evaluation places the digits at offset 0, as Cho et al. do: a longer sum's IDs then reach
+    /// 3 + n, which training covered when its offsets went up to n − 10 or more.
+    public var evaluationTask: any SequenceTask {
+        (try? AdditionTask(digitOrder: digitOrder, maximumOffset: 0, padOperands: padOperands)) ?? self
+    }
+
     public func maximumPositionID(size: Int) -> Int { AdditionTask.firstDigitPosition + maximumOffset + size }
 
     public func example(size: Int, generator: inout SplitMix64) throws -> Example {

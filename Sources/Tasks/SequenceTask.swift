@@ -20,10 +20,15 @@ public protocol SequenceTask: Sendable {
     func size(fittingIn tokens: Int) -> Int
     /// One example. Examples of a task with coupled positions carry them in `positions`.
     func example(size: Int, generator: inout SplitMix64) throws -> Example
+    /// The task as evaluation draws it: without training-only randomness (addition's random
+    /// position offset); the task itself by default.
+    var evaluationTask: any SequenceTask { get }
 }
 
 extension SequenceTask {
     public var paddingToken: Int { TaskVocabulary.padding }
+
+    public var evaluationTask: any SequenceTask { self }
 
     public var minimumSize: Int { 1 }
 

@@ -33,6 +33,9 @@ public struct TaskMixture: SequenceTask {
     public var paddingToken: Int { tasks[0].paddingToken }
     public func sequenceLength(size: Int) -> Int { tasks.map { $0.sequenceLength(size: size) }.max() ?? 0 }
     public var minimumSize: Int { tasks.map(\.minimumSize).max() ?? 1 }
+    public var evaluationTask: any SequenceTask {
+        (try? TaskMixture(tasks.map(\.evaluationTask), weights: weights)) ?? self
+    }
 
     public func example(size: Int, generator: inout SplitMix64) throws -> Example {
         try tasks[sampleTaskIndex(generator: &generator)].example(size: size, generator: &generator)

@@ -172,4 +172,26 @@ final class RunIdentityTests: XCTestCase {
         XCTAssertTrue(csv.dropFirst().allSatisfy { $0.hasSuffix(",diverged") }, "\(csv)")
         XCTAssertNoThrow(try Report.write(sweepFolder: folder))
     }
+
+    /// Addition evaluates at offset 0 (Cho et al.), and a learned table covers the coupled IDs that
+    /// training's offsets reach, or the run is refused before it trains.
+    func testCoupledPositionsAreCheckedBeforeTraining() throws {
+        let task = try AdditionTask(maximumOffset: 30)
+        var generator = SplitMix64(seed: 3)
+        for _ in 0..<20 {
+            let example = try task.evaluationTask.example(size: 20, generator: &generator)
+            XCTAssertLessThanOrEqual(example.positions?.max() ?? .max, AdditionTask.firstDigitPosition + 20, "offset 0 at evaluation")
+        }
+        let options = TaskOptions(maximumOffset: 60)
+        let run = try RunSpecification(task: "addition", taskOptions: options, pe: SchemeSpecification(name: "learned"),
+                                       trainLength: 16, modelDimension: 16, layers: 1, heads: 2, evalLengths: [16, 22])
+        // Training IDs reach 3 + 60 + 4 = 67 (4-digit operands fit in 16 tokens): 68 rows at least.
+        guard case let .learnedAbsolute(rows) = try run.scheme else { return XCTFail("\(try run.scheme)") }
+        XCTAssertGreaterThanOrEqual(rows, 68)
+        XCTAssertThrowsError(try RunSpecification(task: "addition", taskOptions: options,
+                                                  pe: SchemeSpecification(parsing: #"learned{"max_length": 40}"#), trainLength: 16,
+                                                  modelDimension: 16, layers: 1, heads: 2, evalLengths: [16])) {
+            XCTAssertTrue("\($0)".contains("learned.max_length") && "\($0)".contains("67"), "\($0)")
+        }
+    }
 }
