@@ -129,7 +129,10 @@ struct SweepCommand: ParsableCommand {
         abstract: "Train and evaluate a grid of runs (schemes × tasks × seeds × training lengths × model sizes); resumable.",
         discussion: "The grid comes from --config (a JSON file with the keys tasks, pes, seeds, trainLengths, modelDimensions, "
             + "evalMultipliers, taskOptions, layers, heads, steps, batchSize, learningRate, evalSamples) or from the list options. "
-            + "Writes runs/<name>/, results.csv and report.html into --out; a finished run is skipped, a killed one resumes.")
+            + "In the file, each entry of pes is a scheme as --pe takes it, or an object {\"name\": \"rope\", \"rope_theta\": 500}. "
+            + "Writes runs/<name>/ (the name ends in the run's identity, a hash of its whole specification), plan.json, "
+            + "results.csv and report.html into --out; a run is skipped only when its whole specification matches a "
+            + "finished one, a killed one resumes, and a diverged one is recorded as such.")
 
     @Option(help: "A JSON sweep file.") var config: String?
     @Option(help: "Tasks, comma-separated.") var tasks = "copy"
