@@ -35,7 +35,7 @@ The step (PositionLab's Trainer, Sources/Models/Training.swift and Sources/NN):
   (TrainingConfiguration's default min(S, max(1, S/20)) = 1 for S = 20), computed as PositionLab
   computes it (Float32 arithmetic around a Double cosine);
 * AdamW (torch.optim.AdamW, its single-tensor CPU implementation): p ← p·(1 − lr·λ);
-  m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr/(1−β₁ᵗ) · m/(√v/√(1−β₂ᵗ) + ε), with
+  m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr/(1−β₁ᵗ)·m/(√v/√(1−β₂ᵗ) + ε), with
   β = (0.9, 0.95), ε = 1e-8, λ = 0.1 on parameters of rank ≥ 2 (matrices, embedding and
   position tables) and 0 on rank-1 ones (biases, norm gains), as `AdamW.decays` chooses.
 
@@ -47,6 +47,9 @@ Schemes (PositionalScheme cases) and how they are written here:
 * learned(maximumLength) — a trainable table added to the embedding (rows past T get no gradient);
 * alibi — −m_h·(i − j) added to the scaled scores, m_h the paper's slopes;
 * rope — half-split (rotate_half) over the whole head, base 10000, angles in float64;
+* rope-interleaved — the same with RoFormer's/GPT-J's interleaved pairs (2i, 2i+1);
+* hope(cut: .count(k)) — half-split RoPE with only the k highest-frequency pairs rotated (θ_i = 0
+  for the others);
 * relative(maximumDistance K) — per layer a table [2K+1, H]: R_h[clip(i − j, −K, K)]/√D added to
   the scaled scores (i.e. inside the 1/√D, as PositionLab defines it);
 * t5(buckets, maximumDistance, unidirectional) — one table [buckets, H] shared by the layers, the
@@ -55,7 +58,10 @@ Schemes (PositionalScheme cases) and how they are written here:
 * shaw(maximumDistance K) — per layer a table [2K+1, D] of relative keys a_r shared by the heads:
   q_i·a_{clip(j − i, −K, K)}/√D added to the scaled scores.
 
-Not covered: HoPE, RoPE's pairings other than half-split and its context-extension scalings, and
+Seeds: a scheme's fixture uses the first seed 1000 + index + 100·attempt whose float64 run is well
+conditioned for Adam in float32 (see RULED_OUT_HIGH below); the JSON records it.
+
+Not covered: RoPE's partial rotation and context-extension scalings, HoPE's other cuts, and
 the non-default architectures (RMSNorm, post-norm, nGPT, SwiGLU, GQA, untied heads, position
 prediction); the reference model here does not express them.
 
@@ -84,7 +90,7 @@ VOCABULARY = 16
 DIMENSION = 16
 LAYERS = 2
 HEADS = 2
-FEED_FORWARD = 32
+FEED_FORWARD = 16
 LENGTH = 8
 BATCH = 4
 STEPS = 20
@@ -100,10 +106,13 @@ SCHEMES: dict[str, dict] = {
     "sinusoidal": {"scale": 1.0},
     "learned": {"maximumLength": 10},
     "alibi": {},
-    "rope": {"base": 10_000.0},
+    "rope": {"base": 10_000.0, "pairing": "halfSplit"},
     "relative": {"maximumDistance": 4},
     "t5": {"numberOfBuckets": 8, "maximumDistance": 16, "bidirectional": False},
     "shaw": {"maximumDistance": 4},
+    # Appended after the first eight, whose seeds (1000 + index) stay as they were.
+    "rope-interleaved": {"base": 10_000.0, "pairing": "interleaved"},
+    "hope": {"base": 10_000.0, "pairing": "halfSplit", "keptPairs": 2},
 }
 
 
@@ -158,14 +167,28 @@ def t5_bucket(relative_position: torch.Tensor, bidirectional: bool, num_buckets:
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """Half-split pairs (i, i + D/2): (x₁, x₂) ↦ (−x₂, x₁) on the two halves (GPT-NeoX, Llama)."""
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def rope_tables(length: int, head_dimension: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
-    inverse = base ** (-torch.arange(0, head_dimension, 2, dtype=torch.float64) / head_dimension)
-    angles = torch.outer(torch.arange(length, dtype=torch.float64), inverse)
-    angles = torch.cat((angles, angles), dim=-1)
+def rotate_interleaved(x: torch.Tensor) -> torch.Tensor:
+    """Interleaved pairs (2i, 2i+1): (x_2i, x_2i+1) ↦ (−x_2i+1, x_2i) (RoFormer, GPT-J)."""
+    return torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
+
+
+def rope_tables(length: int, head_dimension: int, settings: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of m·θ_i, θ_i = base^(−2i/D), for m in 0..T−1, laid out [T, D] for the pairing;
+    HoPE (keptPairs = k) keeps the k highest frequencies and sets the other θ_i to 0. Angles are
+    formed in float64, as PositionLab forms them in Double."""
+    inverse = settings["base"] ** (-torch.arange(0, head_dimension, 2, dtype=torch.float64) / head_dimension)
+    if "keptPairs" in settings:
+        inverse[settings["keptPairs"]:] = 0
+    angles = torch.outer(torch.arange(length, dtype=torch.float64), inverse)  # [T, D/2]
+    if settings["pairing"] == "halfSplit":
+        angles = torch.cat((angles, angles), dim=-1)
+    else:
+        angles = angles.repeat_interleave(2, dim=-1)
     dtype = torch.get_default_dtype()
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
@@ -191,10 +214,11 @@ class Attention(nn.Module):
             return y.view(b, t, h, d).transpose(1, 2)
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        if self.scheme == "rope":
-            cos, sin = rope_tables(t, d, self.settings["base"])
-            q = q * cos + rotate_half(q) * sin
-            k = k * cos + rotate_half(k) * sin
+        if self.scheme in ("rope", "rope-interleaved", "hope"):
+            cos, sin = rope_tables(t, d, self.settings)
+            rotate = rotate_half if self.settings["pairing"] == "halfSplit" else rotate_interleaved
+            q = q * cos + rotate(q) * sin
+            k = k * cos + rotate(k) * sin
         scores = q @ k.transpose(-1, -2) / math.sqrt(d)  # [B, H, T, T]
         i = torch.arange(t)[:, None]
         j = torch.arange(t)[None, :]
@@ -361,10 +385,9 @@ def snapshot(model: Transformer, prefix: str) -> dict[str, np.ndarray]:
             for name, p in model.named_positionlab_parameters()}
 
 
-def train(index: int, scheme: str, settings: dict, dtype: torch.dtype = torch.float32) -> dict:
-    """The fixture's run: seeded float32 initial weights and batches, then 20 steps in `dtype`
-    (float64 only for the --float64 check)."""
-    seed = 1000 + index
+def train(seed: int, scheme: str, settings: dict, dtype: torch.dtype = torch.float32) -> dict:
+    """The fixture's run: seeded float32 initial weights and batches, then 20 steps in `dtype`.
+    Also returns, per parameter element, the smallest Adam denominator scale √v̂ over the steps."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     torch.set_default_dtype(torch.float32)
@@ -378,6 +401,7 @@ def train(index: int, scheme: str, settings: dict, dtype: torch.dtype = torch.fl
     parameters = [p for _, p in model.named_positionlab_parameters()]
     warmup = min(STEPS, max(1, STEPS // 20))
     steps = []
+    smallest: dict[str, torch.Tensor] = {}  # per element, the smallest √v̂ over the steps
     for step, batch in enumerate(batches):
         inputs = torch.tensor(batch["inputs"]).view(BATCH, LENGTH)
         targets = torch.tensor(batch["targets"]).view(BATCH, LENGTH)
@@ -392,15 +416,56 @@ def train(index: int, scheme: str, settings: dict, dtype: torch.dtype = torch.fl
         for group in optimizer.param_groups:
             group["lr"] = rate
         optimizer.step()
+        for name, p in model.named_positionlab_parameters():
+            scale = (optimizer.state[p]["exp_avg_sq"] / (1 - BETAS[1] ** (step + 1))).sqrt()
+            smallest[name] = scale if name not in smallest else torch.minimum(smallest[name], scale)
         steps.append({"loss": loss.item(), "gradientNorm": norm.item(), "learningRate": rate})
     torch.set_default_dtype(torch.float32)
     final = {name: p.detach().to(torch.float64).numpy().copy() for name, p in model.named_positionlab_parameters()}
-    return {"initial": initial, "batches": batches, "steps": steps, "final": final, "warmup": warmup}
+    smallest = {name: value.detach().to(torch.float64).numpy() for name, value in smallest.items()}
+    return {"initial": initial, "batches": batches, "steps": steps, "final": final, "warmup": warmup,
+            "smallest": smallest}
+
+
+# Adam's update lr·m̂/(√v̂ + ε) of an element whose gradients stay at float32's rounding level is
+# decided by rounding, in any float32 engine: with ε = 1e-8, an element whose first gradient is
+# ~1e-8 takes a first step of a random fraction of lr, which then perturbs the whole trajectory by
+# far more than 1e-4. (Seen: ALiBi, seed 1003, a value weight with gradient −8.3e-9 in float64,
+# −7.9e-9 in PyTorch's float32, −1.37e-8 in PositionLab's; the two engines' gradients are otherwise
+# equally close to float64, 2.5e-7 and 2.6e-7 in norm.) A fixture is kept only if no element has
+# RULED_OUT_LOW < min over the steps of √v̂ < RULED_OUT_HIGH in the float64 run. Below RULED_OUT_LOW
+# are exact zeros (rows no position reaches: both engines compute exactly 0) and the structurally
+# zero key-bias gradients (float64 rounding, ~1e-19; their direction does not change the loss, and
+# the Swift test checks them separately).
+RULED_OUT_LOW = 1e-12
+RULED_OUT_HIGH = 1e-7
+ATTEMPTS = 20
+
+
+def ill_conditioned(run: dict) -> list[str]:
+    """The elements of a float64 run whose Adam update float32 rounding decides."""
+    found = []
+    for name, smallest in run["smallest"].items():
+        for i in np.flatnonzero((smallest > RULED_OUT_LOW) & (smallest < RULED_OUT_HIGH)):
+            found.append(f"{name}[{i}] (√v̂ {smallest.flat[i]:.1e})")
+    return found
+
+
+def well_conditioned_seed(index: int, scheme: str, settings: dict) -> tuple[int, dict]:
+    """The first of the seeds 1000 + index + 100·attempt whose float64 run is well conditioned."""
+    for attempt in range(ATTEMPTS):
+        seed = 1000 + index + 100 * attempt
+        exact = train(seed, scheme, settings, torch.float64)
+        found = ill_conditioned(exact)
+        if not found:
+            return seed, exact
+        print(f"{scheme}: seed {seed} skipped, ill-conditioned: {', '.join(found[:4])}", file=sys.stderr)
+    raise SystemExit(f"{scheme}: no well-conditioned seed in {ATTEMPTS} attempts")
 
 
 def make_fixture(index: int, scheme: str, settings: dict) -> None:
-    run = train(index, scheme, settings)
-    exact = train(index, scheme, settings, torch.float64)
+    seed, exact = well_conditioned_seed(index, scheme, settings)
+    run = train(seed, scheme, settings)
     assert exact["batches"] == run["batches"]
     tensors = dict(run["initial"])
     tensors.update({f"final.{name}": value.astype(np.float32) for name, value in run["final"].items()})
@@ -417,6 +482,7 @@ def make_fixture(index: int, scheme: str, settings: dict) -> None:
         "training": {"steps": STEPS, "batchSize": BATCH, "length": LENGTH, "learningRate": PEAK_RATE,
                      "warmupSteps": run["warmup"], "maximumGradientNorm": MAXIMUM_GRADIENT_NORM,
                      "beta1": BETAS[0], "beta2": BETAS[1], "epsilon": EPSILON, "weightDecay": WEIGHT_DECAY},
+        "seed": seed,
         "written_by": f"torch {torch.__version__}, safetensors {safetensors.__version__}, numpy {np.__version__}",
         "steps": steps,
         "batches": run["batches"],
@@ -432,8 +498,9 @@ def float64_check(floor: float = 1e-2, top: int = 5) -> None:
     float32 rounding after 20 steps, the yardstick for a PositionLab/PyTorch difference. Prints the
     largest relative differences |f32 − f64|/max(|f64|, floor) of the losses and of the parameters."""
     for index, (scheme, settings) in enumerate(SCHEMES.items()):
-        single = train(index, scheme, settings, torch.float32)
-        double = train(index, scheme, settings, torch.float64)
+        seed = json.loads((FIXTURES / f"{scheme}.json").read_text())["seed"]
+        single = train(seed, scheme, settings, torch.float32)
+        double = train(seed, scheme, settings, torch.float64)
         loss = max(abs(a["loss"] - b["loss"]) / max(abs(b["loss"]), 1)
                    for a, b in zip(single["steps"], double["steps"]))
         worst = []
