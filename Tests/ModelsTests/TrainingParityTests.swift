@@ -74,7 +74,8 @@ final class TrainingParityTests: XCTestCase {
             return .t5(numberOfBuckets: try int("numberOfBuckets"), maximumDistance: try int("maximumDistance"),
                        bidirectional: try XCTUnwrap(settings["bidirectional"] as? Bool))
         case "shaw": return .shaw(maximumDistance: try int("maximumDistance"))
-        default: throw XCTSkip("unknown scheme \(name) in the fixture")
+        default:
+            throw ConfigurationError(parameter: "fixture scheme", value: name, allowed: Self.schemes.joined(separator: ", "))
         }
     }
 
