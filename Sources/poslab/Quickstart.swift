@@ -13,10 +13,18 @@ struct Quickstart: ParsableCommand {
     @Option(help: "Sweep folder.") var out = "runs/quickstart"
     @Option(help: "Training steps per run.") var steps = 2000
     @Option(help: "Runs at a time (both cores by default).") var jobs = 2
+    @Option(help: ArgumentHelp("Schemes, comma-separated, each as --pe takes it (default: the seven). " + schemeHelp))
+    var pes = "nope,sinusoidal,learned,t5,alibi,rope,hope"
+    @Option(help: ArgumentHelp(ropeHelp + " Applied to every rope and hope scheme of --pes.")) var rope: String?
+
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, not \(steps)") }
+        guard jobs >= 1, jobs <= 64 else { throw ValidationError("--jobs must be from 1 to 64, not \(jobs)") }
+    }
 
     func run() throws {
         let specification = try SweepSpecification(
-            tasks: ["copy", "sparse"], pes: ["nope", "sinusoidal", "learned", "t5", "alibi", "rope", "hope"].map { try SchemeSpecification(name: $0) }, seeds: [0],
+            tasks: ["copy", "sparse"], pes: parseSchemeList(pes, rope: rope), seeds: [0],
             // k = 1, the sparsest planted correlation: at this size and budget k = 2's modular sum does
             // not train for any scheme (the target stays at chance), which would compare nothing.
             trainLengths: [24], modelDimensions: [64], evalMultipliers: [1, 2, 4, 8], taskOptions: TaskOptions(k: 1), layers: 2, heads: 4, steps: steps,
