@@ -10,7 +10,7 @@ public enum Extension {
     /// `run` with its scheme replaced; the run's other settings, and so its task and evaluation, stay.
     public static func specification(_ run: RunSpecification, scheme: SchemeSpecification) throws -> RunSpecification {
         guard run.pe.canSwap(to: scheme) else {
-            throw LabError.invalid("a run trained with \(run.pe.name) cannot be evaluated as \(scheme.name): "
+            throw LabError.invalid("weights trained with \(run.pe.name) cannot be used under \(scheme.name): "
                 + "only the rotary schemes (rope and its rope_types, hope) swap among themselves; other schemes keep their name")
         }
         var swapped = run
@@ -36,8 +36,7 @@ public enum Extension {
             let differing = sourceNames.symmetricDifference(targetNames).sorted().prefix(4).joined(separator: ", ")
             throw LabError.invalid("\(what): the two models' parameters differ (\(differing)); the weights cannot carry over")
         }
-        do { try target.loadWeights(Dictionary(uniqueKeysWithValues: source.namedParameters), path: what) }
-        catch { throw LabError.invalid("\(what): \(error)") }
+        try target.loadWeights(Dictionary(uniqueKeysWithValues: source.namedParameters), path: what)
     }
 
     /// A fine-tuning run of `base` (a trained run folder): its specification with `scheme`, the

@@ -37,6 +37,11 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
             try require(count > 0, name, "[]", "at least one value")
         }
         try require(evalMultipliers.allSatisfy { $0 >= 1 }, "evalMultipliers", evalMultipliers, "multiples of at least 1")
+        for (name, values) in [("tasks", tasks.map { "\($0)" }), ("seeds", seeds.map { "\($0)" }),
+                               ("trainLengths", trainLengths.map { "\($0)" }), ("modelDimensions", modelDimensions.map { "\($0)" }),
+                               ("evalMultipliers", evalMultipliers.map { "\($0)" })] {
+            try require(Set(values).count == values.count, name, values.joined(separator: ","), "distinct values")
+        }
         self.tasks = tasks; self.pes = pes; self.seeds = seeds; self.trainLengths = trainLengths; self.modelDimensions = modelDimensions
         self.evalMultipliers = evalMultipliers; self.taskOptions = taskOptions; self.layers = layers; self.heads = heads
         self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate; self.evalSamples = evalSamples

@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import TensorCore
 #if canImport(Glibc)
 import Glibc
@@ -114,7 +115,33 @@ public enum SafeTensors {
 /// torn one: write a temporary file in the same folder, fsync it, rename it over the target,
 /// fsync the folder (the rename is atomic on POSIX file systems).
 public enum AtomicFile {
+    /// Refuses a destination that is not a regular file (a folder, a device such as /dev/null, a
+    /// FIFO, a symbolic link), or whose folder is not a folder: renaming over it would replace it.
+    /// `parameter` names the option in the message; callers check before they spend compute.
+    public static func checkDestination(_ url: URL, parameter: String = "output file") throws {
+        var status = stat()
+        if lstat(url.path, &status) == 0, status.st_mode & S_IFMT != S_IFREG {
+            let kind: String
+            switch status.st_mode & S_IFMT {
+            case S_IFDIR: kind = "a folder"
+            case S_IFLNK: kind = "a symbolic link"
+            case S_IFCHR, S_IFBLK: kind = "a device"
+            case S_IFIFO: kind = "a FIFO"
+            default: kind = "not a regular file"
+            }
+            throw ConfigurationError(parameter: parameter, value: url.path,
+                                     allowed: "the path of a regular file, or of a new one (this is \(kind))")
+        }
+        var folder = url.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: folder.path), folder.path != "/" { folder.deleteLastPathComponent() }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw ConfigurationError(parameter: parameter, value: url.path, allowed: "a path inside a folder (\(folder.path) is a file)")
+        }
+    }
+
     public static func write(_ data: Data, to url: URL) throws {
+        try checkDestination(url)
         let folder = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")

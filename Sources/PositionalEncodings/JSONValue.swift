@@ -57,7 +57,7 @@ struct ParameterReader {
         switch values[key] {
         case nil, .null?: return nil
         case let .number(n)?: return n
-        case let other?: throw RoPEParameterError(parameter: "\(context).\(key)", value: "\(other)", allowed: "a number")
+        case let other?: throw RoPEParameterError(parameter: "\(context).\(key)", value: other.compactText, allowed: "a number")
         }
     }
 
@@ -72,16 +72,16 @@ struct ParameterReader {
         switch values[key] {
         case nil, .null?: return nil
         case let .bool(b)?: return b
-        case let other?: throw RoPEParameterError(parameter: "\(context).\(key)", value: "\(other)", allowed: "true or false")
+        case let other?: throw RoPEParameterError(parameter: "\(context).\(key)", value: other.compactText, allowed: "true or false")
         }
     }
 
     func numbers(_ key: String) throws -> [Double] {
         guard case let .array(items)? = values[key] else {
-            throw RoPEParameterError(parameter: "\(context).\(key)", value: values[key].map { "\($0)" } ?? "missing", allowed: "a list of numbers (required for \(context))")
+            throw RoPEParameterError(parameter: "\(context).\(key)", value: values[key]?.compactText ?? "missing", allowed: "a list of numbers (required for \(context))")
         }
         return try items.map {
-            guard case let .number(n) = $0 else { throw RoPEParameterError(parameter: "\(context).\(key)", value: "\($0)", allowed: "numbers only") }
+            guard case let .number(n) = $0 else { throw RoPEParameterError(parameter: "\(context).\(key)", value: $0.compactText, allowed: "numbers only") }
             return n
         }
     }

@@ -63,15 +63,19 @@ public struct SchemeSpecification: Codable, Hashable, Sendable, CustomStringConv
             throw ConfigurationError(parameter: "positional scheme", value: name,
                                      allowed: PositionalScheme.names.joined(separator: ", "))
         }
+        // The rope_type first: it decides which other keys are allowed.
+        for key in ["rope_type", "type"] {
+            guard let value = settings[key] else { continue }
+            guard case let .string(type) = value, Self.ropeTypeKeys[type] != nil else {
+                throw ConfigurationError(parameter: "\(canonical).\(key)", value: value.compactText,
+                                         allowed: RoPEScaling.ropeTypes.map { "\"\($0)\"" }.joined(separator: ", "))
+            }
+        }
         let allowed = Self.allowedKeys(name: canonical, settings: settings)
         for key in settings.keys.sorted() where !allowed.contains(key) {
             throw ConfigurationError(parameter: "\(canonical) setting", value: key,
                                      allowed: allowed.isEmpty ? "none (\(canonical) has no settings)"
                                         : allowed.sorted().joined(separator: ", "))
-        }
-        if case let .string(type)? = settings["rope_type"] ?? settings["type"], Self.ropeTypeKeys[type] == nil {
-            throw ConfigurationError(parameter: "\(canonical).rope_type", value: type,
-                                     allowed: RoPEScaling.ropeTypes.joined(separator: ", "))
         }
         if canonical == "hope", settings.keys.filter(Self.hopeCutKeys.contains).count > 1 {
             throw ConfigurationError(parameter: "hope cut", value: settings.keys.filter(Self.hopeCutKeys.contains).sorted()
@@ -119,9 +123,29 @@ public struct SchemeSpecification: Codable, Hashable, Sendable, CustomStringConv
         settings.isEmpty ? name : name + JSONValue.object(settings).compactText
     }
 
-    /// These settings with `extra` added; `extra`'s keys win.
+    /// These settings with `extra` added; a key set in both to different values is an error.
     public func merging(_ extra: [String: JSONValue]) throws -> SchemeSpecification {
-        try SchemeSpecification(name: name, settings: settings.merging(extra) { _, new in new })
+        for (key, value) in extra.sorted(by: { $0.key < $1.key }) {
+            if let own = settings[key], own != value {
+                throw ConfigurationError(parameter: "\(name).\(key)", value: "\(own.compactText) and \(value.compactText)",
+                                         allowed: "one value: the setting is given twice")
+            }
+        }
+        return try SchemeSpecification(name: name, settings: settings.merging(extra) { _, new in new })
+    }
+
+    /// A rotary scheme with `extra`'s settings instead of its own where they overlap; a new
+    /// `rope_type` drops every key of the old one (`factor`, `original_max_position_embeddings`, …).
+    /// How a trained run's recorded scheme takes a new scaling (eval, finetune).
+    public func replacing(_ extra: [String: JSONValue]) throws -> SchemeSpecification {
+        var own = settings
+        if extra["rope_type"] != nil || extra["type"] != nil {
+            for key in Self.ropeTypeKeys.values.reduce(into: Set(["rope_type", "type"]), { $0.formUnion($1) }) {
+                own.removeValue(forKey: key)
+            }
+        }
+        if !Set(extra.keys).isDisjoint(with: Self.hopeCutKeys) { Self.hopeCutKeys.forEach { own.removeValue(forKey: $0) } }
+        return try SchemeSpecification(name: name, settings: own.merging(extra) { _, new in new })
     }
 
     /// A short readable label: the name, and the settings that differ from `defaults` (the same
@@ -252,6 +276,9 @@ extension SchemeSpecification {
 struct SettingReader {
     let scheme: String
     let values: [String: JSONValue]
+    /// The largest table size, distance or count a setting may take: a learned table of a million
+    /// rows at C = 256 already needs 4 GB with its gradient and AdamW's moments.
+    static let largestCount = 1_000_000
 
     func number(_ key: String) throws -> Double? {
         switch values[key] {
@@ -263,9 +290,9 @@ struct SettingReader {
 
     func count(_ key: String, atLeast minimum: Int) throws -> Int? {
         guard let v = try number(key) else { return nil }
-        guard v == v.rounded(), v >= Double(minimum), v <= 1e9, let whole = Int(exactly: v) else {
+        guard v == v.rounded(), v >= Double(minimum), v <= Double(Self.largestCount), let whole = Int(exactly: v) else {
             throw ConfigurationError(parameter: "\(scheme).\(key)", value: JSONValue.number(v).compactText,
-                                     allowed: "a whole number from \(minimum) to 1000000000")
+                                     allowed: "a whole number from \(minimum) to \(Self.largestCount)")
         }
         return whole
     }

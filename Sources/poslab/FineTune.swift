@@ -35,26 +35,19 @@ struct FineTune: ParsableCommand {
     func run() throws {
         let baseFolder = URL(fileURLWithPath: model)
         let base = try Experiment.specification(in: baseFolder)
-        let scheme = try applyRope(pe.map(SchemeSpecification.init(parsing:)) ?? base.pe, rope: rope)
+        let scheme = try pe.map { try parseScheme($0, rope: rope) } ?? replacingRope(base.pe, rope: rope)
         let specification = try Extension.fineTune(base: baseFolder, scheme: scheme, trainLength: trainLength, steps: steps,
                                                    learningRate: learningRate, evalLengths: try evalLengths.map(parseLengths))
+        try checkOutputFolder(out)
         let folder = URL(fileURLWithPath: out)
         let experiment = Experiment(specification: specification, folder: folder)
-        if experiment.hasCheckpoint, try Experiment.specification(in: folder) != specification {
+        if FileManager.default.fileExists(atPath: folder.appendingPathComponent(Experiment.configurationFile).path),
+           try Experiment.specification(in: folder) != specification {
             throw ValidationError("--out \(folder.path) already holds another run; choose another folder")
         }
         print("fine-tuning \(base.label) as \(specification.label) on sequences up to \(specification.trainLength) tokens; "
               + "\(specification.steps) steps")
-        let progress = ProgressLine()
-        let trained = try experiment.train(resume: true) { p in
-            progress.show(p)
-            if p.step % logEvery == 0 || p.step == 1 || p.step == p.totalSteps {
-                progress.clear()
-                print(String(format: "step %5d/%d  loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs",
-                             p.step, p.totalSteps, p.loss, p.learningRate, p.tokensPerSecond, p.remainingSeconds))
-            }
-        }
-        progress.clear()
+        guard let trained = try trainShowingProgress(experiment, resume: true, logEvery: logEvery, record: true) else { return }
         let report = try evaluate(trained, specification)
         try AtomicFile.write(prettyJSON(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
         print("checkpoint: \(experiment.checkpointURL.path)")

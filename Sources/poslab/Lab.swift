@@ -32,8 +32,12 @@ struct Eval: ParsableCommand {
     func run() throws {
         let lengths = try lengths.map(parseLengths)
         // Every scheme is parsed and checked against the run before any evaluation starts.
-        let single = try pe.map { try parseScheme($0, rope: rope) } ?? (pes == nil ? try rope.map { _ in
-            try applyRope(SchemeSpecification(name: "rope"), rope: rope) } : nil)
+        let single = try pe.map { try parseScheme($0, rope: rope) }
+        if let out {
+            let url = URL(fileURLWithPath: out)
+            try AtomicFile.checkDestination(url, parameter: "--out")
+            if pes != nil { try AtomicFile.checkDestination(url.deletingPathExtension().appendingPathExtension("html"), parameter: "--out") }
+        }
         let (run, trained) = try loadRun(model)
         if let pes {
             let methods = try parseSchemeList(pes, rope: rope)
@@ -55,11 +59,13 @@ struct Eval: ParsableCommand {
             }
             return
         }
+        // --rope alone changes the run's own rotary scheme (a new rope_type replaces the old one).
+        let swap = try single ?? (rope == nil ? nil : replacingRope(run.pe, rope: rope))
         var evaluated = (run: run, model: trained)
-        if let single { evaluated = try Extension.swap(trained, run: run, to: single) }
-        if single != nil { print("\(run.label) weights evaluated as \(evaluated.run.label)  [\(evaluated.run.pe.description)]") }
+        if let swap { evaluated = try Extension.swap(trained, run: run, to: swap) }
+        if swap != nil { print("\(run.label) weights evaluated as \(evaluated.run.label)  [\(evaluated.run.pe.description)]") }
         var report = try evaluate(evaluated.model, evaluated.run, lengths: lengths, samples: samples)
-        if single != nil { report.label = "\(evaluated.run.label) (trained as \(run.label))" }
+        if swap != nil { report.label = "\(evaluated.run.label) (trained as \(run.label))" }
         if let out { try AtomicFile.write(prettyJSON(report), to: URL(fileURLWithPath: out)) }
     }
 
@@ -148,7 +154,12 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Runs at a time.") var jobs = 1
     @Option(help: "Sweep folder.") var out: String
 
+    func validate() throws {
+        guard jobs >= 1, jobs <= 64 else { throw ValidationError("--jobs must be from 1 to 64, not \(jobs)") }
+    }
+
     func run() throws {
+        try checkOutputFolder(out)
         let specification: SweepSpecification
         if let config {
             guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("--config \(config) cannot be read") }

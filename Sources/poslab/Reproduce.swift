@@ -40,6 +40,7 @@ struct Reproduce: ParsableCommand {
         guard !seedList.isEmpty, Set(seedList).count == seedList.count else { throw ValidationError("--seeds must be distinct seeds") }
         // Every claim and its runs are checked before any trains.
         let claims = try all ? ReproductionCatalog.claims : names.map(ReproductionCatalog.claim(named:))
+        try checkOutputFolder(out)
         let folder = URL(fileURLWithPath: out)
         let sweeps = try claims.map { try Reproduction.sweep($0, folder: folder, seeds: seedList, quick: quick) }
         var page = folder.appendingPathComponent(Reproduction.pageFile)

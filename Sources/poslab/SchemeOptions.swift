@@ -11,6 +11,16 @@ let ropeHelp = "A transformers rope_parameters dictionary (plus rope_theta, pair
     + "max_position_embeddings) for the rope and hope schemes, e.g. "
     + "'{\"rope_type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 64}'."
 
+/// A trained run's recorded scheme with `--rope`'s settings in place of its own (a new rope_type
+/// replaces the old one's keys); the scheme itself without `--rope`.
+func replacingRope(_ scheme: SchemeSpecification, rope: String?) throws -> SchemeSpecification {
+    guard let rope else { return scheme }
+    guard scheme.name == "rope" || scheme.name == "hope" else {
+        throw ValidationError("--rope sets rope and hope schemes; the run's scheme, \(scheme.name), has no rotary settings")
+    }
+    return try scheme.replacing(JSONValue.object(parsing: rope))
+}
+
 /// `text` as a scheme; `rope` (a JSON object) is merged into rope and hope schemes' settings.
 func parseScheme(_ text: String, rope: String?) throws -> SchemeSpecification {
     try applyRope(SchemeSpecification(parsing: text), rope: rope)

@@ -82,37 +82,57 @@ struct Train: ParsableCommand {
             batchSize: model.batchSize, learningRate: model.learningRate, evalLengths: try evalLengths.map(parseLengths),
             evalSamples: model.evalSamples, checkpointEvery: checkpointEvery, predictPositions: predictPositions,
             architecture: model.architecture)
-        if resume, FileManager.default.fileExists(atPath: folder.appendingPathComponent(Experiment.configurationFile).path) {
+        let hasRun = FileManager.default.fileExists(atPath: folder.appendingPathComponent(Experiment.configurationFile).path)
+        if let out { try checkOutputFolder(out) }
+        if resume {
+            guard hasRun else { throw ValidationError("--resume: \(folder.path) holds no run to continue (no config.json)") }
             specification = try Experiment.specification(in: folder)
-        }
-        let experiment = Experiment(specification: specification, folder: folder)
-        if experiment.hasCheckpoint, !resume {
+        } else if hasRun {
             throw ValidationError("--out \(folder.path) already holds a run; pass --resume to continue it, or choose another folder")
         }
+        let experiment = Experiment(specification: specification, folder: folder)
         if resume, experiment.hasCheckpoint { printError("resumed \(experiment.checkpointURL.path)") }
-        let progress = ProgressLine()
         print("\(specification.task), \(specification.label), sequences up to \(specification.trainLength) tokens; \(specification.steps) steps")
-        let trained: Transformer
-        do { trained = try experiment.train(resume: resume) { p in
+        guard let trained = try trainShowingProgress(experiment, resume: resume, logEvery: logEvery, record: out != nil) else {
+            try? FileManager.default.removeItem(at: folder)
+            return
+        }
+        let report = try evaluate(trained, specification)
+        try AtomicFile.write(prettyJSON(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
+        print("checkpoint: \(experiment.checkpointURL.path)")
+    }
+}
+
+/// Trains `experiment` with a progress bar and a line every `logEvery` steps. A run that diverges
+/// is recorded (eval.json with status "diverged", when `record`) and the command exits with 1.
+/// Returns nil without `record` (a throwaway run: nothing to evaluate into).
+func trainShowingProgress(_ experiment: Experiment, resume: Bool, logEvery: Int, record: Bool) throws -> Transformer? {
+    let progress = ProgressLine()
+    defer { progress.clear() }
+    do {
+        let trained = try experiment.train(resume: resume) { p in
             progress.show(p)
             if p.step % logEvery == 0 || p.step == 1 || p.step == p.totalSteps {
                 progress.clear()
                 print(String(format: "step %5d/%d  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %.0fs",
                              p.step, p.totalSteps, p.loss, p.learningRate, p.gradientNorm, p.tokensPerSecond, p.remainingSeconds))
             }
-        } } catch let diverged as TrainingDiverged {
-            progress.clear()
-            guard out != nil else { try? FileManager.default.removeItem(at: folder); throw diverged }
-            try AtomicFile.write(prettyJSON(EvaluationReport.diverged(specification, diverged)),
-                                 to: folder.appendingPathComponent(Experiment.evaluationFile))
-            printError("\(diverged); recorded as diverged in \(folder.appendingPathComponent(Experiment.evaluationFile).path)")
-            throw ExitCode(1)
         }
+        return record ? trained : nil
+    } catch let diverged as TrainingDiverged {
         progress.clear()
-        guard out != nil else { try? FileManager.default.removeItem(at: folder); return }
-        let report = try evaluate(trained, specification)
-        try AtomicFile.write(prettyJSON(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
-        print("checkpoint: \(experiment.checkpointURL.path)")
+        let url = experiment.folder.appendingPathComponent(Experiment.evaluationFile)
+        if record { try AtomicFile.write(prettyJSON(EvaluationReport.diverged(experiment.specification, diverged)), to: url) }
+        printError("\(diverged)" + (record ? "; recorded as diverged in \(url.path)" : ""))
+        throw ExitCode(1)
+    }
+}
+
+/// Refuses an output folder path that names an existing file, before any work.
+func checkOutputFolder(_ path: String, parameter: String = "--out") throws {
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue {
+        throw ValidationError("\(parameter) \(path) is a file; give a folder (a new one, or a run folder to resume)")
     }
 }
 

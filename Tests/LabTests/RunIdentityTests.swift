@@ -111,7 +111,7 @@ final class RunIdentityTests: XCTestCase {
         // HoPE on the same weights: fine as well; ALiBi on RoPE weights is refused.
         XCTAssertNoThrow(try Extension.swap(trained, run: run, to: try SchemeSpecification(name: "hope")))
         XCTAssertThrowsError(try Extension.swap(trained, run: run, to: try SchemeSpecification(name: "alibi"))) {
-            XCTAssertTrue("\($0)".contains("cannot be evaluated as alibi"), "\($0)")
+            XCTAssertTrue("\($0)".contains("cannot be used under alibi"), "\($0)")
         }
         // A learned table of another size cannot carry its weights over.
         let learned = try tiny("learned")

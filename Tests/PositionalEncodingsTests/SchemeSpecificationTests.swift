@@ -102,4 +102,15 @@ final class SchemeSpecificationTests: XCTestCase {
         XCTAssertFalse(rope.canSwap(to: try SchemeSpecification(name: "nope")))
         XCTAssertTrue(try SchemeSpecification(name: "sinusoidal").canSwap(to: try SchemeSpecification(parsing: #"sinusoidal{"scale": 2}"#)))
     }
+
+    func testMergingRefusesConflictsAndReplacingSwapsTheScaling() throws {
+        let yarn = SchemeSpecification(try resolve(#"rope{"rope_type": "yarn", "factor": 4, "rope_theta": 500}"#))
+        XCTAssertThrowsError(try yarn.merging(["rope_theta": .number(300)])) { XCTAssertTrue("\($0)".contains("given twice"), "\($0)") }
+        XCTAssertEqual(try yarn.merging(["rope_theta": .number(500)]), yarn)
+        let linear = try yarn.replacing(["rope_type": .string("linear"), "factor": .number(2)])
+        XCTAssertEqual(try linear.resolved(trainingLength: 24, maximumLength: 99),
+                       .rope(try RotaryConfiguration(base: 500, scaling: .linear(factor: 2), maximumPositionEmbeddings: 24)))
+        let hope = SchemeSpecification(try resolve(#"hope{"keep": 2}"#))
+        XCTAssertEqual(try hope.replacing(["fraction": .number(0.5)]).settings["keep"], nil)
+    }
 }

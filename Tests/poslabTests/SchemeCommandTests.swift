@@ -59,10 +59,19 @@ final class SchemeCommandTests: CommandTestCase {
             (["train", "--pe", #"rope{"rope_type": "yarn""#, "--steps", "1", "--out", out], "JSON object"),
             (["train", "--pe", "alibi", "--rope", #"{"factor": 2}"#, "--steps", "1", "--out", out], "--rope"),
             (["train", "--pe", #"t5{"buckets": -3}"#, "--steps", "1", "--out", out], "t5.buckets"),
-            (["eval", "--model", run, "--pe", "rope", "--out", out], "cannot be evaluated as rope"),
+            (["eval", "--model", run, "--pe", "rope", "--out", out], "cannot be used under rope"),
             (["eval", "--model", run, "--pes", "alibi,{", "--out", out], "unbalanced"),
             (["finetune", "--model", folder.appendingPathComponent("absent").path, "--out", out], "config.json"),
-            (["finetune", "--model", run, "--pe", "rope", "--out", out], "cannot be evaluated as rope"),
+            (["finetune", "--model", run, "--pe", "rope", "--out", out], "cannot be used under rope"),
+            (["train", "--pe", #"rope{"rope_theta": 500}"#, "--rope", #"{"rope_theta": 300}"#, "--steps", "1", "--out", out],
+             "given twice"),
+            (["train", "--rope", #"{"rope_type": 5}"#, "--steps", "1", "--out", out], "rope.rope_type"),
+            (["train", "--rope", #"{"rope_type": "LINEAR", "factor": 2}"#, "--steps", "1", "--out", out], "rope.rope_type"),
+            (["train", "--pe", #"learned{"max_length": 1000000000}"#, "--steps", "1", "--out", out], "1000000"),
+            (["train", "--steps", "1", "--resume", "--out", out], "no run to continue"),
+            (["train", "--steps", "1", "--out", run], "already holds a run"),
+            (["eval", "--model", run, "--out", folder.path], "a folder"),
+            (["sweep", "--seeds", "0,0", "--steps", "1", "--out", out], "seeds"),
             (["sweep", "--pes", "rope,", "--out", out], "empty scheme"),
             (["sweep", "--pes", #"rope,rope{"rope_theta": 10000}"#, "--steps", "1", "--out", out], "same run"),
         ]
@@ -72,6 +81,21 @@ final class SchemeCommandTests: CommandTestCase {
             XCTAssertTrue(result.error.contains(expected), "\(arguments) should say \(expected): \(result.error)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(arguments) wrote \(out)")
         }
+        // Writing never replaces what is not a regular file: a symbolic link is refused, its target untouched.
+        let target = folder.appendingPathComponent("target.json"), link = folder.appendingPathComponent("link.json")
+        try "keep".write(to: target, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: target)
+        let linked = try cli.poslab(["eval", "--model", run, "--out", link.path])
+        XCTAssertEqual(linked.status, 2, linked.error)
+        XCTAssertTrue(linked.error.contains("symbolic link"), linked.error)
+        XCTAssertEqual(try String(contentsOf: target, encoding: .utf8), "keep")
+        // A fine-tune that diverges is recorded like a training run that does: exit 1, eval.json says so.
+        let diverged = folder.appendingPathComponent("diverged").path
+        let tune = try cli.poslab(["finetune", "--model", run, "--learning-rate", "1e6", "--steps", "30", "--out", diverged])
+        XCTAssertEqual(tune.status, 1, tune.error)
+        let status = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: diverged + "/eval.json")))
+            as? [String: Any])["status"] as? String
+        XCTAssertEqual(status, "diverged")
     }
 }
 
