@@ -52,6 +52,10 @@ public enum Extension {
         }
         let length = trainLength ?? base.trainLength
         let swapped = try specification(base, scheme: scheme)
+        if case let .learnedAbsolute(rows) = try swapped.scheme, (evalLengths ?? [8 * length]).max()! > rows {
+            throw LabError.invalid("\(folder.path) has a learned table of \(rows) positions, and a fine-tune cannot grow it "
+                + "(the new rows would have no trained weights): evaluate within \(rows) tokens with --eval-lengths")
+        }
         let run = try RunSpecification(
             task: base.task, taskOptions: base.taskOptions, pe: swapped.pe, positions: base.positions, seed: base.seed,
             trainLength: length, modelDimension: base.modelDimension, layers: base.layers, heads: base.heads, steps: steps,

@@ -162,6 +162,13 @@ struct SweepCommand: ParsableCommand {
         try checkOutputFolder(out)
         let specification: SweepSpecification
         if let config {
+            // The file is the whole grid: list options beside it would be silently ignored.
+            let lists = [("--tasks", tasks, "copy"), ("--pes", pes, "nope,rope,alibi"), ("--seeds", seeds, "0"),
+                         ("--train-lengths", trainLengths, "32"), ("--eval-multipliers", evalMultipliers, "1,2,4,8")]
+            if let given = lists.first(where: { $0.1 != $0.2 })?.0 ?? (modelDimensions != nil ? "--model-dimensions" : nil)
+                ?? (rope != nil ? "--rope" : nil) {
+                throw ValidationError("--config \(config) holds the whole grid; give \(given) in the file instead")
+            }
             guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("--config \(config) cannot be read") }
             specification = try JSONDecoder().decode(SweepSpecification.self, from: data)
         } else {
