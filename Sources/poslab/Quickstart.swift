@@ -10,7 +10,7 @@ struct Quickstart: ParsableCommand {
             + "finish within about ten minutes on two cores. Ends with a summary table and the path of report.html.")
 
     @Option(help: "Sweep folder.") var out = "runs/quickstart"
-    @Option(help: "Training steps per run.") var steps = 2000
+    @Option(help: "Training steps per run.") var steps = 3000
     @Option(help: "Runs at a time (both cores by default).") var jobs = 2
 
     func run() throws {
