@@ -14,7 +14,8 @@ public enum Extension {
                 + "only the rotary schemes (rope and its rope_types, hope) swap among themselves; other schemes keep their name")
         }
         var swapped = run
-        swapped.pe = SchemeSpecification(try scheme.resolved(trainingLength: run.trainLength, maximumLength: run.tableLength))
+        swapped.pe = SchemeSpecification(try scheme.resolved(trainingLength: run.trainLength, maximumLength: run.tableLength,
+                                                             modelDimension: run.modelDimension))
         return swapped
     }
 

@@ -14,7 +14,7 @@ import Tasks
 ///
 /// The library never prints; progress goes to the caller's callbacks.
 /// The architecture beyond size: grouped-query heads, feed-forward kind, norms, attention scoring,
-/// tied embeddings (see `TransformerConfiguration`). Every key may be absent from JSON.
+/// tied embeddings, the embedding scale (see `TransformerConfiguration`). Every key may be absent from JSON.
 public struct ArchitectureOptions: Codable, Equatable, Sendable {
     public var keyValueHeads: Int?
     public var feedForward: FeedForwardKind
@@ -22,12 +22,17 @@ public struct ArchitectureOptions: Codable, Equatable, Sendable {
     public var placement: NormalizationPlacement
     public var attentionScoring: AttentionScoring
     public var tiedEmbeddings: Bool
+    /// Token embeddings multiplied by √C on the way in (Vaswani et al. 2017, §3.4;
+    /// `TransformerConfiguration.embeddingScale`); not with the normalized placement, whose
+    /// embeddings stay on the unit sphere. Off by default: see `SchemeSpecification.defaultSinusoidalScale`.
+    public var scaledEmbeddings: Bool
 
     public init(keyValueHeads: Int? = nil, feedForward: FeedForwardKind = .mlp, normalization: NormalizationKind = .layerNorm,
                 placement: NormalizationPlacement = .preNorm, attentionScoring: AttentionScoring = .scaledDotProduct,
-                tiedEmbeddings: Bool = true) {
+                tiedEmbeddings: Bool = true, scaledEmbeddings: Bool = false) {
         self.keyValueHeads = keyValueHeads; self.feedForward = feedForward; self.normalization = normalization
         self.placement = placement; self.attentionScoring = attentionScoring; self.tiedEmbeddings = tiedEmbeddings
+        self.scaledEmbeddings = scaledEmbeddings
     }
 
     public init(from decoder: Decoder) throws {
@@ -37,7 +42,8 @@ public struct ArchitectureOptions: Codable, Equatable, Sendable {
                   normalization: try c.decodeIfPresent(NormalizationKind.self, forKey: .normalization) ?? .layerNorm,
                   placement: try c.decodeIfPresent(NormalizationPlacement.self, forKey: .placement) ?? .preNorm,
                   attentionScoring: try c.decodeIfPresent(AttentionScoring.self, forKey: .attentionScoring) ?? .scaledDotProduct,
-                  tiedEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? true)
+                  tiedEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? true,
+                  scaledEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .scaledEmbeddings) ?? false)
     }
 }
 
@@ -73,7 +79,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
 
     public init(task: String = "copy", taskOptions: TaskOptions = TaskOptions(), pe: SchemeSpecification = .rope,
                 positions: PositionAssignment = .sequential, seed: UInt64 = 0, trainLength: Int = 32, modelDimension: Int = 64,
-                layers: Int = 2, heads: Int = 4, steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3,
+                layers: Int = 2, heads: Int = 4, steps: Int = 3000, batchSize: Int = 32, learningRate: Float = 3e-3,
                 evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100, predictPositions: Bool = false,
                 architecture: ArchitectureOptions = ArchitectureOptions(), fineTuneFrom: FineTuneSource? = nil) throws {
         try require(trainLength >= 4, "trainLength", trainLength, "at least 4 tokens")
@@ -94,7 +100,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         // Building every part once rejects an invalid run before any work starts.
         let built = try makeTask()
         let rows = try positionsUsed(by: built) + 1
-        self.pe = SchemeSpecification(try pe.resolved(trainingLength: trainLength, maximumLength: max(tableLength, rows)))
+        self.pe = SchemeSpecification(try pe.resolved(trainingLength: trainLength, maximumLength: max(tableLength, rows),
+                                                      modelDimension: modelDimension))
         if case let .learnedAbsolute(maximumLength) = try scheme, maximumLength < rows {
             throw ConfigurationError(parameter: "learned.max_length", value: "\(maximumLength)",
                                      allowed: "at least \(rows): this run's training and evaluation use positions up to \(rows - 1)")
@@ -116,8 +123,14 @@ public struct RunSpecification: Codable, Equatable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        var pe = try c.decode(SchemeSpecification.self, forKey: .pe)
+        // A config.json written before schemes had settings names the scheme alone ("pe": "sinusoidal";
+        // new files record every setting): its sinusoidal table had amplitude 1, today's default is 1/√C.
+        if (try? c.decode(String.self, forKey: .pe)) != nil, pe.name == "sinusoidal", pe.settings["scale"] == nil {
+            pe = try pe.merging(["scale": .number(1)])
+        }
         try self.init(task: c.decode(String.self, forKey: .task), taskOptions: c.decodeIfPresent(TaskOptions.self, forKey: .taskOptions) ?? TaskOptions(),
-                      pe: c.decode(SchemeSpecification.self, forKey: .pe), positions: c.decodeIfPresent(PositionAssignment.self, forKey: .positions) ?? .sequential,
+                      pe: pe, positions: c.decodeIfPresent(PositionAssignment.self, forKey: .positions) ?? .sequential,
                       seed: c.decode(UInt64.self, forKey: .seed), trainLength: c.decode(Int.self, forKey: .trainLength),
                       modelDimension: c.decode(Int.self, forKey: .modelDimension), layers: c.decode(Int.self, forKey: .layers),
                       heads: c.decode(Int.self, forKey: .heads), steps: c.decode(Int.self, forKey: .steps),
@@ -149,7 +162,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
             normalization: architecture.normalization, normalizationPlacement: architecture.placement,
             attentionScoring: architecture.attentionScoring, tiedEmbeddings: architecture.tiedEmbeddings,
             positionalScheme: try scheme,
-            positionPrediction: classes)
+            positionPrediction: classes,
+            embeddingScale: architecture.scaledEmbeddings && architecture.placement != .normalized ? Float(modelDimension).squareRoot() : 1)
     }
 
     public func trainingConfiguration() throws -> TrainingConfiguration {
@@ -159,7 +173,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
     /// The positional scheme the model is built with. A learned table covers every evaluated
     /// position by default; the positions beyond training stay untrained.
     public var scheme: PositionalScheme {
-        get throws { try pe.resolved(trainingLength: trainLength, maximumLength: tableLength) }
+        get throws { try pe.resolved(trainingLength: trainLength, maximumLength: tableLength, modelDimension: modelDimension) }
     }
 
     /// The rows a learned table gets by default: every position training and evaluation use, and two more.
@@ -182,7 +196,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
 
     /// The same scheme with nothing set, resolved for this run (what `label` leaves out).
     var defaultScheme: SchemeSpecification? {
-        (try? SchemeSpecification(name: pe.name).resolved(trainingLength: trainLength, maximumLength: tableLength))
+        (try? SchemeSpecification(name: pe.name).resolved(trainingLength: trainLength, maximumLength: tableLength,
+                                                           modelDimension: modelDimension))
             .map(SchemeSpecification.init)
     }
 

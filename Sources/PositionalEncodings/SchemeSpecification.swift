@@ -12,7 +12,7 @@ import TensorCore
 /// | scheme | keys |
 /// |---|---|
 /// | `nope`, `alibi` | none |
-/// | `sinusoidal` | `scale` (the table's factor, E = X + scale·P) |
+/// | `sinusoidal` | `scale` (the table's factor, E = X + scale·P; default 1/√C, see `defaultSinusoidalScale`) |
 /// | `learned` | `max_length` (rows of the table; default: the longest position a run uses) |
 /// | `relative`, `shaw` | `max_distance` (the clip distance K) |
 /// | `t5` | `buckets`, `max_distance`, `bidirectional` |
@@ -179,16 +179,31 @@ public struct SchemeSpecification: Codable, Hashable, Sendable, CustomStringConv
 }
 
 extension SchemeSpecification {
+    /// The sinusoidal table's default amplitude for model dimension C: 1/√C, the scale of token
+    /// embeddings initialised at std 0.02 (GPT-2's); 1 when C is not known.
+    ///
+    /// At amplitude 1 the table is ~35× the embeddings, and a sinusoidal model does not even fit
+    /// copy at its training length (exact match 0.00). Vaswani et al. (2017, §3.4) multiply the
+    /// embeddings by √C instead; that fits sinusoidal copy just as well, but it also multiplies the
+    /// residual stream of every other scheme by √C against blocks whose outputs start at std
+    /// 0.02/√(2·layers), and NoPE then fails copy (exact match 0.00 where it reaches 0.9).
+    /// Dividing the table gives the same token-to-position ratio and leaves the other schemes alone
+    /// (docs/baselines-notebook.md has the measurements). `sinusoidal{"scale": 1}` is Vaswani's table.
+    public static func defaultSinusoidalScale(modelDimension: Int?) -> Double {
+        modelDimension.map { 1 / Double($0).squareRoot() } ?? 1
+    }
+
     /// The scheme with this run's defaults: `trainingLength` sets HoPE's default cut and RoPE's
     /// `max_position_embeddings` (the length the model was trained at, which dynamic NTK, YaRN,
-    /// llama3 and LongRoPE read as L₀); `maximumLength` sizes a learned table by default.
-    public func resolved(trainingLength: Int, maximumLength: Int) throws -> PositionalScheme {
+    /// llama3 and LongRoPE read as L₀); `maximumLength` sizes a learned table by default; the model
+    /// dimension sets the sinusoidal table's default amplitude.
+    public func resolved(trainingLength: Int, maximumLength: Int, modelDimension: Int? = nil) throws -> PositionalScheme {
         let r = SettingReader(scheme: name, values: settings)
         switch name {
         case "nope": return .none
         case "alibi": return .alibi
         case "sinusoidal":
-            let scale = try r.number("scale") ?? 1
+            let scale = try r.number("scale") ?? Self.defaultSinusoidalScale(modelDimension: modelDimension)
             try require(scale.isFinite && abs(scale) <= 1e6, "sinusoidal.scale", scale, "a finite number")
             return .sinusoidal(scale: Float(scale))
         case "learned":
