@@ -189,8 +189,10 @@ public final class Sweep {
             return
         }
         let evaluation = try Evaluator.report(model: model, run: run)
-        // Analysis at twice the training length: inside and just beyond what training covered.
-        let analysis = try Analyzer.analyze(model: model, run: run, length: 2 * run.trainLength)
+        // Analysis at twice the training length: inside and just beyond what training covered (within
+        // a learned table's positions).
+        let representable = model.positionalEncodings.compactMap(\.maximumPosition).min().map { $0 + 1 } ?? Int.max
+        let analysis = try Analyzer.analyze(model: model, run: run, length: min(2 * run.trainLength, representable))
         try AtomicFile.write(prettyJSON(analysis), to: runFolder.appendingPathComponent(Analyzer.fileName))
         try AtomicFile.write(prettyJSON(evaluation), to: evaluationURL)
         report(.finished(run, evaluation, seconds: Date().timeIntervalSince(start)))
