@@ -14,7 +14,7 @@ import Tasks
 ///
 /// The library never prints; progress goes to the caller's callbacks.
 /// The architecture beyond size: grouped-query heads, feed-forward kind, norms, attention scoring,
-/// tied embeddings (see `TransformerConfiguration`). Every key may be absent from JSON.
+/// tied embeddings, input scales (see `TransformerConfiguration`). Every key may be absent from JSON.
 public struct ArchitectureOptions: Codable, Equatable, Sendable {
     public var keyValueHeads: Int?
     public var feedForward: FeedForwardKind
@@ -22,12 +22,21 @@ public struct ArchitectureOptions: Codable, Equatable, Sendable {
     public var placement: NormalizationPlacement
     public var attentionScoring: AttentionScoring
     public var tiedEmbeddings: Bool
+    /// Token embeddings multiplied by √C on the way in (Vaswani et al. 2017, §3.4;
+    /// `TransformerConfiguration.embeddingScale`); not with the normalized placement, whose
+    /// embeddings stay on the unit sphere. Off by default: see `PositionalScheme.atEmbeddingScale`.
+    public var scaledEmbeddings: Bool
+    /// A fixed input table (sinusoidal) at the token embeddings' scale, its amplitude 1/√C
+    /// (`PositionalScheme.atEmbeddingScale`). New runs do this; a file without the key (written
+    /// before it existed) does not, so an old run rebuilds the model it trained.
+    public var positionTableAtEmbeddingScale: Bool
 
     public init(keyValueHeads: Int? = nil, feedForward: FeedForwardKind = .mlp, normalization: NormalizationKind = .layerNorm,
                 placement: NormalizationPlacement = .preNorm, attentionScoring: AttentionScoring = .scaledDotProduct,
-                tiedEmbeddings: Bool = true) {
+                tiedEmbeddings: Bool = true, scaledEmbeddings: Bool = false, positionTableAtEmbeddingScale: Bool = true) {
         self.keyValueHeads = keyValueHeads; self.feedForward = feedForward; self.normalization = normalization
         self.placement = placement; self.attentionScoring = attentionScoring; self.tiedEmbeddings = tiedEmbeddings
+        self.scaledEmbeddings = scaledEmbeddings; self.positionTableAtEmbeddingScale = positionTableAtEmbeddingScale
     }
 
     public init(from decoder: Decoder) throws {
@@ -37,7 +46,9 @@ public struct ArchitectureOptions: Codable, Equatable, Sendable {
                   normalization: try c.decodeIfPresent(NormalizationKind.self, forKey: .normalization) ?? .layerNorm,
                   placement: try c.decodeIfPresent(NormalizationPlacement.self, forKey: .placement) ?? .preNorm,
                   attentionScoring: try c.decodeIfPresent(AttentionScoring.self, forKey: .attentionScoring) ?? .scaledDotProduct,
-                  tiedEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? true)
+                  tiedEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? true,
+                  scaledEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .scaledEmbeddings) ?? false,
+                  positionTableAtEmbeddingScale: try c.decodeIfPresent(Bool.self, forKey: .positionTableAtEmbeddingScale) ?? false)
     }
 }
 
@@ -73,7 +84,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
 
     public init(task: String = "copy", taskOptions: TaskOptions = TaskOptions(), pe: SchemeSpecification = .rope,
                 positions: PositionAssignment = .sequential, seed: UInt64 = 0, trainLength: Int = 32, modelDimension: Int = 64,
-                layers: Int = 2, heads: Int = 4, steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3,
+                layers: Int = 2, heads: Int = 4, steps: Int = 3000, batchSize: Int = 32, learningRate: Float = 3e-3,
                 evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100, predictPositions: Bool = false,
                 architecture: ArchitectureOptions = ArchitectureOptions(), fineTuneFrom: FineTuneSource? = nil) throws {
         try require(trainLength >= 4, "trainLength", trainLength, "at least 4 tokens")
@@ -143,13 +154,15 @@ public struct RunSpecification: Codable, Equatable, Sendable {
             }
             classes = largest + 2  // IDs 0…largest, and the one after the last token
         }
+        let scheme = try self.scheme
         return try TransformerConfiguration(
             vocabularySize: task.vocabularySize, modelDimension: modelDimension, numberOfLayers: layers, numberOfHeads: heads,
             numberOfKeyValueHeads: architecture.keyValueHeads, feedForward: architecture.feedForward,
             normalization: architecture.normalization, normalizationPlacement: architecture.placement,
             attentionScoring: architecture.attentionScoring, tiedEmbeddings: architecture.tiedEmbeddings,
-            positionalScheme: try scheme,
-            positionPrediction: classes)
+            positionalScheme: architecture.positionTableAtEmbeddingScale ? scheme.atEmbeddingScale(modelDimension: modelDimension) : scheme,
+            positionPrediction: classes,
+            embeddingScale: architecture.scaledEmbeddings && architecture.placement != .normalized ? Float(modelDimension).squareRoot() : 1)
     }
 
     public func trainingConfiguration() throws -> TrainingConfiguration {

@@ -30,7 +30,7 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
 
     public init(tasks: [String], pes: [SchemeSpecification], seeds: [UInt64] = [0], trainLengths: [Int] = [32], modelDimensions: [Int] = [64],
                 evalMultipliers: [Int] = [1, 2, 4, 8], taskOptions: TaskOptions = TaskOptions(), layers: Int = 2, heads: Int = 4,
-                steps: Int = 500, batchSize: Int = 32, learningRate: Float = 3e-3, evalSamples: Int = 64,
+                steps: Int = 3000, batchSize: Int = 32, learningRate: Float = 3e-3, evalSamples: Int = 64,
                 predictPositions: Bool = false, architecture: ArchitectureOptions = ArchitectureOptions()) throws {
         for (name, count) in [("tasks", tasks.count), ("pes", pes.count), ("seeds", seeds.count), ("trainLengths", trainLengths.count),
                               ("modelDimensions", modelDimensions.count), ("evalMultipliers", evalMultipliers.count)] {
@@ -57,7 +57,7 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
                       evalMultipliers: c.decodeIfPresent([Int].self, forKey: .evalMultipliers) ?? [1, 2, 4, 8],
                       taskOptions: c.decodeIfPresent(TaskOptions.self, forKey: .taskOptions) ?? TaskOptions(),
                       layers: c.decodeIfPresent(Int.self, forKey: .layers) ?? 2, heads: c.decodeIfPresent(Int.self, forKey: .heads) ?? 4,
-                      steps: c.decodeIfPresent(Int.self, forKey: .steps) ?? 500, batchSize: c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 32,
+                      steps: c.decodeIfPresent(Int.self, forKey: .steps) ?? 3000, batchSize: c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 32,
                       learningRate: c.decodeIfPresent(Float.self, forKey: .learningRate) ?? 3e-3,
                       evalSamples: c.decodeIfPresent(Int.self, forKey: .evalSamples) ?? 64,
                       predictPositions: c.decodeIfPresent(Bool.self, forKey: .predictPositions) ?? false,

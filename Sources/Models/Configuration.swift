@@ -75,18 +75,27 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
     /// structure (Position Coupling, Cho et al. 2024). P must exceed every ID the head is trained on
     /// and, for schemes with a table of positions, fit in it. Nil (the default): no position head.
     public var positionPrediction: Int?
+    /// The factor the token embedding is multiplied by on the way in (not on the way out through a
+    /// tied head). 1 (the default, and what configurations written before the key existed decode
+    /// to) adds embeddings of initial std 0.02 to an input encoding as they are; √C is Vaswani et
+    /// al. (2017, §3.4), who multiply the embeddings by √d_model so that they are not drowned by
+    /// the sinusoidal table (amplitude 1). Lab runs keep 1 and bring the table down instead
+    /// (`PositionalScheme.atEmbeddingScale`, which says why); `ArchitectureOptions.scaledEmbeddings` sets √C.
+    public var embeddingScale: Float
 
     public init(vocabularySize: Int, modelDimension: Int, numberOfLayers: Int, numberOfHeads: Int,
                 numberOfKeyValueHeads: Int? = nil, feedForwardDimension: Int? = nil, feedForward: FeedForwardKind = .mlp,
                 activation: Activation = .geluTanh, normalization: NormalizationKind = .layerNorm,
                 normalizationPlacement: NormalizationPlacement = .preNorm, attentionScoring: AttentionScoring = .scaledDotProduct,
-                tiedEmbeddings: Bool = true, positionalScheme: PositionalScheme = .none, positionPrediction: Int? = nil) throws {
+                tiedEmbeddings: Bool = true, positionalScheme: PositionalScheme = .none, positionPrediction: Int? = nil,
+                embeddingScale: Float = 1) throws {
         try require(vocabularySize > 0, "vocabularySize", vocabularySize, "a positive count")
         try require(modelDimension > 0, "modelDimension", modelDimension, "a positive dimension")
         try require(numberOfLayers > 0, "numberOfLayers", numberOfLayers, "a positive count")
         try require(numberOfHeads > 0, "numberOfHeads", numberOfHeads, "a positive count")
         try require(modelDimension % numberOfHeads == 0, "numberOfHeads", numberOfHeads,
                     "a divisor of modelDimension (\(modelDimension))")
+        try require(embeddingScale > 0 && embeddingScale.isFinite, "embeddingScale", embeddingScale, "a positive finite factor")
         let keyValueHeads = numberOfKeyValueHeads ?? numberOfHeads
         try require(keyValueHeads > 0 && numberOfHeads % keyValueHeads == 0, "numberOfKeyValueHeads", keyValueHeads,
                     "a positive divisor of numberOfHeads (\(numberOfHeads))")
@@ -129,6 +138,7 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
         self.tiedEmbeddings = tiedEmbeddings
         self.positionalScheme = positionalScheme
         self.positionPrediction = positionPrediction
+        self.embeddingScale = embeddingScale
     }
 
     /// Decoding re-validates: a hand-edited configuration file cannot build an invalid model.
@@ -147,7 +157,8 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
                       attentionScoring: c.decodeIfPresent(AttentionScoring.self, forKey: .attentionScoring) ?? .scaledDotProduct,
                       tiedEmbeddings: c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? true,
                       positionalScheme: c.decodeIfPresent(PositionalScheme.self, forKey: .positionalScheme) ?? .none,
-                      positionPrediction: c.decodeIfPresent(Int.self, forKey: .positionPrediction))
+                      positionPrediction: c.decodeIfPresent(Int.self, forKey: .positionPrediction),
+                      embeddingScale: c.decodeIfPresent(Float.self, forKey: .embeddingScale) ?? 1)
     }
 
     /// D = C / H.

@@ -233,6 +233,7 @@ public final class Transformer: Layer {
         }
         for encoding in positionalEncodings { try encoding.checkRepresentable(positions, operation: "Transformer.logits") }
         var h = try tokenEmbedding(ids, shape: [b, t])
+        if configuration.embeddingScale != 1 { h = h.scaled(by: configuration.embeddingScale) }
         if positionalEncodings[0].injectionPoint == .inputEmbedding {
             h = try h + positionalEncodings[0].inputEmbedding(positions: positions)
         }

@@ -33,6 +33,20 @@ public enum PositionalScheme: Codable, Equatable, Sendable {
         try SchemeSpecification(name: name).resolved(trainingLength: trainingLength, maximumLength: maximumLength ?? trainingLength)
     }
 
+    /// The scheme with a fixed input table brought to the scale of token embeddings initialised at
+    /// std 0.02 (GPT-2's): the sinusoidal table's amplitude divided by √C; every other scheme as it is.
+    ///
+    /// At amplitude 1 the table is ~35× the embeddings, and a sinusoidal model does not even fit
+    /// copy at its training length (exact match 0.00). Vaswani et al. (2017, §3.4) multiply the
+    /// embeddings by √C instead; that fits sinusoidal copy just as well, but it also multiplies the
+    /// residual stream of every other scheme by √C against blocks whose outputs start at std
+    /// 0.02/√(2·layers), and NoPE then fails copy (exact match 0.00 where it reaches 0.9).
+    /// Dividing the table gives the same token-to-position ratio and leaves the other schemes alone.
+    public func atEmbeddingScale(modelDimension: Int) -> PositionalScheme {
+        guard case let .sinusoidal(scale) = self else { return self }
+        return .sinusoidal(scale: scale / Float(modelDimension).squareRoot())
+    }
+
     /// The short name of this scheme.
     public var name: String {
         switch self {

@@ -38,16 +38,44 @@ extension SequenceTask {
         return size
     }
 
-    /// `count` examples with sizes drawn uniformly from `sizes`.
-    public func examples(count: Int, sizes: ClosedRange<Int>, generator: inout SplitMix64) throws -> [Example] {
-        try (0..<count).map { _ in
-            try example(size: generator.nextInt(in: sizes.lowerBound..<(sizes.upperBound + 1)), generator: &generator)
-        }
+    /// `count` examples with sizes drawn from `sizes` as `sampling` says.
+    public func examples(count: Int, sizes: ClosedRange<Int>, sampling: SizeSampling = .uniform,
+                         generator: inout SplitMix64) throws -> [Example] {
+        try (0..<count).map { _ in try example(size: sampling.size(in: sizes, generator: &generator), generator: &generator) }
     }
 
-    /// A batch of examples with sizes drawn uniformly from `sizes`.
-    public func batch(count: Int, sizes: ClosedRange<Int>, generator: inout SplitMix64) throws -> TokenBatch {
-        makeBatch(try examples(count: count, sizes: sizes, generator: &generator), padding: paddingToken)
+    /// A training batch of examples with sizes drawn from `sizes` as `sampling` says (by default
+    /// mostly the largest size: see `SizeSampling.standard`).
+    public func batch(count: Int, sizes: ClosedRange<Int>, sampling: SizeSampling = .standard,
+                      generator: inout SplitMix64) throws -> TokenBatch {
+        makeBatch(try examples(count: count, sizes: sizes, sampling: sampling, generator: &generator), padding: paddingToken)
+    }
+}
+
+/// How training draws example sizes from a range 1…N.
+///
+/// Uniform sizes leave the training length itself thinly trained: an example of the largest size
+/// N comes once in N draws, and the last target positions (of copy, say) occur in no shorter
+/// example, so at 2000 steps most schemes did not even fit copy at its training length (exact
+/// match 0.00–0.55 at N = 11 symbols). `standard` draws N with probability 3/4 and otherwise a
+/// uniform size, so that every size is still trained.
+public enum SizeSampling: Equatable, Sendable {
+    /// Uniformly over the range (one draw).
+    case uniform
+    /// The largest size with probability `largestFraction` (one draw), else uniformly (a second draw).
+    case favouringLargest(largestFraction: Double)
+
+    /// What training batches use: the largest size 3/4 of the time, else uniform.
+    public static let standard = SizeSampling.favouringLargest(largestFraction: 0.75)
+
+    public func size(in sizes: ClosedRange<Int>, generator: inout SplitMix64) -> Int {
+        switch self {
+        case .uniform:
+            return generator.nextInt(in: sizes.lowerBound..<(sizes.upperBound + 1))
+        case let .favouringLargest(fraction):
+            if generator.nextDouble() < fraction { return sizes.upperBound }
+            return generator.nextInt(in: sizes.lowerBound..<(sizes.upperBound + 1))
+        }
     }
 }
 

@@ -11,7 +11,7 @@ struct Quickstart: ParsableCommand {
             + "finish within about ten minutes on two cores. Ends with a summary table and the path of report.html.")
 
     @Option(help: "Sweep folder.") var out = "runs/quickstart"
-    @Option(help: "Training steps per run.") var steps = 2000
+    @Option(help: "Training steps per run.") var steps = 3000
     @Option(help: "Runs at a time (both cores by default).") var jobs = 2
     @Option(help: ArgumentHelp("Schemes, comma-separated, each as --pe takes it (default: the seven). " + schemeHelp))
     var pes = "nope,sinusoidal,learned,t5,alibi,rope,hope"

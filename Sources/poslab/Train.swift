@@ -12,7 +12,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Model dimension C.") var modelDimension = 64
     @Option(help: "Transformer blocks.") var layers = 2
     @Option(help: "Attention heads H.") var heads = 4
-    @Option(help: "Training steps.") var steps = 500
+    @Option(help: "Training steps.") var steps = 3000
     @Option(help: "Sequences per batch.") var batchSize = 32
     @Option(help: "Peak learning rate.") var learningRate: Float = 3e-3
     @Option(help: "Examples (or text windows) per evaluation length.") var evalSamples = 64

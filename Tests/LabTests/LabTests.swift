@@ -30,6 +30,33 @@ final class LabTests: XCTestCase {
         }
     }
 
+    func testNewRunsScaleTheSinusoidalTableAndOldRunFilesDoNot() throws {
+        let run = try RunSpecification(task: "copy", pe: SchemeSpecification(name: "sinusoidal"), trainLength: 12, modelDimension: 16)
+        XCTAssertTrue(run.architecture.positionTableAtEmbeddingScale)
+        XCTAssertFalse(run.architecture.scaledEmbeddings)
+        XCTAssertEqual(try run.modelConfiguration().positionalScheme, .sinusoidal(scale: 0.25), "1/√C")
+        XCTAssertEqual(try run.modelConfiguration().embeddingScale, 1)
+        XCTAssertEqual(try RunSpecification(pe: SchemeSpecification(name: "learned"), trainLength: 12, modelDimension: 16).modelConfiguration().positionalScheme,
+                       .learnedAbsolute(maximumLength: 98), "other schemes as they were")
+        XCTAssertEqual(try JSONDecoder().decode(RunSpecification.self, from: JSONEncoder().encode(run)), run)
+        // A config.json written before the keys existed rebuilds the model it trained.
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(run)) as? [String: Any])
+        var architecture = try XCTUnwrap(object["architecture"] as? [String: Any])
+        architecture["positionTableAtEmbeddingScale"] = nil
+        architecture["scaledEmbeddings"] = nil
+        object["architecture"] = architecture
+        let old = try JSONDecoder().decode(RunSpecification.self, from: JSONSerialization.data(withJSONObject: object))
+        XCTAssertFalse(old.architecture.positionTableAtEmbeddingScale)
+        XCTAssertEqual(try old.modelConfiguration().positionalScheme, .sinusoidal(scale: 1))
+        // Vaswani et al.'s √C on the token embeddings, when asked for; nGPT keeps its unit-norm embeddings.
+        let scaled = try RunSpecification(task: "copy", pe: SchemeSpecification(name: "nope"), trainLength: 12, modelDimension: 16,
+                                          architecture: ArchitectureOptions(scaledEmbeddings: true))
+        XCTAssertEqual(try scaled.modelConfiguration().embeddingScale, 4)
+        let normalized = try RunSpecification(task: "copy", trainLength: 12, modelDimension: 16,
+                                              architecture: ArchitectureOptions(feedForward: .swiGLU, placement: .normalized, scaledEmbeddings: true))
+        XCTAssertEqual(try normalized.modelConfiguration().embeddingScale, 1)
+    }
+
     func testEvaluationOfAnUntrainedModelIsNearUniformAndRepeatable() throws {
         let run = try RunSpecification(task: "copy", pe: SchemeSpecification(name: "alibi"), trainLength: 12, modelDimension: 16, layers: 1, evalLengths: [12, 24], evalSamples: 10)
         let model = try Transformer(configuration: run.modelConfiguration(), seed: 1)

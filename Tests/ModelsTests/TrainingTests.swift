@@ -1,3 +1,4 @@
+import Foundation
 import Models
 import NN
 import PositionalEncodings
@@ -44,6 +45,41 @@ final class TrainingTests: XCTestCase {
         }
         XCTAssertThrowsError(try TrainingConfiguration(steps: 10, batchSize: 0))
         XCTAssertThrowsError(try TrainingConfiguration(steps: 10, batchSize: 4, learningRate: -1))
+    }
+
+    func testEmbeddingScaleMultipliesTheInputEmbeddingOnly() throws {
+        // An untied model with scale s and table W computes what one with scale 1 and table s·W does:
+        // the factor multiplies the token embedding on the way in, not the output head.
+        func model(_ scale: Float) throws -> Transformer {
+            try Transformer(configuration: TransformerConfiguration(vocabularySize: 12, modelDimension: 16, numberOfLayers: 1, numberOfHeads: 2,
+                                                                    tiedEmbeddings: false, positionalScheme: .sinusoidal(scale: 1),
+                                                                    embeddingScale: scale), seed: 3)
+        }
+        let scaled = try model(4), plain = try model(1)
+        for (x, y) in zip(scaled.parameters, plain.parameters) { XCTAssertEqual(x.scalars, y.scalars, "the scale draws no weights") }
+        let ids = [1, 5, 7, 2, 11, 0]
+        let before = try plain.logits(ids, batchSize: 2, length: 3).scalars
+        XCTAssertNotEqual(try scaled.logits(ids, batchSize: 2, length: 3).scalars, before)
+        let table = plain.tokenEmbedding.weight
+        for i in 0..<table.count { table.storage.pointer[i] *= 4 }
+        let expected = try plain.logits(ids, batchSize: 2, length: 3).scalars
+        for (a, b) in zip(try scaled.logits(ids, batchSize: 2, length: 3).scalars, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        XCTAssertThrowsError(try model(0)) { XCTAssertTrue("\($0)".contains("embeddingScale"), "\($0)") }
+        XCTAssertThrowsError(try model(.nan))
+    }
+
+    func testConfigurationWithoutEmbeddingScaleDecodesToTheOldModel() throws {
+        let configuration = try TransformerConfiguration(vocabularySize: 10, modelDimension: 32, numberOfLayers: 2, numberOfHeads: 4,
+                                                         positionalScheme: .sinusoidal(scale: 1))
+        XCTAssertEqual(configuration.embeddingScale, 1)
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration)) as? [String: Any])
+        XCTAssertEqual(object["embeddingScale"] as? Double, 1)
+        object["embeddingScale"] = nil
+        let old = try JSONDecoder().decode(TransformerConfiguration.self, from: JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(old, configuration)
+        var scaled = configuration
+        scaled.embeddingScale = Float(32).squareRoot()
+        XCTAssertEqual(try JSONDecoder().decode(TransformerConfiguration.self, from: JSONEncoder().encode(scaled)), scaled)
     }
 
     func testConfigurationRoundTripsThroughJSON() throws {

@@ -20,6 +20,27 @@ final class CopyTaskTests: XCTestCase {
                        [TaskVocabulary.padding, TaskVocabulary.separator, TaskVocabulary.prefix(.copy), TaskVocabulary.firstSymbol])
     }
 
+    func testTrainingBatchesPutMostExamplesAtTheLargestSize() throws {
+        var generator = SplitMix64(seed: 9)
+        let draws = 4000
+        let uniform = (0..<draws).map { _ in SizeSampling.uniform.size(in: 1...8, generator: &generator) }
+        let standard = (0..<draws).map { _ in SizeSampling.standard.size(in: 1...8, generator: &generator) }
+        XCTAssertEqual(Set(uniform), Set(1...8))
+        XCTAssertEqual(Set(standard), Set(1...8), "every size is still trained")
+        func share(_ sizes: [Int], _ size: Int) -> Double { Double(sizes.filter { $0 == size }.count) / Double(draws) }
+        XCTAssertEqual(share(uniform, 8), 1.0 / 8, accuracy: 0.03)
+        XCTAssertEqual(share(standard, 8), 0.75 + 0.25 / 8, accuracy: 0.03)
+        XCTAssertEqual(share(standard, 3), 0.25 / 8, accuracy: 0.02)
+        XCTAssertEqual(SizeSampling.favouringLargest(largestFraction: 1).size(in: 2...6, generator: &generator), 6)
+        // The protocol's batch samples with `standard`, its examples uniformly.
+        let task = try CopyTask(alphabetSize: 4)
+        var a = SplitMix64(seed: 2), b = SplitMix64(seed: 2)
+        let batch = try task.batch(count: 64, sizes: 1...6, generator: &a)
+        let examples = try task.examples(count: 64, sizes: 1...6, sampling: .standard, generator: &b)
+        XCTAssertEqual(batch.inputs, makeBatch(examples, padding: task.paddingToken).inputs)
+        XCTAssertGreaterThan(examples.filter { $0.tokens.count == CopyTask.sequenceLength(inputLength: 6) }.count, 40)
+    }
+
     func testBatchesShiftTargetsPadAndAreSeeded() throws {
         let task = try CopyTask(alphabetSize: 7)
         var a = SplitMix64(seed: 5), b = SplitMix64(seed: 5), c = SplitMix64(seed: 6)
