@@ -172,7 +172,8 @@ public enum ReproductionCatalog {
             name: "sparsity", paper: "Golowich et al. 2025",
             statement: "Length generalisation falls as each prediction depends on more earlier tokens (k), and rises when "
                 + "those tokens are local.",
-            criterion: "k-sparse planted correlations (sum mod q of k marked symbols), RoPE, L = 24, evaluated at 2L and 4L. "
+            criterion: "k-sparse planted correlations (the sum of k marked symbols of an alphabet of 8), RoPE, L = 24, evaluated "
+                + "at 2L and 4L. "
                 + "Holds when exact match beyond L falls strictly from k = 1 to 2 to 3, and k = 2 within the last 6 tokens "
                 + "beats k = 2 anywhere by at least 0.05. Inconclusive when an arm's exact match at L is below 0.9.",
             arms: arms.map { label, k, locality in
