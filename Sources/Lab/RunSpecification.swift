@@ -129,7 +129,12 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         if (try? c.decode(String.self, forKey: .pe)) != nil, pe.name == "sinusoidal", pe.settings["scale"] == nil {
             pe = try pe.merging(["scale": .number(1)])
         }
-        try self.init(task: c.decode(String.self, forKey: .task), taskOptions: c.decodeIfPresent(TaskOptions.self, forKey: .taskOptions) ?? TaskOptions(),
+        // Likewise a run written before the sparse task had a target setting trained on the sum mod q.
+        var taskOptions = try c.decodeIfPresent(TaskOptions.self, forKey: .taskOptions) ?? TaskOptions()
+        if (try? c.nestedContainer(keyedBy: LegacyTaskKeys.self, forKey: .taskOptions))?.contains(.sparseTarget) != true {
+            taskOptions.sparseTarget = .sumModulo
+        }
+        try self.init(task: c.decode(String.self, forKey: .task), taskOptions: taskOptions,
                       pe: pe, positions: c.decodeIfPresent(PositionAssignment.self, forKey: .positions) ?? .sequential,
                       seed: c.decode(UInt64.self, forKey: .seed), trainLength: c.decode(Int.self, forKey: .trainLength),
                       modelDimension: c.decode(Int.self, forKey: .modelDimension), layers: c.decode(Int.self, forKey: .layers),
@@ -141,6 +146,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
                       architecture: c.decodeIfPresent(ArchitectureOptions.self, forKey: .architecture) ?? ArchitectureOptions(),
                       fineTuneFrom: c.decodeIfPresent(FineTuneSource.self, forKey: .fineTuneFrom))
     }
+
+    private enum LegacyTaskKeys: String, CodingKey { case sparseTarget }
 
     public func makeTask() throws -> LabTask { try LabTask.make(name: task, options: taskOptions) }
 

@@ -19,13 +19,15 @@ public struct TaskOptions: Codable, Equatable, Sendable {
     public var data: URL?
     /// Mixture weights, one per task of a "+" name (nil: uniform).
     public var weights: [Double]?
+    /// The sparse task's target function (`.sum` when absent from a file).
+    public var sparseTarget: SparseTarget
 
     public init(alphabetSize: Int? = nil, k: Int = 2, locality: Int? = nil, keyLength: Int = 2,
                 digitOrder: DigitOrder = .reversedResult, maximumOffset: Int = 0, padOperands: Bool = false,
-                data: URL? = nil, weights: [Double]? = nil) {
+                data: URL? = nil, weights: [Double]? = nil, sparseTarget: SparseTarget = .sum) {
         self.alphabetSize = alphabetSize; self.k = k; self.locality = locality; self.keyLength = keyLength
         self.digitOrder = digitOrder; self.maximumOffset = maximumOffset; self.padOperands = padOperands
-        self.data = data; self.weights = weights
+        self.data = data; self.weights = weights; self.sparseTarget = sparseTarget
     }
 
     /// Every key may be absent (its default applies), so a sweep file names only what it sets.
@@ -37,7 +39,8 @@ public struct TaskOptions: Codable, Equatable, Sendable {
                   maximumOffset: try c.decodeIfPresent(Int.self, forKey: .maximumOffset) ?? 0,
                   padOperands: try c.decodeIfPresent(Bool.self, forKey: .padOperands) ?? false,
                   data: try c.decodeIfPresent(String.self, forKey: .data).map { URL(fileURLWithPath: $0) },
-                  weights: try c.decodeIfPresent([Double].self, forKey: .weights))
+                  weights: try c.decodeIfPresent([Double].self, forKey: .weights),
+                  sparseTarget: try c.decodeIfPresent(SparseTarget.self, forKey: .sparseTarget) ?? .sum)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -46,10 +49,12 @@ public struct TaskOptions: Codable, Equatable, Sendable {
         try c.encodeIfPresent(locality, forKey: .locality); try c.encode(keyLength, forKey: .keyLength)
         try c.encode(digitOrder, forKey: .digitOrder); try c.encode(maximumOffset, forKey: .maximumOffset)
         try c.encode(padOperands, forKey: .padOperands); try c.encodeIfPresent(data?.path, forKey: .data)
-        try c.encodeIfPresent(weights, forKey: .weights)
+        try c.encodeIfPresent(weights, forKey: .weights); try c.encode(sparseTarget, forKey: .sparseTarget)
     }
 
-    enum CodingKeys: String, CodingKey { case alphabetSize, k, locality, keyLength, digitOrder, maximumOffset, padOperands, data, weights }
+    enum CodingKeys: String, CodingKey {
+        case alphabetSize, k, locality, keyLength, digitOrder, maximumOffset, padOperands, data, weights, sparseTarget
+    }
 }
 
 /// Every task by its command-line name.
@@ -70,7 +75,9 @@ public enum TaskCatalog {
         switch name {
         case "copy": return try CopyTask(alphabetSize: o.alphabetSize ?? 16)
         case "reverse": return try ReverseTask(alphabetSize: o.alphabetSize ?? 16)
-        case "sparse": return try SparseTask(k: o.k, locality: o.locality, alphabetSize: o.alphabetSize ?? 16)
+        case "sparse":
+            return try SparseTask(k: o.k, locality: o.locality, alphabetSize: o.alphabetSize ?? SparseTask.defaultAlphabet(k: o.k, target: o.sparseTarget),
+                                  target: o.sparseTarget)
         case "parity": return try ParityTask(k: o.k, locality: o.locality)
         case "recall": return try RecallTask(alphabetSize: o.alphabetSize ?? 32, keyLength: o.keyLength)
         case "addition": return try AdditionTask(digitOrder: o.digitOrder, maximumOffset: o.maximumOffset, padOperands: o.padOperands)

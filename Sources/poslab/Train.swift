@@ -32,6 +32,8 @@ struct ModelOptions: ParsableArguments {
 }
 
 extension FeedForwardKind: ExpressibleByArgument {}
+extension DigitOrder: ExpressibleByArgument {}
+extension SparseTarget: ExpressibleByArgument {}
 extension NormalizationKind: ExpressibleByArgument {}
 extension NormalizationPlacement: ExpressibleByArgument {}
 
@@ -41,11 +43,15 @@ struct TaskArguments: ParsableArguments {
     @Option(help: "Tokens each target depends on (sparse, parity).") var k = 2
     @Option(help: "How far back from the end the k tokens may lie (sparse, parity).") var locality: Int?
     @Option(help: "Random offset of coupled position IDs in training (addition).") var maximumOffset = 0
+    @Option(help: "Digit order (addition): \(DigitOrder.allCases.map(\.rawValue).joined(separator: ", ")).") var digitOrder = DigitOrder.reversedResult
+    @Flag(help: "Pad both operands to the longer's digits and the sum to one more (addition).") var padOperands = false
+    @Option(help: "The sparse task's target: sum (of the k marked symbols) or sumModulo (mod the alphabet, a sparse parity).")
+    var sparseTarget = SparseTarget.sum
     @Option(help: "Data file: text for --task text (default: the King James Bible), JSON lines for --task jsonl.") var data: String?
 
     var options: TaskOptions {
-        TaskOptions(alphabetSize: alphabetSize, k: k, locality: locality, maximumOffset: maximumOffset,
-                    data: data.map { URL(fileURLWithPath: $0) })
+        TaskOptions(alphabetSize: alphabetSize, k: k, locality: locality, digitOrder: digitOrder, maximumOffset: maximumOffset,
+                    padOperands: padOperands, data: data.map { URL(fileURLWithPath: $0) }, sparseTarget: sparseTarget)
     }
 }
 

@@ -41,6 +41,14 @@ final class RunIdentityTests: XCTestCase {
         let old = try JSONDecoder().decode(RunSpecification.self, from: JSONSerialization.data(withJSONObject: object))
         XCTAssertEqual(old, base)
         XCTAssertEqual(old.identity, base.identity)
+        // A sparse run written before the target setting existed trained on the sum mod q.
+        var options = try XCTUnwrap(object["taskOptions"] as? [String: Any])
+        options["sparseTarget"] = nil
+        object["taskOptions"] = options
+        object["task"] = "sparse"
+        let sparse = try JSONDecoder().decode(RunSpecification.self, from: JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(sparse.taskOptions.sparseTarget, .sumModulo)
+        XCTAssertEqual(try RunSpecification(task: "sparse").taskOptions.sparseTarget, .sum, "new runs: the plain sum")
     }
 
     func testSweepsRerunAChangedSpecificationAndReportOnlyTheirPlan() throws {
