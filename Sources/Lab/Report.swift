@@ -23,17 +23,26 @@ public enum Report {
     static func html(runs: [Run], title: String, extraSections: [String]) -> String {
         // A series is one specification up to the seed: only seeds are averaged, never runs that
         // differ in any other setting (steps, scheme settings, PPC, positions, architecture).
-        let schemes = orderedUnique(runs.map(\.run.identityWithoutSeed))
-        let names = seriesNames(runs)
-        let color = Dictionary(uniqueKeysWithValues: schemes.enumerated().map { ($1, SVGPlot.palette[$0 % SVGPlot.palette.count]) })
+        // Legends are named within each task group; a name keeps its colour across groups.
         struct Group: Hashable { let task: String; let trainLength: Int; let dimension: Int }
         let groups = orderedUnique(runs.map { Group(task: $0.run.task, trainLength: $0.run.trainLength, dimension: $0.run.modelDimension) })
+        func members(_ group: Group) -> [Run] {
+            runs.filter { $0.run.task == group.task && $0.run.trainLength == group.trainLength && $0.run.modelDimension == group.dimension }
+        }
+        let groupNames = groups.map { seriesNames(members($0)) }
+        let allNames = orderedUnique(groups.indices.flatMap { g in
+            orderedUnique(members(groups[g]).map(\.run.identityWithoutSeed)).compactMap { groupNames[g][$0] }
+        })
+        let colorOfName = Dictionary(uniqueKeysWithValues: allNames.enumerated().map { ($1, SVGPlot.palette[$0 % SVGPlot.palette.count]) })
         var body: [String] = []
         let seeds = Set(runs.map(\.run.seed)).count
         body.append("<p class=\"lead\">\(runs.count) runs: \(Set(runs.map(\.run.label)).count) schemes × \(Set(runs.map(\.run.task)).count) tasks × \(seeds) seed\(seeds == 1 ? "" : "s"). "
                     + "Each model is trained on sequences up to the dashed line and evaluated on longer ones; lines are the mean over seeds, bands their range.</p>")
-        for group in groups {
-            let members = runs.filter { $0.run.task == group.task && $0.run.trainLength == group.trainLength && $0.run.modelDimension == group.dimension }
+        for (index, group) in groups.enumerated() {
+            let members = members(group)
+            let schemes = orderedUnique(members.map(\.run.identityWithoutSeed))
+            let names = groupNames[index]
+            let color = Dictionary(uniqueKeysWithValues: schemes.map { ($0, colorOfName[names[$0] ?? ""] ?? SVGPlot.palette[0]) })
             let isText = members.first?.run.task == "text"
             body.append("<h2>\(escape(group.task)) <span class=\"sub\">trained on ≤ \(group.trainLength) tokens, C = \(group.dimension)</span></h2><div class=\"row\">")
             let metrics: [(String, String, KeyPath<LengthResult, Double>, ClosedRange<Double>?)] = isText
