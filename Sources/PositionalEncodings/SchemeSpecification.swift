@@ -295,13 +295,10 @@ struct SettingReader {
     /// rows at C = 256 already needs 4 GB with its gradient and AdamW's moments.
     static let largestCount = 1_000_000
 
-    func number(_ key: String) throws -> Double? {
-        switch values[key] {
-        case nil, .null?: return nil
-        case let .number(v)?: return v
-        case let other?: throw ConfigurationError(parameter: "\(scheme).\(key)", value: other.compactText, allowed: "a number")
-        }
-    }
+    /// Numbers and booleans are read as a rope_parameters dictionary's are, with the same messages.
+    var reader: ParameterReader { ParameterReader(values: values, context: scheme) }
+
+    func number(_ key: String) throws -> Double? { try reader.number(key) }
 
     func count(_ key: String, atLeast minimum: Int) throws -> Int? {
         guard let v = try number(key) else { return nil }
@@ -312,13 +309,7 @@ struct SettingReader {
         return whole
     }
 
-    func bool(_ key: String) throws -> Bool? {
-        switch values[key] {
-        case nil, .null?: return nil
-        case let .bool(b)?: return b
-        case let other?: throw ConfigurationError(parameter: "\(scheme).\(key)", value: other.compactText, allowed: "true or false")
-        }
-    }
+    func bool(_ key: String) throws -> Bool? { try reader.bool(key) }
 
     func string(_ key: String) throws -> String? {
         switch values[key] {
