@@ -19,12 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "COpenBLAS",
-            path: "Sources/COpenBLAS",
-            providers: [.apt(["libopenblas-dev"])]
-        ),
-        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: releaseSettings),
+        // OpenBLAS (Debian's libopenblas0) is loaded at run time, after choosing its kernels: see BLAS.swift.
+        .target(name: "TensorCore", swiftSettings: releaseSettings),
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: releaseSettings),
         .target(name: "PositionalEncodings", dependencies: ["TensorCore", "NN"], swiftSettings: releaseSettings),
         .target(name: "Models", dependencies: ["TensorCore", "NN", "PositionalEncodings"], swiftSettings: releaseSettings),

@@ -44,6 +44,7 @@ public final class Experiment {
         else if let source = specification.fineTuneFrom {
             try Extension.copyWeights(from: Extension.baseWeights(source), to: model, what: "fine-tune of \(source.folder)")
         }
+        try TrainingSession.record(TrainingSession(fromStep: trainer.step, kernels: try BLAS.load()), in: folder)
         let log = try TrainingLog(url: folder.appendingPathComponent(Experiment.logFile), keepingStepsUpTo: trainer.step)
         let s = specification
         try trainer.train(nextBatch: { try task.trainingBatch(count: s.batchSize, length: s.trainLength, assignment: s.positions, generator: &$0) }) { p in
@@ -62,6 +63,39 @@ public final class Experiment {
         }
         try log.flush()
         return model
+    }
+}
+
+/// Where and on which kernels a run trained: one record per training session in the run's
+/// `environment.json` (a resumed run may continue on another machine, or another BLAS core).
+public struct TrainingSession: Codable, Equatable {
+    public static let file = "environment.json"
+
+    public let fromStep: Int
+    public let started: Date
+    public let cores: Int
+    public let kernels: BLASKernels
+
+    public init(fromStep: Int, started: Date = Date(), cores: Int = Parallel.coreCount, kernels: BLASKernels) {
+        (self.fromStep, self.started, self.cores, self.kernels) = (fromStep, started, cores, kernels)
+    }
+
+    /// The sessions recorded in `folder` (none for runs made before this record existed).
+    public static func sessions(in folder: URL) throws -> [TrainingSession] {
+        guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent(file).path) else { return [] }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode([String: [TrainingSession]].self, from: data)["sessions"] ?? []
+    }
+
+    /// Appends `session`, dropping sessions that started at or after its step (they are trained again).
+    static func record(_ session: TrainingSession, in folder: URL) throws {
+        let kept = try sessions(in: folder).filter { $0.fromStep < session.fromStep }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        let data = try encoder.encode(["sessions": kept + [session]])
+        try AtomicFile.write(data + Data("\n".utf8), to: folder.appendingPathComponent(file))
     }
 }
 

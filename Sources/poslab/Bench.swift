@@ -78,6 +78,7 @@ struct BenchTrain: ParsableCommand {
         }
         if json {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
+                           "blas": .string(try BLAS.load().summary),
                            "configurations": .array(rows.map { .object($0) })])
         }
     }
@@ -173,7 +174,7 @@ struct BenchMatrixProduct: ParsableCommand {
             } / Double(repeats)
             rows.append(["\(n)×\(n)", String(format: "%.1f", 2 * Double(n * n * n) / time / 1e9), String(format: "%.3f", time * 1e3)])
         }
-        print("OpenBLAS sgemm on \(Parallel.coreCount) cores")
+        print("sgemm on \(Parallel.coreCount) cores: \(try BLAS.load().summary)")
         print(table(["size", "GFLOP/s", "ms"], rows))
     }
 }

@@ -19,6 +19,9 @@ struct PosLab: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot()
+            // Before any compute: OpenBLAS with kernels for this CPU, or a clear message and exit 2.
+            let kernels = try BLAS.load()
+            if let warning = kernels.warning { printError(warning) }
             try command.run()
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)  // the command has said why (a diverged run: 1)

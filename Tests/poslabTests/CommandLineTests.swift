@@ -28,11 +28,12 @@ struct PosLabCLI {
         return binary
     }
 
-    func poslab(_ arguments: [String]) throws -> Run {
+    func poslab(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
         let binary = try binary()
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

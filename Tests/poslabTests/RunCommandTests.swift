@@ -29,6 +29,13 @@ final class RunCommandTests: CommandTestCase {
         let log = try String(contentsOfFile: killed + "/log.jsonl", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(log.count, 300, "one log line per step, none repeated after the resume")
         XCTAssertTrue(FileManager.default.fileExists(atPath: killed + "/config.json"))
+        // Each training session records the kernels it ran on, from the step it started at.
+        let sessions = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: killed + "/environment.json")))
+                                     as? [String: [[String: Any]]])["sessions"] ?? []
+        XCTAssertEqual(sessions.count, interrupted ? 2 : 1, "\(sessions)")
+        XCTAssertEqual(sessions.first?["fromStep"] as? Int, 0)
+        if interrupted { XCTAssertGreaterThan(sessions.last?["fromStep"] as? Int ?? 0, 0) }
+        XCTAssertNotNil((sessions.first?["kernels"] as? [String: Any])?["core"] as? String)
 
         // Starting over an existing run without --resume is refused.
         let again = try cli.poslab(arguments + ["--out", killed])
@@ -79,5 +86,16 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertTrue(sgemm.output.contains("GFLOP/s") && sgemm.output.contains("96×96"), sgemm.output)
         let attention = try cli.poslab(["bench", "attention", "--lengths", "64,200", "--repeats", "1"])
         XCTAssertTrue(attention.output.contains("blocked") && attention.output.contains("materialized"), attention.output)
+        XCTAssertTrue((train["blas"] as? String ?? "").contains("core "), "\(train)")
+    }
+
+    func testTheKernelSetIsNamedAndAnExplicitCoreIsChecked() throws {
+        let sgemm = try cli.poslab(["bench", "sgemm", "--sizes", "32"], environment: ["OPENBLAS_CORETYPE": "Prescott"])
+        XCTAssertEqual(sgemm.status, 0, sgemm.error)
+        XCTAssertTrue(sgemm.output.contains("core Prescott") && sgemm.output.contains("chosen by OPENBLAS_CORETYPE"), sgemm.output)
+        let unknown = try cli.poslab(["bench", "sgemm", "--sizes", "32"], environment: ["OPENBLAS_CORETYPE": "Skylake"])
+        XCTAssertEqual(unknown.status, 2)
+        XCTAssertTrue(unknown.error.contains("OPENBLAS_CORETYPE=Skylake") && unknown.error.contains("SkylakeX"), unknown.error)
+        XCTAssertEqual(unknown.output, "", "nothing runs before the check")
     }
 }

@@ -1,5 +1,4 @@
 import Dispatch
-import COpenBLAS
 
 extension Kernels {
     /// C = alpha · op(A) · op(B) + beta · C, row-major, op(X) = X or Xᵀ. A is m×k after op, B is
@@ -13,7 +12,6 @@ extension Kernels {
     public static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        _ = singleThreadedBLAS
         let cores = Parallel.coreCount
         guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16 else {
             return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
@@ -33,11 +31,8 @@ extension Kernels {
         }
     }
 
-    /// OpenBLAS on one thread, once, before the first product (the engine splits work itself).
-    static let singleThreadedBLAS: Bool = { openblas_set_num_threads(1); return true }()
-
-    /// One OpenBLAS call on the calling thread (batched loops call it from their own workers).
-    @inlinable
+    /// One OpenBLAS call on the calling thread (batched loops call it from their own workers); OpenBLAS
+    /// itself runs single-threaded (`BLAS`).
     public static func sgemmBlock(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -48,8 +43,8 @@ extension Kernels {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
             return
         }
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLAS.sgemm(BLAS.rowMajor, transposeA ? BLAS.transpose : BLAS.noTranspose, transposeB ? BLAS.transpose : BLAS.noTranspose,
+                   Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// Naive twin of `sgemm`: the triple loop, accumulating in Double.
