@@ -138,7 +138,8 @@ public final class Sweep {
     public func run(jobs: Int, onEvent: @escaping (Event) -> Void) throws {
         try require(jobs >= 1, "jobs", jobs, "a positive count")
         let runs = plan
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let sweepLock = try FolderLock(folder, what: "sweep")
+        defer { sweepLock.release() }
         if let specification { try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent(Sweep.specificationFile)) }
         try AtomicFile.write(prettyJSON(PlanRecord(runs: runs.map(\.name))), to: folder.appendingPathComponent(Sweep.planFile))
         let lock = NSLock()
@@ -168,6 +169,8 @@ public final class Sweep {
 
     func execute(_ run: RunSpecification, report: (Event) -> Void) throws {
         let runFolder = runFolder(run)
+        let runLock = try FolderLock(runFolder, what: "sweep run")
+        defer { runLock.release() }
         let evaluationURL = runFolder.appendingPathComponent(Experiment.evaluationFile)
         let experiment = Experiment(specification: run, folder: runFolder)
         // The folder's name carries the run's identity; its config.json must say the same run, or

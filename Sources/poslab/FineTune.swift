@@ -45,6 +45,8 @@ struct FineTune: ParsableCommand {
            try Experiment.specification(in: folder) != specification {
             throw ValidationError("--out \(folder.path) already holds another run; choose another folder")
         }
+        let lock = try FolderLock(folder, what: "fine-tune")
+        defer { lock.release() }
         print("fine-tuning \(base.label) as \(specification.label) on sequences up to \(specification.trainLength) tokens; "
               + "\(specification.steps) steps")
         guard let trained = try trainShowingProgress(experiment, resume: true, logEvery: logEvery, record: true) else { return }

@@ -96,6 +96,8 @@ struct Train: ParsableCommand {
         } else if hasRun {
             throw ValidationError("--out \(folder.path) already holds a run; pass --resume to continue it, or choose another folder")
         }
+        let lock = try FolderLock(folder, what: "training run")
+        defer { lock.release() }
         let experiment = Experiment(specification: specification, folder: folder)
         if resume, experiment.hasCheckpoint { printError("resumed \(experiment.checkpointURL.path)") }
         print("\(specification.task), \(specification.label), sequences up to \(specification.trainLength) tokens; \(specification.steps) steps")

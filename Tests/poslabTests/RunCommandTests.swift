@@ -37,6 +37,20 @@ final class RunCommandTests: CommandTestCase {
         if interrupted { XCTAssertGreaterThan(sessions.last?["fromStep"] as? Int ?? 0, 0) }
         XCTAssertNotNil((sessions.first?["kernels"] as? [String: Any])?["core"] as? String)
 
+        // A run folder another process writes is refused, and taken over once that process is gone.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/bin/sh")  // flock(1) holds the lock itself, then becomes sleep
+        holder.arguments = ["-c", "exec 9>>\"$0\" && flock 9 && exec sleep 60", killed + "/.lock"]
+        try holder.run()
+        defer { if holder.isRunning { holder.terminate() } }
+        var busy = try cli.poslab(arguments + ["--out", killed, "--resume"])
+        for _ in 0..<100 where busy.status == 0 { usleep(20_000); busy = try cli.poslab(arguments + ["--out", killed, "--resume"]) }
+        XCTAssertEqual(busy.status, 2, busy.error)
+        XCTAssertTrue(busy.error.contains("is in use"), busy.error)
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        XCTAssertEqual(try cli.poslab(arguments + ["--out", killed, "--resume"]).status, 0)
+
         // Starting over an existing run without --resume is refused.
         let again = try cli.poslab(arguments + ["--out", killed])
         XCTAssertEqual(again.status, 2)
