@@ -5,9 +5,6 @@ import PackageDescription
 ///
 /// Modules depend one way only:
 /// TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← Lab ← poslab (CLI).
-let releaseSettings: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
-]
 
 let package = Package(
     name: "PositionLab",
@@ -20,19 +17,18 @@ let package = Package(
     ],
     targets: [
         // OpenBLAS (Debian's libopenblas0) is loaded at run time, after choosing its kernels: see BLAS.swift.
-        .target(name: "TensorCore", swiftSettings: releaseSettings),
-        .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: releaseSettings),
-        .target(name: "PositionalEncodings", dependencies: ["TensorCore", "NN"], swiftSettings: releaseSettings),
-        .target(name: "Models", dependencies: ["TensorCore", "NN", "PositionalEncodings"], swiftSettings: releaseSettings),
-        .target(name: "Tasks", dependencies: ["TensorCore", "Models"], swiftSettings: releaseSettings),
-        .target(name: "Lab", dependencies: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"], swiftSettings: releaseSettings),
+        .target(name: "TensorCore"),
+        .target(name: "NN", dependencies: ["TensorCore"]),
+        .target(name: "PositionalEncodings", dependencies: ["TensorCore", "NN"]),
+        .target(name: "Models", dependencies: ["TensorCore", "NN", "PositionalEncodings"]),
+        .target(name: "Tasks", dependencies: ["TensorCore", "Models"]),
+        .target(name: "Lab", dependencies: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"]),
         .executableTarget(
             name: "poslab",
             dependencies: [
                 "TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Lab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: releaseSettings
+            ]
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "NNTests", dependencies: ["TensorCore", "NN"]),

@@ -82,9 +82,10 @@ struct BroadcastWalk {
         var remainder = row
         var offset = 0
         let strides = operandStrides[index]
+        // Wrapping arithmetic: an offset is below the operand's element count, which is an Int.
         for axis in stride(from: shape.count - 2, through: 0, by: -1) {
             let extent = shape[axis]
-            offset += (remainder % extent) * strides[axis]
+            offset = offset &+ (remainder % extent) &* strides[axis]
             remainder /= extent
         }
         return offset

@@ -32,7 +32,7 @@ extension Tensor {
             Parallel.forEachRow(rows: w.rowCount, elementsPerRow: n) { rows in
                 for row in rows {
                     Kernels.binaryRow(Op.self, a.pointer + w.offset(row: row, operand: 0), sa,
-                                      b.pointer + w.offset(row: row, operand: 1), sb, out.pointer + row * n, 1, count: n)
+                                      b.pointer + w.offset(row: row, operand: 1), sb, out.pointer + row &* n, 1, count: n)
                 }
             }
             walk = w
@@ -98,15 +98,22 @@ private func accumulateBroadcast(_ g: UnsafePointer<Float>, times factor: Unsafe
     let n = walk.rowLength
     let st = walk.rowStride(operand)
     let sf = factorOperand.map { walk.rowStride($0) } ?? 1
+    // Index arithmetic wraps (&*): every index is below a tensor's element count.
     let body: (Range<Int>) -> Void = { rows in
         for row in rows {
-            let ot = walk.offset(row: row, operand: operand)
-            let gRow = g + row * n
+            let target = grad + walk.offset(row: row, operand: operand)
+            let gRow = g + row &* n
             if let factor {
-                let fRow = factor + (factorOperand.map { walk.offset(row: row, operand: $0) } ?? row * n)
-                for j in 0..<n { grad[ot + j * st] += scale * gRow[j] * fRow[j * sf] }
+                let fRow = factor + (factorOperand.map { walk.offset(row: row, operand: $0) } ?? row &* n)
+                if st == 1, sf == 1 {
+                    for j in 0..<n { target[j] += scale * gRow[j] * fRow[j] }
+                } else {
+                    for j in 0..<n { target[j &* st] += scale * gRow[j] * fRow[j &* sf] }
+                }
+            } else if st == 1 {
+                for j in 0..<n { target[j] += scale * gRow[j] }
             } else {
-                for j in 0..<n { grad[ot + j * st] += scale * gRow[j] }
+                for j in 0..<n { target[j &* st] += scale * gRow[j] }
             }
         }
     }

@@ -57,7 +57,7 @@ extension Kernels {
             let va = SIMD8<Float>(repeating: a[0])
             while j + 8 <= n { storeVector(Op.apply(va, loadVector(b + j)), out + j); j += 8 }
         }
-        while j < n { out[j * so] = Op.apply(a[j * sa], b[j * sb]); j += 1 }
+        while j < n { out[j &* so] = Op.apply(a[j &* sa], b[j &* sb]); j &+= 1 }
     }
 
     /// y[i] += alpha · x[i] (BLAS axpy semantics), SIMD.

@@ -3,32 +3,36 @@ import Foundation
 /// Softmax and log-softmax along one axis, split as outer × extent × inner (inner = 1 is the
 /// contiguous last-axis case). The maximum is subtracted first so exp never overflows.
 extension Kernels {
+    /// Index arithmetic wraps (&*, &+): every index is below the tensor's element count.
     public static func softmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                       outer: Int, extent: Int, inner: Int, logarithmic: Bool) {
         Parallel.forEachRow(rows: outer * inner, elementsPerRow: extent) { range in
             for line in range {
-                let base = (line / inner) * extent * inner + line % inner
+                let base = (line / inner) &* extent &* inner &+ line % inner
+                let xs = x + base, ys = y + base
                 var maximum = -Float.infinity
-                for j in 0..<extent { maximum = max(maximum, x[base + j * inner]) }
+                for j in 0..<extent { maximum = max(maximum, xs[j &* inner]) }
                 if maximum == -.infinity { maximum = 0 } // a fully masked line: keep it finite
                 var sum: Float = 0
                 if inner == 1 {
                     // Contiguous rows: the SIMD exponential, in place in y.
-                    (y + base).update(from: x + base, count: extent)
-                    sum = exponentiate(y + base, count: extent, subtracting: maximum)
+                    ys.update(from: xs, count: extent)
+                    sum = exponentiate(ys, count: extent, subtracting: maximum)
                 } else {
                     for j in 0..<extent {
-                        let e = exp(x[base + j * inner] - maximum)
+                        let e = exp(xs[j &* inner] - maximum)
                         sum += e
-                        if !logarithmic { y[base + j * inner] = e }
+                        if !logarithmic { ys[j &* inner] = e }
                     }
                 }
                 if logarithmic {
                     let logSum = maximum + log(sum)
-                    for j in 0..<extent { y[base + j * inner] = x[base + j * inner] - logSum }
+                    if inner == 1 { for j in 0..<extent { ys[j] = xs[j] - logSum } }
+                    else { for j in 0..<extent { ys[j &* inner] = xs[j &* inner] - logSum } }
                 } else {
                     let scale = 1 / sum
-                    for j in 0..<extent { y[base + j * inner] *= scale }
+                    if inner == 1 { for j in 0..<extent { ys[j] *= scale } }
+                    else { for j in 0..<extent { ys[j &* inner] *= scale } }
                 }
             }
         }
@@ -39,14 +43,18 @@ extension Kernels {
                                        outer: Int, extent: Int, inner: Int, logarithmic: Bool) {
         Parallel.forEachRow(rows: outer * inner, elementsPerRow: extent) { range in
             for line in range {
-                let base = (line / inner) * extent * inner + line % inner
+                let base = (line / inner) &* extent &* inner &+ line % inner
+                let gs = g + base, ys = y + base, dxs = dx + base
                 var dot: Float = 0
                 if logarithmic {
-                    for j in 0..<extent { dot += g[base + j * inner] }
-                    for j in 0..<extent { let i = base + j * inner; dx[i] += g[i] - exp(y[i]) * dot }
+                    for j in 0..<extent { dot += gs[j &* inner] }
+                    for j in 0..<extent { let i = j &* inner; dxs[i] += gs[i] - exp(ys[i]) * dot }
+                } else if inner == 1 {
+                    for j in 0..<extent { dot += gs[j] * ys[j] }
+                    for j in 0..<extent { dxs[j] += ys[j] * (gs[j] - dot) }
                 } else {
-                    for j in 0..<extent { dot += g[base + j * inner] * y[base + j * inner] }
-                    for j in 0..<extent { let i = base + j * inner; dx[i] += y[i] * (g[i] - dot) }
+                    for j in 0..<extent { dot += gs[j &* inner] * ys[j &* inner] }
+                    for j in 0..<extent { let i = j &* inner; dxs[i] += ys[i] * (gs[i] - dot) }
                 }
             }
         }
