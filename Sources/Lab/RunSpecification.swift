@@ -82,13 +82,11 @@ public struct RunSpecification: Codable, Equatable, Sendable {
                 layers: Int = 2, heads: Int = 4, steps: Int = 3000, batchSize: Int = 32, learningRate: Float = 3e-3,
                 evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100, predictPositions: Bool = false,
                 architecture: ArchitectureOptions = ArchitectureOptions(), fineTuneFrom: FineTuneSource? = nil) throws {
-        try require(trainLength >= 4, "trainLength", trainLength, "at least 4 tokens")
-        try require(steps >= 1, "steps", steps, "a positive count")
-        try require(batchSize >= 1, "batchSize", batchSize, "a positive count")
-        try require(evalSamples >= 1, "evalSamples", evalSamples, "a positive count")
-        try require(checkpointEvery >= 1, "checkpointEvery", checkpointEvery, "a positive count")
+        try RunLimits.check(trainLength: trainLength)
         let lengths = evalLengths ?? [1, 2, 4, 8].map { $0 * trainLength }
-        try require(!lengths.isEmpty && lengths.allSatisfy { $0 >= 2 }, "evalLengths", lengths, "lengths of at least 2 tokens")
+        try RunLimits.check(trainLength: trainLength, evalLengths: lengths, extraPosition: positions.largestExtraPosition,
+                            steps: steps, batchSize: batchSize, evalSamples: evalSamples, checkpointEvery: checkpointEvery,
+                            layers: layers, modelDimension: modelDimension, heads: heads)
         self.task = task; self.taskOptions = taskOptions; self.positions = positions; self.seed = seed
         self.trainLength = trainLength; self.modelDimension = modelDimension; self.layers = layers; self.heads = heads
         self.steps = steps; self.batchSize = batchSize; self.learningRate = learningRate
@@ -106,8 +104,11 @@ public struct RunSpecification: Codable, Equatable, Sendable {
             throw ConfigurationError(parameter: "learned.max_length", value: "\(maximumLength)",
                                      allowed: "at least \(rows): this run's training and evaluation use positions up to \(rows - 1)")
         }
-        _ = try modelConfiguration(for: built)
+        let configuration = try modelConfiguration(for: built)
         _ = try trainingConfiguration()
+        try RunLimits.checkMemory(RunLimits.trainingBytes(configuration, batchSize: batchSize, length: trainLength,
+                                                          tableRows: rows), what: "\(layers) layers, model dimension "
+                                  + "\(modelDimension), batch \(batchSize), length \(trainLength)")
     }
 
     /// The largest position ID training or evaluation gives a token: the longest sequence plus any

@@ -78,6 +78,10 @@ struct Train: ParsableCommand {
     @Flag(help: "Predictive Position Coupling: learn the next token's coupled position ID and decode with the model's own IDs (addition).")
     var predictPositions = false
 
+    func validate() throws {
+        guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, not \(logEvery)") }
+    }
+
     func run() throws {
         if resume, out == nil { throw ValidationError("--resume needs --out, the folder of the run to continue") }
         let folder = URL(fileURLWithPath: out ?? FileManager.default.temporaryDirectory

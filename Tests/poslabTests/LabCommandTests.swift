@@ -58,6 +58,16 @@ final class LabCommandTests: CommandTestCase {
             (["train", "--positions", "shuffled", "--steps", "1"], "--positions"),
             (["train", "--placement", "normalized", "--steps", "1"], "feedForward"),
             (["train", "--kv-heads", "3", "--steps", "1"], "numberOfKeyValueHeads"),
+            // Sizes beyond the run limits, refused before anything is built or allocated.
+            (["train", "--log-every", "0", "--steps", "1"], "--log-every"),
+            (["train", "--layers", "100000000000", "--steps", "1"], "layers = 100000000000"),
+            (["train", "--batch-size", "100000000", "--steps", "1"], "batchSize = 100000000"),
+            (["train", "--train-length", "100000000", "--steps", "1"], "trainLength = 100000000"),
+            (["train", "--steps", "100000000000000"], "steps = 100000000000000"),
+            (["train", "--eval-lengths", "16,1099511627776", "--steps", "1"], "evalLengths = 1099511627776"),
+            (["train", "--positions", "randomized:1000000000000", "--steps", "1"], "positions = 1000000000000"),
+            (["train", "--model-dimension", "16384", "--heads", "4", "--layers", "1024", "--steps", "1"], "invalid memory = at least"),
+            (["train", "--eval-samples", "0", "--steps", "1"], "evalSamples = 0"),
         ]
         for (arguments, expected) in cases {
             let result = try cli.poslab(arguments)
