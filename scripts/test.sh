@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/install-dependencies.sh
 swift build -c release --product poslab
 swift test -c release "$@"
+# PositionLab as a versioned dependency of another package (no unsafe flags, a usable public API).
+scripts/consumer-package-test.sh
