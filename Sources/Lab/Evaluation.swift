@@ -81,9 +81,14 @@ public enum Evaluator {
         return report
     }
 
+    /// Tokens per forward pass in evaluation: examples and text windows of one length go through
+    /// the model in batches of about this many tokens (at least one sequence).
+    public static let batchTokens = 32_768
+
     /// Evaluates `model` on `task` at each length. The examples depend only on the length, never
-    /// on the run, so every scheme and seed is scored on the same data.
-    public static func evaluate(model: Transformer, task: LabTask, lengths: [Int], samples: Int,
+    /// on the run, so every scheme and seed is scored on the same data. `batchTokens` bounds a
+    /// forward pass (results do not depend on it beyond float rounding).
+    public static func evaluate(model: Transformer, task: LabTask, lengths: [Int], samples: Int, batchTokens: Int = batchTokens,
                                 onLength: (LengthResult) throws -> Void = { _ in }) throws -> [LengthResult] {
         var results: [LengthResult] = []
         for length in lengths {
@@ -94,8 +99,9 @@ public enum Evaluator {
             let result: LengthResult
             switch task {
             case let .sequence(sequenceTask):
-                result = try evaluate(model, sequenceTask.evaluationTask, length: length, samples: samples, generator: &generator)
-            case let .text(text): result = try evaluate(model, text, length: length, samples: samples)
+                result = try evaluate(model, sequenceTask.evaluationTask, length: length, samples: samples,
+                                      batchTokens: batchTokens, generator: &generator)
+            case let .text(text): result = try evaluate(model, text, length: length, samples: samples, batchTokens: batchTokens)
             }
             try onLength(result)
             results.append(result)
@@ -103,12 +109,12 @@ public enum Evaluator {
         return results
     }
 
-    static func evaluate(_ model: Transformer, _ task: any SequenceTask, length: Int, samples: Int,
+    static func evaluate(_ model: Transformer, _ task: any SequenceTask, length: Int, samples: Int, batchTokens: Int,
                          generator: inout SplitMix64) throws -> LengthResult {
         let size = task.size(fittingIn: length)
         guard size >= task.minimumSize else { return LengthResult(length: length, accuracy: 0, tokenAccuracy: 0, loss: .nan, perplexity: .nan, count: 0) }
         var tally = Tally()
-        let chunk = max(1, min(samples, 32_768 / length))
+        let chunk = max(1, min(samples, batchTokens / length))
         var done = 0, exact = 0, correct = 0, scored = 0
         while done < samples {
             let count = min(chunk, samples - done)
@@ -141,26 +147,40 @@ public enum Evaluator {
         return result
     }
 
-    static func evaluate(_ model: Transformer, _ text: TextTask, length: Int, samples: Int) throws -> LengthResult {
+    static func evaluate(_ model: Transformer, _ text: TextTask, length: Int, samples: Int, batchTokens: Int) throws -> LengthResult {
         let bytes = text.heldOut
         guard bytes.count > length else {
             throw LabError.invalid("evaluation length \(length) needs more than the \(bytes.count) held-out bytes")
         }
-        func window(_ start: Int, scoredFrom first: Int) -> TokenBatch {
-            let inputs = bytes[start..<(start + length)].map(Int.init), targets = bytes[(start + 1)...(start + length)].map(Int.init)
-            return TokenBatch(inputs: inputs, targets: targets, lossMask: (0..<length).map { $0 >= first }, batchSize: 1, length: length)
+        /// Windows of `length` bytes (start, first scored position), batched into forward passes.
+        func tally(_ windows: [(start: Int, first: Int)]) throws -> Tally {
+            var tally = Tally()
+            let perBatch = max(1, batchTokens / length)
+            for batchStart in stride(from: 0, to: windows.count, by: perBatch) {
+                let group = windows[batchStart..<min(windows.count, batchStart + perBatch)]
+                var inputs: [Int] = [], targets: [Int] = [], mask: [Bool] = []
+                inputs.reserveCapacity(group.count * length); targets.reserveCapacity(group.count * length)
+                for (start, first) in group {
+                    inputs += bytes[start..<(start + length)].map(Int.init)
+                    targets += bytes[(start + 1)...(start + length)].map(Int.init)
+                    mask += (0..<length).map { $0 >= first }
+                }
+                try tally.add(model: model, batch: TokenBatch(inputs: inputs, targets: targets, lossMask: mask,
+                                                              batchSize: group.count, length: length), exactMatch: false)
+            }
+            return tally
         }
-        var chunks = Tally()
-        for index in 0..<min(samples, (bytes.count - 1) / length) {
-            try chunks.add(model: model, batch: window(index * length, scoredFrom: 0), exactMatch: false)
+        // Non-overlapping windows, each scored whole; and windows sliding by half a length, each
+        // scoring only its second half (every token then sees at least half a window of context).
+        let chunks = try tally((0..<min(samples, (bytes.count - 1) / length)).map { ($0 * length, 0) })
+        let shift = max(1, length / 2)
+        var slidingWindows: [(start: Int, first: Int)] = []
+        var start = 0
+        while start + length < bytes.count, slidingWindows.count < samples {
+            slidingWindows.append((start, start == 0 ? 0 : length - shift))
+            start += shift
         }
-        var sliding = Tally()
-        let stride = max(1, length / 2)
-        var start = 0, windows = 0
-        while start + length < bytes.count, windows < samples {
-            try sliding.add(model: model, batch: window(start, scoredFrom: start == 0 ? 0 : length - stride), exactMatch: false)
-            start += stride; windows += 1
-        }
+        let sliding = try tally(slidingWindows)
         var result = chunks.result(length: length)
         result.accuracy = result.tokenAccuracy
         let slidingResult = sliding.result(length: length)

@@ -136,7 +136,7 @@ public final class TrainingLog {
     var pending: [String] = []
 
     public init(url: URL, keepingStepsUpTo step: Int) throws {
-        let kept = TrainingLog.read(url).filter { $0.step <= step }.map(\.line)
+        let kept = try TrainingLog.entries(url).filter { $0.step <= step }.map(\.line)
         try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: url)
         handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
@@ -160,6 +160,28 @@ public final class TrainingLog {
         try handle.write(contentsOf: Data(pending.map { $0 + "\n" }.joined().utf8))
         try handle.synchronize()
         pending.removeAll()
+    }
+
+    /// Every line of a log with its step, for a resume: only a torn last line (no final newline,
+    /// not JSON: a write cut short) is dropped; any other line that is not a log entry stops the
+    /// resume with its number, so that nothing is deleted unread.
+    static func entries(_ url: URL) throws -> [(step: Int, line: String)] {
+        guard FileManager.default.fileExists(atPath: url.path) else { return [] }
+        let text = try String(contentsOf: url, encoding: .utf8)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        let torn = !text.isEmpty && !text.hasSuffix("\n")
+        var entries: [(step: Int, line: String)] = []
+        for (index, line) in lines.enumerated() {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            if let step = object?["step"] as? Int {
+                entries.append((step, line))
+            } else if !(torn && index == lines.count - 1) {
+                throw LabError.invalid("\(url.path): line \(index + 1) is not a log entry (\(line.prefix(60))); "
+                                       + "the resume stops rather than delete it: fix or remove the line, then resume")
+            }
+        }
+        return entries
     }
 
     /// The complete lines of a log: step, loss and the line itself.
