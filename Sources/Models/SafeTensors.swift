@@ -77,6 +77,7 @@ public enum SafeTensors {
             file.metadata = strings
         }
         let bufferLength = data.count - 8 - Int(headerLength)
+        var spans: [(range: Range<Int>, name: String)] = []
         for (name, entry) in header where name != "__metadata__" {
             guard let entry = entry as? [String: Any], let dtype = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
@@ -85,13 +86,32 @@ public enum SafeTensors {
             let widths = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8]
             guard let width = widths[dtype] else { throw fail("tensor \"\(name)\" has dtype \(dtype); readable: \(widths.keys.sorted())") }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \"\(name)\" has a negative dimension in \(shape)") }
-            let count = shape.reduce(1, *)
-            guard offsets[0] >= 0, offsets[1] <= bufferLength, offsets[1] - offsets[0] == count * width else {
+            // Sizes multiply with overflow checks: a header may claim more elements than an Int holds.
+            var count = 1
+            for extent in shape + [width] {
+                let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+                guard !overflow else { throw fail("tensor \"\(name)\" of shape \(shape) \(dtype) has more bytes than an Int counts") }
+                count = product
+            }
+            let bytes = count
+            count /= width
+            guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= bufferLength, offsets[1] - offsets[0] == bytes else {
                 throw fail("tensor \"\(name)\" has offsets \(offsets) that do not hold \(shape) \(dtype) in a \(bufferLength)-byte buffer")
             }
+            spans.append((offsets[0]..<offsets[1], name))
             let values = convert(data[(bufferStart + offsets[0])..<(bufferStart + offsets[1])], dtype: dtype, count: count)
             file.tensors[name] = try Tensor(values, shape: shape)
         }
+        // The format's rule: tensors tile the buffer, with no overlap, hole or trailing byte.
+        var end = 0
+        for span in spans.sorted(by: { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }) {
+            guard span.range.lowerBound == end else {
+                throw fail(span.range.lowerBound < end ? "tensor \"\(span.name)\" overlaps another tensor's bytes"
+                                                      : "bytes \(end)..<\(span.range.lowerBound) of the buffer belong to no tensor")
+            }
+            end = span.range.upperBound
+        }
+        guard end == bufferLength else { throw fail("\(bufferLength - end) trailing bytes after the last tensor") }
         return file
     }
 

@@ -92,8 +92,11 @@ extension RoPEScaling {
         }
         func length(_ key: String) throws -> Int? {
             guard let v = try r.number(key) else { return nil }
-            guard v >= 1, v == v.rounded() else { throw RoPEParameterError(parameter: "\(type).\(key)", value: "\(v)", allowed: "a positive whole number") }
-            return Int(v)
+            // A length in tokens, up to 2^32: beyond it no Double-valued frequency formula is meaningful.
+            guard v >= 1, v <= 4_294_967_296, let n = Int(exactly: v) else {
+                throw RoPEParameterError(parameter: "\(type).\(key)", value: "\(v)", allowed: "a whole number from 1 to 4294967296")
+            }
+            return n
         }
         switch type {
         case "default":

@@ -43,12 +43,25 @@ final class CheckpointTests: XCTestCase {
             (Data([255, 255, 0, 0, 0, 0, 0, 0]) + Data(count: 8), "exceeds"),
             (good.prefix(good.count - 4), "offsets"),
             (Data([2, 0, 0, 0, 0, 0, 0, 0]) + Data("[]".utf8), "JSON object"),
+            (good + Data(count: 4), "trailing bytes"),
+            (handMade(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                      buffer: 4), "overlaps"),
+            (handMade(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, buffer: 8), "belong to no tensor"),
+            (handMade(#"{"a":{"dtype":"F64","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#, buffer: 8),
+             "more bytes than an Int counts"),
+            (handMade(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,-9223372036854775808]}}"#, buffer: 4), "offsets"),
         ]
         for (data, expected) in cases {
             XCTAssertThrowsError(try SafeTensors.decode(data, path: "x.safetensors")) { error in
                 XCTAssertTrue("\(error)".contains(expected) && "\(error)".contains("x.safetensors"), "\(error)")
             }
         }
+    }
+
+    /// A file with `header` and a zeroed buffer of `buffer` bytes.
+    func handMade(_ header: String, buffer: Int) -> Data {
+        let json = Data(header.utf8)
+        return Data((0..<8).map { UInt8(truncatingIfNeeded: json.count >> (8 * $0)) }) + json + Data(count: buffer)
     }
 
     /// The committed file written by Python's safetensors (scripts/make_safetensors_fixture.py).

@@ -76,6 +76,11 @@ final class SchemeSpecificationTests: XCTestCase {
             (#"rope{"rope_type": "yarn"}"#, ["factor"]),
             (#"rope{"rope_type": "yarn""#, ["settings of rope", "JSON object"]),
             (#"sinusoidal{"scale": 1e300}"#, ["sinusoidal.scale"]),
+            // Found by scripts/fuzz.sh (FuzzSchemeSpecification): a length beyond Int trapped in conversion.
+            (#"rope{"rope_type": "longrope", "short_factor": [1,1,1,1], "long_factor": [2,2,2,2], "original_max_position_embeddings": 4e60}"#,
+             ["longrope.original_max_position_embeddings", "4294967296"]),
+            (#"rope{"rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 1e300}"#,
+             ["yarn.original_max_position_embeddings"]),
         ]
         for (text, expected) in cases {
             var generator = SplitMix64(seed: 0)
