@@ -21,8 +21,11 @@ public enum AttentionImplementation: String, Codable, CaseIterable, Sendable {
 ///
 /// with score = QKᵀ/√D or cos(Q, K)/τ. Shapes: x [B, T, C] → [B, T, C]; inside, Q is [B, H, T, D],
 /// K and V [B, Hkv, T, D] (expanded to H heads for the product), scores [B, H, Tq, Tk]. With a KV
-/// cache, Tq new queries attend to Tk = cached + Tq keys. Keys are cached unrotated and rotated at
-/// every call, so a scaling that changes with the length (dynamic NTK) never leaves a stale rotation.
+/// cache, Tq new queries attend to Tk = cached + Tq keys. In inference the cache holds keys as
+/// scored (rotated, normalised) and is read in place (`Kernels.cachedAttention`): a step rotates
+/// only its new keys. A scaling that changes with the length (dynamic NTK, LongRoPE), an analysis
+/// recorder or recorded gradients take the general path instead, which caches keys unrotated and
+/// rotates them all at every call, so no rotation goes stale.
 public final class CausalSelfAttention: Layer {
     public let queryProjection: Linear
     public let keyProjection: Linear
@@ -75,30 +78,18 @@ public final class CausalSelfAttention: Layer {
         func heads(_ y: Tensor, _ count: Int) throws -> Tensor { try y.reshaped([b, t, count, d]).permuted([0, 2, 1, 3]) }
         var q = try heads(queryProjection(x), h)
         var k = try heads(keyProjection(x), hkv), v = try heads(valueProjection(x), hkv)
+        if let cache, recorder == nil, !GradientMode.isEnabled, !encoding.rotationDependsOnLength {
+            return try cachedAttention(q, k, v, positions: positions, encoding: encoding, cache: cache)
+        }
         var keyPositions = positions
         if let cache {
-            (k, v, keyPositions) = try cache.appending(keys: k, values: v, positions: positions)
+            (k, v, keyPositions) = try cache.appending(keys: k, values: v, positions: positions, content: .unrotatedKeys)
         }
         let (unrotatedQueries, unrotatedKeys) = (q, k)
         let totalLength = keyPositions.length
-        var scale = 1 / Float(d).squareRoot()
-        if case let .cosine(temperature, learned) = scoring {
-            // Normalise before rotating: rotation keeps norms, so the cosine is unchanged by it.
-            q = try q.l2Normalized(axis: -1)
-            k = try k.l2Normalized(axis: -1)
-            if learned, let learnedScale { q = try q * learnedScale; scale = 1 } else { scale = 1 / temperature }
-        }
-        if encoding.injectionPoint == .queryKeyRotation {
-            q = try encoding.rotate(q, positions: positions, sequenceLength: totalLength)
-            k = try encoding.rotate(k, positions: keyPositions, sequenceLength: totalLength)
-        }
-        if scoring == .normalized, let learnedScale {
-            // nGPT: normalise after rotating, scale both by s_qk, and multiply the scores by √D
-            // (unit vectors' dot products lie in [−1, 1]; the paper restores a softmax temperature).
-            q = try q.l2Normalized(axis: -1) * learnedScale
-            k = try k.l2Normalized(axis: -1) * learnedScale
-            scale = Float(d).squareRoot()
-        }
+        let scale: Float
+        (q, k, scale) = try scored(q, k, queryPositions: positions, keyPositions: keyPositions, sequenceLength: totalLength,
+                                   encoding: encoding)
         if hkv < h { (k, v) = (try expandHeads(k, batch: b, length: totalLength), try expandHeads(v, batch: b, length: totalLength)) }
         let context: Tensor
         if recorder == nil, case let .blocked(bias) = try plan(encoding: encoding, queryPositions: positions, keyPositions: keyPositions) {
@@ -116,6 +107,57 @@ public final class CausalSelfAttention: Layer {
             context = try probabilities.matmul(v)
         }
         return try outputProjection(context.permuted([0, 2, 1, 3]).reshaped([b, t, c]))
+    }
+
+    /// Queries and keys as the scores use them, and the scores' scale: normalised first (cosine
+    /// attention: rotation keeps norms), rotated (rotary schemes), then normalised and scaled by
+    /// s_qk (nGPT, whose unit vectors' dot products lie in [−1, 1]: the scores are multiplied by
+    /// √D to restore a softmax temperature). Each key depends only on itself and its position.
+    func scored(_ queries: Tensor, _ keys: Tensor, queryPositions: PositionIDs, keyPositions: PositionIDs,
+                sequenceLength: Int, encoding: any PositionalEncoding) throws -> (Tensor, Tensor, Float) {
+        var (q, k) = (queries, keys)
+        var scale = 1 / Float(q.shape[3]).squareRoot()
+        if case let .cosine(temperature, learned) = scoring {
+            q = try q.l2Normalized(axis: -1)
+            k = try k.l2Normalized(axis: -1)
+            if learned, let learnedScale { q = try q * learnedScale; scale = 1 } else { scale = 1 / temperature }
+        }
+        if encoding.injectionPoint == .queryKeyRotation {
+            q = try encoding.rotate(q, positions: queryPositions, sequenceLength: sequenceLength)
+            k = try encoding.rotate(k, positions: keyPositions, sequenceLength: sequenceLength)
+        }
+        if scoring == .normalized, let learnedScale {
+            q = try q.l2Normalized(axis: -1) * learnedScale
+            k = try k.l2Normalized(axis: -1) * learnedScale
+            scale = Float(q.shape[3]).squareRoot()
+        }
+        return (q, k, scale)
+    }
+
+    /// Inference with a KV cache: only the new keys are rotated and appended (as scored); the
+    /// queries attend to the cache in place, grouped heads read without being copied.
+    func cachedAttention(_ queries: Tensor, _ keys: Tensor, _ values: Tensor, positions: PositionIDs,
+                         encoding: any PositionalEncoding, cache: LayerCache) throws -> Tensor {
+        let (b, h, t, d) = (queries.shape[0], queries.shape[1], queries.shape[2], queries.shape[3])
+        let totalLength = cache.length + t
+        let (q, k, scale) = try scored(queries, keys, queryPositions: positions, keyPositions: positions,
+                                       sequenceLength: totalLength, encoding: encoding)
+        let keyPositions = try cache.append(keys: k, values: values, positions: positions, content: .scoredKeys)
+        let bias = encoding.injectionPoint == .attentionScore
+            ? try encoding.scoreBias(queries: q, queryPositions: positions, keyPositions: keyPositions) : nil
+        if let bias, bias.shape != [1, h, t, totalLength], bias.shape != [b, h, t, totalLength] {
+            throw TensorError.shapeMismatch(operation: "CausalSelfAttention (KV cache)", shapes: [bias.shape],
+                                            detail: "a score bias must be [1 or B, H, Tq, Tk] = [1 or \(b), \(h), \(t), \(totalLength)]")
+        }
+        let out = TensorStorage(count: b * h * t * d, zeroed: false)
+        let shape = CachedAttentionShape(batch: b, heads: h, keyValueHeads: numberOfKeyValueHeads, queries: t,
+                                         cached: totalLength, capacity: cache.capacity, headDimension: d)
+        cache.withStorage { keyPointer, valuePointer in
+            Kernels.cachedAttention(q: q.storage.pointer, keys: keyPointer, values: valuePointer, out: out.pointer, shape: shape,
+                                    scale: scale, bias: bias?.storage.pointer, biasBatches: bias?.shape[0] ?? 1)
+        }
+        let context = Tensor(shape: [b, h, t, d], storage: out)
+        return try outputProjection(context.permuted([0, 2, 1, 3]).reshaped([b, t, h * d]))
     }
 
     /// [B, Hkv, T, D] → [B, H, T, D], each key/value head repeated for its H/Hkv query heads
@@ -175,30 +217,96 @@ public final class CausalSelfAttention: Layer {
     }
 }
 
-/// One layer's cache: unrotated keys and values [B, Hkv, Tc, D] and their positions [B, Tc].
+/// One layer's cache: keys and values [B, Hkv, capacity, D], of which the first Tc rows of each
+/// head are filled, and their positions [B, Tc]. Appending copies only the new rows; the capacity
+/// doubles when full (a copy per doubling, amortised O(1) per token). A cache holds one kind of key
+/// for its whole life: unrotated (the general path) or as scored (inference's in-place path).
 public final class LayerCache {
-    public private(set) var keys: Tensor?
-    public private(set) var values: Tensor?
+    public enum Content: String, Sendable { case unrotatedKeys, scoredKeys }
+
     public private(set) var positions: PositionIDs?
+    public private(set) var content: Content?
+    /// Rows allocated per head.
+    public private(set) var capacity = 0
+    private var keys = TensorStorage(count: 0), values = TensorStorage(count: 0)
+    private var heads = 0, headDimension = 0
 
     public init() {}
 
     /// The cached length Tc.
     public var length: Int { positions?.length ?? 0 }
 
-    /// Appends new keys, values and positions and returns everything cached so far.
-    func appending(keys k: Tensor, values v: Tensor, positions p: PositionIDs) throws -> (Tensor, Tensor, PositionIDs) {
-        let allKeys = try keys.map { try Tensor.concatenate([$0, k], axis: 2) } ?? k
-        let allValues = try values.map { try Tensor.concatenate([$0, v], axis: 2) } ?? v
-        var allPositions = p
-        if let old = positions {
-            var merged: [Int] = []
-            merged.reserveCapacity(old.values.count + p.values.count)
-            for row in 0..<p.batchSize { merged += old.row(row); merged += p.row(row) }
-            allPositions = try PositionIDs(values: merged, batchSize: p.batchSize, length: old.length + p.length)
+    /// Appends, then returns contiguous copies of everything cached so far (the general path) and the positions.
+    func appending(keys k: Tensor, values v: Tensor, positions p: PositionIDs, content kind: Content) throws -> (Tensor, Tensor, PositionIDs) {
+        let merged = try append(keys: k, values: v, positions: p, content: kind)
+        return (contiguous(keys, batch: p.batchSize), contiguous(values, batch: p.batchSize), merged)
+    }
+
+    /// Appends new keys and values [B, Hkv, T, D] and their positions [B, T], copying only the new
+    /// rows; returns the positions of everything cached.
+    func append(keys k: Tensor, values v: Tensor, positions p: PositionIDs, content kind: Content) throws -> PositionIDs {
+        guard k.rank == 4, k.shape == v.shape, k.shape[0] == p.batchSize, k.shape[2] == p.length else {
+            throw TensorError.shapeMismatch(operation: "LayerCache.appending", shapes: [k.shape, v.shape, [p.batchSize, p.length]],
+                                            detail: "keys and values [B, Hkv, T, D] with positions [B, T]")
         }
-        // The cache holds values, not graph: decoding runs without gradients.
-        keys = allKeys.detached(); values = allValues.detached(); positions = allPositions
-        return (allKeys, allValues, allPositions)
+        let (b, g, t, d) = (k.shape[0], k.shape[1], k.shape[2], k.shape[3])
+        if let positions {
+            guard content == kind else {
+                throw TensorError.invalidArgument(operation: "KeyValueCache", parameter: "content", value: kind.rawValue,
+                                                  allowed: "\(content?.rawValue ?? "") like the tokens already cached (decode with "
+                                                    + "one path: inference without a recorder, or the general path)")
+            }
+            guard positions.batchSize == b, heads == g, headDimension == d else {
+                throw TensorError.shapeMismatch(operation: "LayerCache.appending", shapes: [k.shape, [positions.batchSize, heads, length, headDimension]],
+                                                detail: "new keys must match the cached batch, heads and head dimension")
+            }
+        } else {
+            (content, heads, headDimension) = (kind, g, d)
+        }
+        let old = length, total = old + t
+        if total > capacity { grow(to: max(total, 2 * capacity, 16), batch: b) }
+        for pair in 0..<(b * g) {
+            let target = (pair * capacity + old) * d, source = pair * t * d
+            (keys.pointer + target).update(from: k.storage.pointer + source, count: t * d)
+            (values.pointer + target).update(from: v.storage.pointer + source, count: t * d)
+        }
+        var merged = p
+        if let positions {
+            var rows: [Int] = []
+            rows.reserveCapacity(b * total)
+            for row in 0..<b { rows += positions.row(row); rows += p.row(row) }
+            merged = try PositionIDs(values: rows, batchSize: b, length: total)
+        }
+        positions = merged
+        return merged
+    }
+
+    /// Reallocates to `rows` per head, keeping the filled rows.
+    private func grow(to rows: Int, batch b: Int) {
+        let (newKeys, newValues) = (TensorStorage(count: b * heads * rows * headDimension, zeroed: false),
+                                    TensorStorage(count: b * heads * rows * headDimension, zeroed: false))
+        let filled = length * headDimension
+        if filled > 0 {
+            for pair in 0..<(b * heads) {
+                (newKeys.pointer + pair * rows * headDimension).update(from: keys.pointer + pair * capacity * headDimension, count: filled)
+                (newValues.pointer + pair * rows * headDimension).update(from: values.pointer + pair * capacity * headDimension, count: filled)
+            }
+        }
+        (keys, values, capacity) = (newKeys, newValues, rows)
+    }
+
+    /// [B, Hkv, Tc, D], copied out of the capacity layout (the general path needs whole tensors).
+    private func contiguous(_ storage: TensorStorage, batch b: Int) -> Tensor {
+        let (tc, d) = (length, headDimension)
+        let out = TensorStorage(count: b * heads * tc * d, zeroed: false)
+        for pair in 0..<(b * heads) {
+            (out.pointer + pair * tc * d).update(from: storage.pointer + pair * capacity * d, count: tc * d)
+        }
+        return Tensor(shape: [b, heads, tc, d], storage: out)
+    }
+
+    /// The cache's keys and values in place, [B, Hkv, capacity, D].
+    func withStorage<R>(_ body: (UnsafePointer<Float>, UnsafePointer<Float>) throws -> R) rethrows -> R {
+        try body(keys.pointer, values.pointer)
     }
 }

@@ -33,6 +33,10 @@ public protocol PositionalEncoding: Layer {
     /// `sequenceLength` is the current total length (dynamic scaling depends on it).
     func rotate(_ x: Tensor, positions: PositionIDs, sequenceLength: Int) throws -> Tensor
 
+    /// Rotary schemes whose angles change with the current total length (dynamic NTK, LongRoPE):
+    /// a KV cache must then keep keys unrotated and rotate them all at every step.
+    var rotationDependsOnLength: Bool { get }
+
     /// Score schemes: the term added to the scaled scores QKᵀ/√D, [1 or B, H, Tq, Tk], for
     /// queries [B, H, Tq, D] at `queryPositions` and keys at `keyPositions`.
     func scoreBias(queries: Tensor, queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor
@@ -46,6 +50,8 @@ public protocol PositionalEncoding: Layer {
 
 extension PositionalEncoding {
     public var maximumPosition: Int? { nil }
+
+    public var rotationDependsOnLength: Bool { false }
 
     public func inputEmbedding(positions: PositionIDs) throws -> Tensor {
         throw notApplicable("inputEmbedding")

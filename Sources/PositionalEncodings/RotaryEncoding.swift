@@ -88,6 +88,7 @@ public final class RotaryEncoding: PositionalEncoding {
     }
 
     public var injectionPoint: InjectionPoint { .queryKeyRotation }
+    public var rotationDependsOnLength: Bool { configuration.scaling.dependsOnLength }
     public var namedParameters: [(name: String, tensor: Tensor)] { [] }
 
     /// θ_i after scaling, with HoPE's position-independent pairs set to 0, and the attention factor.

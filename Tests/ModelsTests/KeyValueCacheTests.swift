@@ -66,6 +66,37 @@ final class KeyValueCacheTests: XCTestCase {
         }
     }
 
+    /// The in-place inference path with grouped heads, cosine and nGPT scoring equals the full forward.
+    func testInPlaceCacheWithGroupedHeadsAndOtherScorings() throws {
+        let (t, v) = (70, 11)  // past the blocked-attention threshold of the full forward
+        var generator = SplitMix64(seed: 5)
+        let ids = (0..<t).map { _ in generator.nextInt(in: 0..<v) }
+        let configurations: [(String, TransformerConfiguration)] = [
+            ("gqa-rope", try TransformerConfiguration(vocabularySize: v, modelDimension: 16, numberOfLayers: 2, numberOfHeads: 4,
+                                                      numberOfKeyValueHeads: 2, positionalScheme: .rope(try RotaryConfiguration()))),
+            ("mqa-alibi", try TransformerConfiguration(vocabularySize: v, modelDimension: 16, numberOfLayers: 1, numberOfHeads: 4,
+                                                       numberOfKeyValueHeads: 1, positionalScheme: .alibi)),
+            ("cosine-yarn", try TransformerConfiguration(vocabularySize: v, modelDimension: 16, numberOfLayers: 1, numberOfHeads: 2,
+                attentionScoring: .cosine(temperature: 0.1, learned: false),
+                positionalScheme: .rope(try RotaryConfiguration(scaling: .yarn(YaRNParameters(factor: 4, originalMaximumLength: 16)))))),
+            ("ngpt-rope", try TransformerConfiguration(vocabularySize: v, modelDimension: 16, numberOfLayers: 1, numberOfHeads: 2,
+                feedForward: .swiGLU, normalizationPlacement: .normalized, attentionScoring: .normalized,
+                positionalScheme: .rope(try RotaryConfiguration()))),
+        ]
+        for (name, configuration) in configurations {
+            let model = try Transformer(configuration: configuration, seed: 2)
+            try GradientMode.withoutGradient {
+                let full = try model.logits(ids, batchSize: 1, length: t).scalars
+                let cache = KeyValueCache(model: model)
+                var incremental = try model.logits(Array(ids[0..<3]), batchSize: 1, length: 3, cache: cache).scalars
+                for step in 3..<t { incremental += try model.logits([ids[step]], batchSize: 1, length: 1, cache: cache).scalars }
+                assertClose(incremental, full, tolerance: 2e-4, name)
+                XCTAssertEqual(cache.layers[0].content, .scoredKeys, name)
+                XCTAssertGreaterThanOrEqual(cache.layers[0].capacity, t)
+            }
+        }
+    }
+
     func testChunkedPrefillThenDecodeMatches() throws {
         let (t, v) = (9, 11)
         var generator = SplitMix64(seed: 9)

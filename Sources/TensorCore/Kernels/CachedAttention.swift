@@ -1,0 +1,90 @@
+import Dispatch
+import Foundation
+
+/// Decoding attention over a KV cache, read in place (inference only: no gradient).
+///
+/// Layouts (row-major): q, out [B, H, Tq, D]; keys, values [B, Hkv, capacity, D], of which the
+/// first Tc rows of each head are filled; bias [biasBatches, H, Tq, Tc] (biasBatches 1 or B) or
+/// none. The Tq queries are the last Tq of the Tc cached tokens: query i sees rows
+/// 0 … Tc − Tq + i. Query head h reads key/value head h / (H / Hkv) (grouped-query attention,
+/// without copying the shared heads). Per (batch, head) pair: scores = scale · Q Kᵀ (+ bias),
+/// masked, softmax, then P V — two OpenBLAS products on the cache's own memory, so a decoding
+/// step costs O(Tc · D) per head and copies nothing but the new tokens' rows into the cache.
+public struct CachedAttentionShape: Equatable, Sendable {
+    public var batch: Int, heads: Int, keyValueHeads: Int, queries: Int, cached: Int, capacity: Int, headDimension: Int
+
+    public init(batch: Int, heads: Int, keyValueHeads: Int, queries: Int, cached: Int, capacity: Int, headDimension: Int) {
+        (self.batch, self.heads, self.keyValueHeads, self.queries) = (batch, heads, keyValueHeads, queries)
+        (self.cached, self.capacity, self.headDimension) = (cached, capacity, headDimension)
+    }
+
+    /// Offset of (batch b, key/value head g, row 0) in the cache.
+    @inline(__always) func cacheOffset(_ b: Int, _ g: Int) -> Int { (b * keyValueHeads + g) * capacity * headDimension }
+}
+
+extension Kernels {
+    public static func cachedAttention(q: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                                       out: UnsafeMutablePointer<Float>, shape s: CachedAttentionShape, scale: Float,
+                                       bias: UnsafePointer<Float>?, biasBatches: Int) {
+        let (tq, tc, d) = (s.queries, s.cached, s.headDimension)
+        let group = s.heads / s.keyValueHeads, pairs = s.batch * s.heads
+        let work = pairs * tq * tc * d
+        let chunks = work >= 1 << 16 ? min(Parallel.coreCount, pairs) : 1
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, tq * tc))
+            defer { scores.deallocate() }
+            for pair in (chunk * pairs / chunks)..<((chunk + 1) * pairs / chunks) {
+                let (b, h) = (pair / s.heads, pair % s.heads)
+                let cache = s.cacheOffset(b, h / group)
+                let qPair = q + pair * tq * d, outPair = out + pair * tq * d
+                sgemmBlock(transposeA: false, transposeB: true, m: tq, n: tc, k: d, alpha: scale, a: qPair, lda: d,
+                           b: keys + cache, ldb: d, beta: 0, c: scores, ldc: tc)
+                let biasPair = bias.map { $0 + ((b % biasBatches) * s.heads + h) * tq * tc }
+                for i in 0..<tq {
+                    let row = scores + i * tc, visible = tc - tq + i + 1
+                    if let biasPair { for j in 0..<visible { row[j] += biasPair[i * tc + j] } }
+                    var maximum = -Float.infinity
+                    for j in 0..<visible { maximum = max(maximum, row[j]) }
+                    if maximum == -.infinity { maximum = 0 }
+                    let sum = exponentiate(row, count: visible, subtracting: maximum)
+                    let inverse = 1 / sum
+                    for j in 0..<visible { row[j] *= inverse }
+                    for j in visible..<tc { row[j] = 0 }
+                }
+                sgemmBlock(transposeA: false, transposeB: false, m: tq, n: d, k: tc, alpha: 1, a: scores, lda: tc,
+                           b: values + cache, ldb: d, beta: 0, c: outPair, ldc: d)
+            }
+        }
+    }
+
+    /// Naive twin of `cachedAttention`: per query, scores, mask, softmax and weighted sum in Double.
+    public static func naiveCachedAttention(q: [Float], keys: [Float], values: [Float], shape s: CachedAttentionShape,
+                                            scale: Float, bias: [Float]?, biasBatches: Int) -> [Float] {
+        let (tq, tc, d) = (s.queries, s.cached, s.headDimension)
+        let group = s.heads / s.keyValueHeads
+        var out = [Float](repeating: 0, count: s.batch * s.heads * tq * d)
+        for b in 0..<s.batch {
+            for h in 0..<s.heads {
+                let cache = s.cacheOffset(b, h / group), pair = b * s.heads + h
+                for i in 0..<tq {
+                    let visible = tc - tq + i + 1
+                    var logits = [Double](repeating: 0, count: visible)
+                    for j in 0..<visible {
+                        var dot = 0.0
+                        for e in 0..<d { dot += Double(q[(pair * tq + i) * d + e]) * Double(keys[cache + j * d + e]) }
+                        logits[j] = Double(scale) * dot + Double(bias.map { $0[(((b % biasBatches) * s.heads + h) * tq + i) * tc + j] } ?? 0)
+                    }
+                    let top = logits.max() ?? 0
+                    let weights = logits.map { Foundation.exp($0 - top) }
+                    let total = weights.reduce(0, +)
+                    for e in 0..<d {
+                        var sum = 0.0
+                        for j in 0..<visible { sum += weights[j] * Double(values[cache + j * d + e]) }
+                        out[(pair * tq + i) * d + e] = Float(sum / total)
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

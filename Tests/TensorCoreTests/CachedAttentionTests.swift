@@ -1,0 +1,37 @@
+import TensorCore
+import XCTest
+
+/// `Kernels.cachedAttention` (the KV cache read in place) against its naive twin: grouped heads,
+/// several new queries, a bias shared or per batch, capacities beyond the filled rows, and sizes on
+/// both sides of the parallel split.
+final class CachedAttentionTests: XCTestCase {
+    func testCachedAttentionAgainstNaiveTwin() {
+        var generator = SplitMix64(seed: 11)
+        func values(_ n: Int) -> [Float] { (0..<n).map { _ in generator.nextNormal() } }
+        let shapes = [
+            CachedAttentionShape(batch: 1, heads: 1, keyValueHeads: 1, queries: 1, cached: 1, capacity: 1, headDimension: 4),
+            CachedAttentionShape(batch: 2, heads: 4, keyValueHeads: 2, queries: 3, cached: 9, capacity: 16, headDimension: 8),
+            CachedAttentionShape(batch: 1, heads: 4, keyValueHeads: 1, queries: 1, cached: 700, capacity: 1024, headDimension: 32),
+            CachedAttentionShape(batch: 3, heads: 2, keyValueHeads: 2, queries: 5, cached: 40, capacity: 40, headDimension: 16),
+        ]
+        for s in shapes {
+            for biasBatches in [0, 1, s.batch] {
+                let q = values(s.batch * s.heads * s.queries * s.headDimension)
+                let cacheCount = s.batch * s.keyValueHeads * s.capacity * s.headDimension
+                let (keys, vals) = (values(cacheCount), values(cacheCount))
+                let bias = biasBatches == 0 ? nil : values(biasBatches * s.heads * s.queries * s.cached)
+                let out = TensorStorage(count: q.count, zeroed: false)
+                let biasStorage = bias.map { values in TensorStorage(copying: values.withUnsafeBufferPointer { $0 }) }
+                let (qs, ks, vs) = (q.withUnsafeBufferPointer { TensorStorage(copying: $0) },
+                                    keys.withUnsafeBufferPointer { TensorStorage(copying: $0) },
+                                    vals.withUnsafeBufferPointer { TensorStorage(copying: $0) })
+                Kernels.cachedAttention(q: qs.pointer, keys: ks.pointer, values: vs.pointer, out: out.pointer, shape: s, scale: 0.3,
+                                        bias: biasStorage.map { UnsafePointer($0.pointer) }, biasBatches: max(1, biasBatches))
+                let expected = Kernels.naiveCachedAttention(q: q, keys: keys, values: vals, shape: s, scale: 0.3, bias: bias,
+                                                            biasBatches: max(1, biasBatches))
+                let worst = zip(out.array, expected).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThanOrEqual(worst, 1e-4, "\(s), bias batches \(biasBatches)")
+            }
+        }
+    }
+}
