@@ -37,6 +37,8 @@ public final class CausalSelfAttention: Layer {
     /// The learned 1/τ of cosine attention with a learned temperature, [1]; nGPT's s_qk, [D].
     public let learnedScale: Tensor?
     public var implementation: AttentionImplementation = .automatic
+    /// Scores (and score-bias values) per chunk of queries when a prefill attends to a KV cache in place.
+    public var cachedScoreBudget = 1 << 22
     /// When set, every call takes the materialised path and hands the recorder the unrotated
     /// queries and keys [B, H, T, D] and the attention probabilities [B, H, Tq, Tk] (for analysis).
     public var recorder: ((_ queries: Tensor, _ keys: Tensor, _ probabilities: Tensor) -> Void)?
@@ -142,19 +144,40 @@ public final class CausalSelfAttention: Layer {
         let totalLength = cache.length + t
         let (q, k, scale) = try scored(queries, keys, queryPositions: positions, keyPositions: positions,
                                        sequenceLength: totalLength, encoding: encoding)
+        let cached = cache.length
         let keyPositions = try cache.append(keys: k, values: values, positions: positions, content: .scoredKeys)
-        let bias = encoding.injectionPoint == .attentionScore
-            ? try encoding.scoreBias(queries: q, queryPositions: positions, keyPositions: keyPositions) : nil
-        if let bias, bias.shape != [1, h, t, totalLength], bias.shape != [b, h, t, totalLength] {
-            throw TensorError.shapeMismatch(operation: "CausalSelfAttention (KV cache)", shapes: [bias.shape],
-                                            detail: "a score bias must be [1 or B, H, Tq, Tk] = [1 or \(b), \(h), \(t), \(totalLength)]")
-        }
         let out = TensorStorage(count: b * h * t * d, zeroed: false)
-        let shape = CachedAttentionShape(batch: b, heads: h, keyValueHeads: numberOfKeyValueHeads, queries: t,
-                                         cached: totalLength, capacity: cache.capacity, headDimension: d)
-        cache.withStorage { keyPointer, valuePointer in
-            Kernels.cachedAttention(q: q.storage.pointer, keys: keyPointer, values: valuePointer, out: out.pointer, shape: shape,
-                                    scale: scale, bias: bias?.storage.pointer, biasBatches: bias?.shape[0] ?? 1)
+        // A long prefill goes in chunks of queries, so that a score bias [B, H, chunk, Tk] stays small;
+        // a chunk ending at token e sees the first cached + e keys (the rest of the cache is ignored).
+        let chunk = max(1, min(t, cachedScoreBudget / max(1, h * totalLength)))
+        for start in stride(from: 0, to: t, by: chunk) {
+            let rows = min(chunk, t - start), visible = cached + start + rows
+            let whole = rows == t
+            let qChunk = whole ? q : try q.sliced(axis: 2, start..<(start + rows))
+            var bias: Tensor?
+            if encoding.injectionPoint == .attentionScore {
+                let queryPositions = whole ? positions : try PositionIDs(
+                    values: (0..<b).flatMap { positions.row($0).dropFirst(start).prefix(rows) }, batchSize: b, length: rows)
+                let visibleKeys = visible == totalLength ? keyPositions : try PositionIDs(
+                    values: (0..<b).flatMap { keyPositions.row($0).prefix(visible) }, batchSize: b, length: visible)
+                bias = try encoding.scoreBias(queries: qChunk, queryPositions: queryPositions, keyPositions: visibleKeys)
+            }
+            if let bias, bias.shape != [1, h, rows, visible], bias.shape != [b, h, rows, visible] {
+                throw TensorError.shapeMismatch(operation: "CausalSelfAttention (KV cache)", shapes: [bias.shape],
+                                                detail: "a score bias must be [1 or B, H, Tq, Tk] = [1 or \(b), \(h), \(rows), \(visible)]")
+            }
+            let shape = CachedAttentionShape(batch: b, heads: h, keyValueHeads: numberOfKeyValueHeads, queries: rows,
+                                             cached: visible, capacity: cache.capacity, headDimension: d)
+            let chunkOut = whole ? out : TensorStorage(count: b * h * rows * d, zeroed: false)
+            cache.withStorage { keyPointer, valuePointer in
+                Kernels.cachedAttention(q: qChunk.storage.pointer, keys: keyPointer, values: valuePointer, out: chunkOut.pointer,
+                                        shape: shape, scale: scale, bias: bias?.storage.pointer, biasBatches: bias?.shape[0] ?? 1)
+            }
+            if !whole {
+                for pair in 0..<(b * h) {
+                    (out.pointer + (pair * t + start) * d).update(from: chunkOut.pointer + pair * rows * d, count: rows * d)
+                }
+            }
         }
         let context = Tensor(shape: [b, h, t, d], storage: out)
         return try outputProjection(context.permuted([0, 2, 1, 3]).reshaped([b, t, h * d]))

@@ -7,7 +7,7 @@ import TensorCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training throughput, attention speed and peak memory (release builds only mean anything).",
-        subcommands: [BenchTrain.self, BenchAttention.self, BenchMemory.self, BenchMatrixProduct.self])
+        subcommands: [BenchTrain.self, BenchAttention.self, BenchMemory.self, BenchMatrixProduct.self, BenchGenerate.self])
 }
 
 /// The reference configurations of the PyTorch comparison (bench/torch_reference.py builds the same).
@@ -176,5 +176,62 @@ struct BenchMatrixProduct: ParsableCommand {
         }
         print("sgemm on \(Parallel.coreCount) cores: \(try BLAS.load().summary)")
         print(table(["size", "GFLOP/s", "ms"], rows))
+    }
+}
+
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "generate",
+        abstract: "Time greedy decoding with a KV cache after a prompt of each context length (the reference model: "
+            + "C=128, 4 layers, 4 heads, RoPE, batch 1): prefill seconds and milliseconds per new token.")
+
+    @Option(parsing: .upToNextOption, help: "Context lengths (prompt tokens).") var contexts: [Int] = [512, 2048, 8192]
+    @Option(help: "New tokens decoded after each prompt.") var tokens = 64
+    @Flag(help: "Print JSON (the format bench/generate.sh compares with PyTorch's).") var json = false
+
+    func validate() throws {
+        guard !contexts.isEmpty, contexts.allSatisfy({ (1...65_536).contains($0) }) else {
+            throw ValidationError("--contexts must be lengths from 1 to 65536, not \(contexts)")
+        }
+        guard (1...4096).contains(tokens) else { throw ValidationError("--tokens must be from 1 to 4096, not \(tokens)") }
+    }
+
+    func run() throws {
+        guard let reference = BenchConfiguration.all.first(where: { $0.name == "reference" }) else { return }
+        let model = try reference.model()
+        var rows: [[String: JSONValue]] = []
+        for context in contexts {
+            var generator = SplitMix64(seed: 3)
+            let prompt = (0..<context).map { _ in generator.nextInt(in: 0..<256) }
+            try GradientMode.withoutGradient {
+                // One untimed warm-up decode on a short prompt, then the measured prompt.
+                let warm = KeyValueCache(model: model)
+                _ = try model.logits(Array(prompt.prefix(8)), batchSize: 1, length: min(8, context), cache: warm)
+                let cache = KeyValueCache(model: model)
+                var last: [Float] = []
+                let prefill = try seconds { last = try model.logits(prompt, batchSize: 1, length: context, cache: cache).scalars }
+                var next = argMax(last.suffix(256))
+                let decode = try seconds {
+                    for _ in 0..<tokens {
+                        next = argMax(try model.logits([next], batchSize: 1, length: 1, cache: cache).scalars[...])
+                    }
+                }
+                rows.append(["context": .number(Double(context)), "tokens": .number(Double(tokens)),
+                             "prefill_seconds": .number(prefill), "ms_per_token": .number(decode / Double(tokens) * 1e3)])
+                if !json {
+                    print(String(format: "context %6d  prefill %7.3f s  decode %7.3f ms/token", context, prefill, decode / Double(tokens) * 1e3))
+                }
+            }
+        }
+        if json {
+            try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
+                           "blas": .string(try BLAS.load().summary), "contexts": .array(rows.map { .object($0) })])
+        }
+    }
+
+    /// The index of the largest value (greedy decoding).
+    func argMax(_ values: ArraySlice<Float>) -> Int {
+        var best = values.startIndex
+        for i in values.indices where values[i] > values[best] { best = i }
+        return best - values.startIndex
     }
 }

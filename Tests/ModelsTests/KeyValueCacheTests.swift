@@ -97,6 +97,27 @@ final class KeyValueCacheTests: XCTestCase {
         }
     }
 
+    /// A prefill split into chunks of queries (a small score budget) equals the full forward, with
+    /// score biases computed per chunk.
+    func testPrefillInChunksOfQueriesMatches() throws {
+        let (t, v) = (23, 9)
+        var generator = SplitMix64(seed: 4)
+        let ids = (0..<(2 * t)).map { _ in generator.nextInt(in: 0..<v) }
+        for scheme: PositionalScheme in [.alibi, .t5(numberOfBuckets: 8, maximumDistance: 10, bidirectional: false), .shaw(maximumDistance: 3),
+                                         .rope(try RotaryConfiguration())] {
+            let model = try Transformer(configuration: TransformerConfiguration(vocabularySize: v, modelDimension: 16, numberOfLayers: 2,
+                                                                                numberOfHeads: 2, positionalScheme: scheme), seed: 6)
+            try perturbPositionalTables(model, generator: &generator)
+            for block in model.blocks { block.attention.cachedScoreBudget = 2 * 2 * 20 }  // chunks of a few queries
+            try GradientMode.withoutGradient {
+                let full = try model.logits(ids, batchSize: 2, length: t).scalars
+                let cache = KeyValueCache(model: model)
+                let prefill = try model.logits(ids, batchSize: 2, length: t, cache: cache).scalars
+                assertClose(prefill, full, tolerance: 2e-4, "\(scheme) chunked prefill")
+            }
+        }
+    }
+
     func testChunkedPrefillThenDecodeMatches() throws {
         let (t, v) = (9, 11)
         var generator = SplitMix64(seed: 9)

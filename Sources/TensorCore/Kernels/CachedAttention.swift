@@ -30,29 +30,34 @@ extension Kernels {
         let group = s.heads / s.keyValueHeads, pairs = s.batch * s.heads
         let work = pairs * tq * tc * d
         let chunks = work >= 1 << 16 ? min(Parallel.coreCount, pairs) : 1
+        // A prefill of many queries goes through in blocks of rows, so the scores never exceed
+        // block × Tc floats per core.
+        let block = min(tq, max(1, (1 << 20) / max(1, tc)))
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, tq * tc))
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * tc))
             defer { scores.deallocate() }
             for pair in (chunk * pairs / chunks)..<((chunk + 1) * pairs / chunks) {
                 let (b, h) = (pair / s.heads, pair % s.heads)
                 let cache = s.cacheOffset(b, h / group)
-                let qPair = q + pair * tq * d, outPair = out + pair * tq * d
-                sgemmBlock(transposeA: false, transposeB: true, m: tq, n: tc, k: d, alpha: scale, a: qPair, lda: d,
-                           b: keys + cache, ldb: d, beta: 0, c: scores, ldc: tc)
                 let biasPair = bias.map { $0 + ((b % biasBatches) * s.heads + h) * tq * tc }
-                for i in 0..<tq {
-                    let row = scores + i * tc, visible = tc - tq + i + 1
-                    if let biasPair { for j in 0..<visible { row[j] += biasPair[i * tc + j] } }
-                    var maximum = -Float.infinity
-                    for j in 0..<visible { maximum = max(maximum, row[j]) }
-                    if maximum == -.infinity { maximum = 0 }
-                    let sum = exponentiate(row, count: visible, subtracting: maximum)
-                    let inverse = 1 / sum
-                    for j in 0..<visible { row[j] *= inverse }
-                    for j in visible..<tc { row[j] = 0 }
+                for i0 in stride(from: 0, to: tq, by: block) {
+                    let rows = min(block, tq - i0), keys0 = tc - tq + i0 + rows  // keys the block's last query sees
+                    let qBlock = q + (pair * tq + i0) * d, outBlock = out + (pair * tq + i0) * d
+                    sgemmBlock(transposeA: false, transposeB: true, m: rows, n: keys0, k: d, alpha: scale, a: qBlock, lda: d,
+                               b: keys + cache, ldb: d, beta: 0, c: scores, ldc: tc)
+                    for r in 0..<rows {
+                        let i = i0 + r, row = scores + r * tc, visible = tc - tq + i + 1
+                        if let biasPair { for j in 0..<visible { row[j] += biasPair[i * tc + j] } }
+                        var maximum = -Float.infinity
+                        for j in 0..<visible { maximum = max(maximum, row[j]) }
+                        if maximum == -.infinity { maximum = 0 }
+                        let inverse = 1 / exponentiate(row, count: visible, subtracting: maximum)
+                        for j in 0..<visible { row[j] *= inverse }
+                        for j in visible..<keys0 { row[j] = 0 }
+                    }
+                    sgemmBlock(transposeA: false, transposeB: false, m: rows, n: d, k: keys0, alpha: 1, a: scores, lda: tc,
+                               b: values + cache, ldb: d, beta: 0, c: outBlock, ldc: d)
                 }
-                sgemmBlock(transposeA: false, transposeB: false, m: tq, n: d, k: tc, alpha: 1, a: scores, lda: tc,
-                           b: values + cache, ldb: d, beta: 0, c: outPair, ldc: d)
             }
         }
     }
