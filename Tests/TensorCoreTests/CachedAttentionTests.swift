@@ -5,6 +5,24 @@ import XCTest
 /// several new queries, a bias shared or per batch, capacities beyond the filled rows, and sizes on
 /// both sides of the parallel split.
 final class CachedAttentionTests: XCTestCase {
+    func testSgemvAgainstNaiveSgemm() {
+        var generator = SplitMix64(seed: 12)
+        for (m, n, lda) in [(1, 1, 1), (7, 5, 8), (300, 32, 40), (0, 3, 3)] {
+            let a = TensorStorage(count: max(1, m * lda)), x = TensorStorage(count: max(m, n)), y = TensorStorage(count: max(m, n))
+            for i in 0..<a.count { a.pointer[i] = generator.nextNormal() }
+            for i in 0..<x.count { x.pointer[i] = generator.nextNormal() }
+            for transpose in [false, true] {
+                let (rows, inner) = transpose ? (n, m) : (m, n)
+                Kernels.sgemv(transposeA: transpose, m: m, n: n, alpha: 0.5, a: a.pointer, lda: lda, x: x.pointer, beta: 0, y: y.pointer)
+                let expected = TensorStorage(count: max(1, rows))
+                // op(A)·x as a product of op(A) [rows, inner] with x [inner, 1].
+                Kernels.naiveSgemm(transposeA: transpose, transposeB: false, m: rows, n: 1, k: inner, alpha: 0.5, a: a.pointer, lda: lda,
+                                   b: x.pointer, ldb: 1, beta: 0, c: expected.pointer, ldc: 1)
+                for i in 0..<rows { XCTAssertEqual(y.pointer[i], expected.pointer[i], accuracy: 1e-4, "\(m)×\(n) transposed \(transpose)") }
+            }
+        }
+    }
+
     func testCachedAttentionAgainstNaiveTwin() {
         var generator = SplitMix64(seed: 11)
         func values(_ n: Int) -> [Float] { (0..<n).map { _ in generator.nextNormal() } }

@@ -29,9 +29,14 @@ public enum BLAS {
         Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
         UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32) -> Void
 
+    typealias SgemvFunction = @convention(c) (
+        Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32, Float,
+        UnsafeMutablePointer<Float>?, Int32) -> Void
+
     public struct Loaded {
         public let kernels: BLASKernels
         let sgemm: SgemmFunction
+        let sgemv: SgemvFunction
     }
 
     static let loaded: Result<Loaded, BLASError> = {
@@ -46,12 +51,15 @@ public enum BLAS {
 
     /// `sgemm` of the loaded library; a library that cannot be loaded stops here with the message
     /// (the command line calls `load()` first, so that users get the message and exit code 2).
-    static let sgemm: SgemmFunction = {
+    static let sgemm: SgemmFunction = library.sgemm
+    static let sgemv: SgemvFunction = library.sgemv
+
+    static var library: Loaded {
         switch loaded {
-        case let .success(library): return library.sgemm
+        case let .success(library): return library
         case let .failure(error): fatalError(error.description)
         }
-    }()
+    }
 
     /// CBLAS constants (cblas.h): row-major order, no transpose, transpose.
     static let rowMajor: Int32 = 101, noTranspose: Int32 = 111, transpose: Int32 = 112
@@ -90,6 +98,7 @@ public enum BLAS {
                 return p
             }
             let sgemm = unsafeBitCast(try symbol("cblas_sgemm"), to: SgemmFunction.self)
+            let sgemv = unsafeBitCast(try symbol("cblas_sgemv"), to: SgemvFunction.self)
             typealias SetThreads = @convention(c) (Int32) -> Void
             typealias Text = @convention(c) () -> UnsafePointer<CChar>?
             unsafeBitCast(try symbol("openblas_set_num_threads"), to: SetThreads.self)(1)
@@ -102,7 +111,7 @@ public enum BLAS {
                                       coreInstructionSet: OpenBLASCore.instructionSet(of: core),
                                       cpu: cpu.modelName, cpuInstructionSet: cpu.instructionSet,
                                       configuration: configuration.trimmingCharacters(in: .whitespaces))
-            return Loaded(kernels: kernels, sgemm: sgemm)
+            return Loaded(kernels: kernels, sgemm: sgemm, sgemv: sgemv)
         }
         throw BLASError.cannotLoad(tried: names, reasons: failures)
     }

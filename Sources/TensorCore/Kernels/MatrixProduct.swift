@@ -47,6 +47,19 @@ extension Kernels {
                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// y = alpha · op(A) · x (+ beta · y): A is m×n row-major with row stride lda, op(A) = A or Aᵀ;
+    /// x and y contiguous. OpenBLAS sgemv, reading A in place (sgemm with one row would pack A
+    /// first). Its naive twin is `naiveSgemm` with one column.
+    public static func sgemv(transposeA: Bool, m: Int, n: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                             x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
+        guard m > 0, n > 0 else {
+            for i in 0..<(transposeA ? n : m) { y[i] = beta == 0 ? 0 : y[i] * beta }
+            return
+        }
+        BLAS.sgemv(BLAS.rowMajor, transposeA ? BLAS.transpose : BLAS.noTranspose, Int32(m), Int32(n), alpha, a, Int32(lda),
+                   x, 1, beta, y, 1)
+    }
+
     /// Naive twin of `sgemm`: the triple loop, accumulating in Double.
     public static func naiveSgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
