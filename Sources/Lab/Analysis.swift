@@ -41,6 +41,9 @@ public struct AnalysisReport: Codable, Sendable {
 }
 
 public enum Analyzer {
+    /// The longest sequence analysed: the analysis holds every head's T × T attention probabilities.
+    public static let maximumLength = 4_096
+
     public static let fileName = "analysis.json"
 
     public static func analyze(model: Transformer, run: RunSpecification, length: Int, samples: Int = 16) throws -> AnalysisReport {

@@ -18,6 +18,8 @@ public enum RunLimits {
     public static let maximumLayers = 1_024
     public static let maximumModelDimension = 65_536
     public static let maximumHeads = 4_096
+    /// Runs in one sweep (tasks × schemes × seeds × training lengths × model dimensions).
+    public static let maximumSweepRuns = 10_000
 
     /// Checks a training length (first: the default evaluation lengths are multiples of it).
     static func check(trainLength: Int) throws {

@@ -36,7 +36,13 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
                               ("modelDimensions", modelDimensions.count), ("evalMultipliers", evalMultipliers.count)] {
             try require(count > 0, name, "[]", "at least one value")
         }
-        try require(evalMultipliers.allSatisfy { $0 >= 1 }, "evalMultipliers", evalMultipliers, "multiples of at least 1")
+        // Checked before any product: a multiplier times a length must not overflow (found by FuzzSweepConfiguration).
+        for length in trainLengths { try RunLimits.check(trainLength: length) }
+        try require(evalMultipliers.allSatisfy { (1...RunLimits.maximumLength).contains($0) }, "evalMultipliers", evalMultipliers,
+                    "multiples from 1 to \(RunLimits.maximumLength)")
+        let size = [tasks.count, pes.count, seeds.count, trainLengths.count, modelDimensions.count]
+            .reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+        try require(size <= RunLimits.maximumSweepRuns, "sweep", "\(size) runs", "at most \(RunLimits.maximumSweepRuns) runs")
         for (name, values) in [("tasks", tasks.map { "\($0)" }), ("seeds", seeds.map { "\($0)" }),
                                ("trainLengths", trainLengths.map { "\($0)" }), ("modelDimensions", modelDimensions.map { "\($0)" }),
                                ("evalMultipliers", evalMultipliers.map { "\($0)" })] {
@@ -195,7 +201,8 @@ public final class Sweep {
         // Analysis at twice the training length: inside and just beyond what training covered (within
         // a learned table's positions).
         let representable = model.positionalEncodings.compactMap(\.maximumPosition).min().map { $0 + 1 } ?? Int.max
-        let analysis = try Analyzer.analyze(model: model, run: run, length: min(2 * run.trainLength, representable))
+        let analysis = try Analyzer.analyze(model: model, run: run,
+                                            length: min(2 * run.trainLength, representable, Analyzer.maximumLength))
         try AtomicFile.write(prettyJSON(analysis), to: runFolder.appendingPathComponent(Analyzer.fileName))
         try AtomicFile.write(prettyJSON(evaluation), to: evaluationURL)
         report(.finished(run, evaluation, seconds: Date().timeIntervalSince(start)))

@@ -210,11 +210,16 @@ struct Analyze: ParsableCommand {
     @Option(help: "Where to write the JSON (default: analysis.json in the run folder).") var out: String?
 
     func run() throws {
-        guard samples > 0 else { throw ValidationError("--samples must be positive, not \(samples)") }
-        if let length, length < 2 { throw ValidationError("--length must be at least 2, not \(length)") }
+        guard (1...10_000).contains(samples) else { throw ValidationError("--samples must be from 1 to 10000, not \(samples)") }
+        // The analysis keeps every head's T × T attention probabilities.
+        if let length, !(2...Analyzer.maximumLength).contains(length) {
+            throw ValidationError("--length must be from 2 to \(Analyzer.maximumLength) (the analysis holds T × T attention "
+                                  + "per head), not \(length)")
+        }
         let folder = URL(fileURLWithPath: model)
         let (run, trained) = try loadRun(model)
-        let report = try Analyzer.analyze(model: trained, run: run, length: length ?? 2 * run.trainLength, samples: samples)
+        let report = try Analyzer.analyze(model: trained, run: run, length: length ?? min(2 * run.trainLength, Analyzer.maximumLength),
+                                          samples: samples)
         print(table(["layer", "effective k", "mean distance", "attention at distance 0", "at 1", "at 2"], report.layers.enumerated().map { i, layer in
             let byDistance = (0..<3).map { d in layer.attentionByDistance.map { $0.indices.contains(d) ? $0[d] : 0 }.reduce(0, +) / Double(layer.attentionByDistance.count) }
             return [String(i), String(format: "%.2f", layer.effectiveK), String(format: "%.2f", layer.meanDistance)] + byDistance.map { String(format: "%.3f", $0) }

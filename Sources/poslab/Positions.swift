@@ -9,6 +9,16 @@ struct Positions: ParsableCommand {
         subcommands: [Rope.self, Hope.self, Alibi.self, T5.self, Decay.self]
     )
 
+    /// The sizes these tables accept: each is computed whole, so every size has a limit.
+    static let headDimensions = 2...65_536, lengths = 1...4_294_967_296
+
+    /// Throws naming `option`, the value as given and the allowed range, unless `value` is nil or in `range`.
+    static func check(_ value: Int?, _ range: ClosedRange<Int>, _ option: String) throws {
+        if let value, !range.contains(value) {
+            throw ValidationError("\(option) must be from \(range.lowerBound) to \(range.upperBound), not \(value)")
+        }
+    }
+
     struct Rope: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "RoPE inverse frequencies and attention factor, with any transformers rope_parameters.")
         @Option(help: "Head dimension D.") var headDim: Int
@@ -19,6 +29,12 @@ struct Positions: ParsableCommand {
         @Option(help: "The model's max_position_embeddings (read by dynamic, yarn and longrope).") var maxPositionEmbeddings: Int?
         @Option(help: "Current sequence length, for length-dependent scaling (dynamic, longrope).") var sequenceLength: Int?
         @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            try check(headDim, headDimensions, "--head-dim")
+            try check(maxPositionEmbeddings, lengths, "--max-position-embeddings")
+            try check(sequenceLength, lengths, "--sequence-length")
+        }
 
         func run() throws {
             let configuration = try RotaryConfiguration(ropeParameters: try rope.map(JSONValue.object(parsing:)) ?? [:], base: base,
@@ -38,6 +54,12 @@ struct Positions: ParsableCommand {
         @Option(help: "Keep this fraction of the pairs instead.") var fraction: Double?
         @Flag(help: "Print JSON.") var json = false
 
+        func validate() throws {
+            try check(headDim, headDimensions, "--head-dim")
+            try check(trainLength, lengths, "--train-length")
+            try check(keep, 0...(headDim / 2), "--keep")
+        }
+
         func run() throws {
             let cuts = [trainLength.map(HoPECut.trainingLength), keep.map(HoPECut.count), fraction.map(HoPECut.fraction)].compactMap { $0 }
             guard cuts.count == 1 else { throw ValidationError("give exactly one of --train-length, --keep, --fraction") }
@@ -52,6 +74,8 @@ struct Positions: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "ALiBi slopes per head.")
         @Option(help: "Number of heads H.") var heads: Int
         @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws { try check(heads, 1...4_096, "--heads") }
 
         func run() throws {
             guard heads > 0 else { throw ValidationError("--heads must be positive (got \(heads))") }
@@ -68,6 +92,12 @@ struct Positions: ParsableCommand {
         @Flag(help: "Bidirectional buckets (encoder); causal otherwise.") var bidirectional = false
         @Option(help: "Show relative positions from −R to R.") var maxRelative: Int = 16
         @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            try check(buckets, 1...65_536, "--buckets")
+            try check(maxDistance, lengths, "--max-distance")
+            try check(maxRelative, 0...1_000_000, "--max-relative")
+        }
 
         func run() throws {
             try T5Bias.validate(numberOfBuckets: buckets, maximumDistance: maxDistance, bidirectional: bidirectional)
@@ -88,6 +118,14 @@ struct Positions: ParsableCommand {
         @Option(help: "The model's max_position_embeddings (read by some scalings).") var maxPositionEmbeddings: Int?
         @Option(help: "Largest distance r.") var maxDistance: Int
         @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            try check(headDim, headDimensions, "--head-dim")
+            try check(hopeTrainLength, lengths, "--hope-train-length")
+            try check(maxPositionEmbeddings, lengths, "--max-position-embeddings")
+            // The bound sums D/2 terms at each distance: cap the work (about a second).
+            try check(maxDistance, 0...max(0, 100_000_000 / (headDim / 2) - 1), "--max-distance (with --head-dim \(headDim))")
+        }
 
         func run() throws {
             guard rope == nil || hopeTrainLength == nil else { throw ValidationError("give --rope or --hope-train-length, not both") }

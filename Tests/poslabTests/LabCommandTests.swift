@@ -68,6 +68,13 @@ final class LabCommandTests: CommandTestCase {
             (["train", "--positions", "randomized:1000000000000", "--steps", "1"], "positions = 1000000000000"),
             (["train", "--model-dimension", "16384", "--heads", "4", "--layers", "1024", "--steps", "1"], "invalid memory = at least"),
             (["train", "--eval-samples", "0", "--steps", "1"], "evalSamples = 0"),
+            (["positions", "rope", "--head-dim", "1000000000000"], "--head-dim"),
+            (["analyze", "--model", learned, "--length", "100000"], "--length"),
+            (["positions", "hope", "--head-dim", "1000000000000", "--train-length", "64"], "--head-dim"),
+            (["positions", "alibi", "--heads", "1000000000000"], "--heads"),
+            (["positions", "t5", "--max-relative", "1000000000000"], "--max-relative"),
+            (["positions", "decay", "--head-dim", "64", "--max-distance", "1000000000000"], "--max-distance"),
+            (["positions", "decay", "--head-dim", "100000000", "--max-distance", "100"], "--head-dim"),
         ]
         for (arguments, expected) in cases {
             let result = try cli.poslab(arguments)
