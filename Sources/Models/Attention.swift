@@ -260,7 +260,8 @@ public final class LayerCache {
     public var length: Int { positions?.length ?? 0 }
 
     /// Appends, then returns contiguous copies of everything cached so far (the general path) and the positions.
-    func appending(keys k: Tensor, values v: Tensor, positions p: PositionIDs, content kind: Content) throws -> (Tensor, Tensor, PositionIDs) {
+    func appending(keys k: Tensor, values v: Tensor, positions p: PositionIDs,
+                   content kind: Content) throws -> (Tensor, Tensor, PositionIDs) {
         let merged = try append(keys: k, values: v, positions: p, content: kind)
         return (contiguous(keys, batch: p.batchSize), contiguous(values, batch: p.batchSize), merged)
     }
@@ -280,7 +281,8 @@ public final class LayerCache {
                                                     + "one path: inference without a recorder, or the general path)")
             }
             guard positions.batchSize == b, heads == g, headDimension == d else {
-                throw TensorError.shapeMismatch(operation: "LayerCache.appending", shapes: [k.shape, [positions.batchSize, heads, length, headDimension]],
+                throw TensorError.shapeMismatch(operation: "LayerCache.appending",
+                                                shapes: [k.shape, [positions.batchSize, heads, length, headDimension]],
                                                 detail: "new keys must match the cached batch, heads and head dimension")
             }
         } else {
@@ -311,8 +313,9 @@ public final class LayerCache {
         let filled = length * headDimension
         if filled > 0 {
             for pair in 0..<(b * heads) {
-                (newKeys.pointer + pair * rows * headDimension).update(from: keys.pointer + pair * capacity * headDimension, count: filled)
-                (newValues.pointer + pair * rows * headDimension).update(from: values.pointer + pair * capacity * headDimension, count: filled)
+                let (to, from) = (pair * rows * headDimension, pair * capacity * headDimension)
+                (newKeys.pointer + to).update(from: keys.pointer + from, count: filled)
+                (newValues.pointer + to).update(from: values.pointer + from, count: filled)
             }
         }
         (keys, values, capacity) = (newKeys, newValues, rows)

@@ -85,7 +85,8 @@ extension Kernels {
                     for j in 0..<visible {
                         var dot = 0.0
                         for e in 0..<d { dot += Double(q[(pair * tq + i) * d + e]) * Double(keys[cache + j * d + e]) }
-                        logits[j] = Double(scale) * dot + Double(bias.map { $0[(((b % biasBatches) * s.heads + h) * tq + i) * tc + j] } ?? 0)
+                        let biasIndex = (((b % biasBatches) * s.heads + h) * tq + i) * tc + j
+                        logits[j] = Double(scale) * dot + Double(bias.map { $0[biasIndex] } ?? 0)
                     }
                     let top = logits.max() ?? 0
                     let weights = logits.map { Foundation.exp($0 - top) }
