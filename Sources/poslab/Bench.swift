@@ -44,6 +44,8 @@ struct BenchTrain: ParsableCommand {
 
     @Option(help: "Configurations: small, reference, large (comma-separated).") var configurations = "small,reference,large"
     @Option(help: "Timed steps (best of).") var repeats = 5
+    @Option(help: ArgumentHelp("Then train this many more steps and report resident memory after the first 10 and after "
+            + "all (a steady-state step should allocate nothing that stays); 0 skips it.")) var memorySteps = 0
     @Flag(help: "Print JSON (the format bench/compare.py reads).") var json = false
 
     func run() throws {
@@ -54,7 +56,10 @@ struct BenchTrain: ParsableCommand {
             }
             return c
         }
-        guard repeats > 0 else { throw ValidationError("--repeats must be positive, not \(repeats)") }
+        guard (1...1_000).contains(repeats) else { throw ValidationError("--repeats must be from 1 to 1000, not \(repeats)") }
+        guard (0...100_000).contains(memorySteps) else {
+            throw ValidationError("--memory-steps must be from 0 to 100000, not \(memorySteps)")
+        }
         var rows: [[String: JSONValue]] = []
         for c in chosen {
             let model = try c.model()
@@ -67,10 +72,26 @@ struct BenchTrain: ParsableCommand {
             let start = Date()
             let time = try bestTime(repeats) { _ = try trainer.trainStep(nextBatch: { _ in batch }, tokens: &tokens, start: start) }
             let rate = Double(c.batch * c.length) / time
-            rows.append(["name": .string(c.name), "model_dimension": .number(Double(c.dimension)), "layers": .number(Double(c.layers)),
-                         "heads": .number(4), "sequence_length": .number(Double(c.length)), "batch_size": .number(Double(c.batch)),
-                         "feed_forward": .number(Double(4 * c.dimension)), "ms_per_step": .number(time * 1e3),
-                         "tokens_per_second": .number(rate), "parameters": .number(Double(model.parameterCount))])
+            var row: [String: JSONValue] = [
+                "name": .string(c.name), "model_dimension": .number(Double(c.dimension)), "layers": .number(Double(c.layers)),
+                "heads": .number(4), "sequence_length": .number(Double(c.length)), "batch_size": .number(Double(c.batch)),
+                "feed_forward": .number(Double(4 * c.dimension)), "ms_per_step": .number(time * 1e3),
+                "tokens_per_second": .number(rate), "parameters": .number(Double(model.parameterCount))]
+            if memorySteps > 0 {
+                let step = { _ = try trainer.trainStep(nextBatch: { _ in batch }, tokens: &tokens, start: start) }
+                for _ in 0..<min(10, memorySteps) { try step() }
+                let early = residentBytes()
+                for _ in 10..<max(10, memorySteps) { try step() }
+                let late = residentBytes()
+                row["resident_mib_after_10_steps"] = .number(Double(early) / 1_048_576)
+                row["resident_mib_after_all_steps"] = .number(Double(late) / 1_048_576)
+                row["memory_steps"] = .number(Double(memorySteps))
+                if !json {
+                    print(String(format: "%-9@ resident memory %.1f MiB after 10 steps, %.1f MiB after %d", c.name,
+                                 Double(early) / 1_048_576, Double(late) / 1_048_576, memorySteps))
+                }
+            }
+            rows.append(row)
             if !json {
                 print(String(format: "%-9@ C=%-4d L=%d T=%-4d B=%-3d  %8.1f ms/step  %9.0f tokens/s", c.name, c.dimension, c.layers,
                              c.length, c.batch, time * 1e3, rate))
@@ -145,9 +166,14 @@ struct BenchMemory: ParsableCommand {
 }
 
 /// The process's peak resident set size (VmHWM in /proc/self/status), in bytes.
-func peakResidentBytes() -> Int {
+func peakResidentBytes() -> Int { statusBytes("VmHWM:") }
+
+/// The process's current resident set size (VmRSS), in bytes.
+func residentBytes() -> Int { statusBytes("VmRSS:") }
+
+private func statusBytes(_ field: String) -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }) else { return 0 }
     return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
 }
 
