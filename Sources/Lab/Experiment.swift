@@ -28,7 +28,7 @@ public final class Experiment {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw LabError.missing(url.path, "a run folder's config.json")
         }
-        return try JSONDecoder().decode(RunSpecification.self, from: data)
+        return try decodeJSON(RunSpecification.self, from: data, file: url.path)
     }
 
     /// Trains to the last step (or continues from the checkpoint when `resume`), returning the model.
@@ -118,6 +118,55 @@ public enum LabError: Error, CustomStringConvertible {
         case let .missing(path, what): return "\(path): missing (expected \(what))"
         case let .invalid(message): return message
         }
+    }
+}
+
+/// Decodes a file the user may have written or edited (config.json, a sweep file): a malformed
+/// one is a `LabError` naming the file, the field's path and what was expected, not a raw
+/// `DecodingError`. Errors of validation (a `ConfigurationError` from the values) pass through.
+public func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
+    do {
+        return try JSONDecoder().decode(type, from: data)
+    } catch let error as DecodingError {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return keys.isEmpty ? "the top level" : String(keys.drop { $0 == "." })
+        }
+        let reason: String
+        switch error {
+        case let .typeMismatch(expected, context): reason = "\(path(context)): expected \(describe(expected))"
+        case let .valueNotFound(expected, context): reason = "\(path(context)): expected \(describe(expected)), found null"
+        case let .keyNotFound(key, context):
+            reason = "\(context.codingPath.isEmpty ? "" : path(context) + ": ")missing the key \"\(key.stringValue)\""
+        case let .dataCorrupted(context):
+            if context.codingPath.isEmpty {
+                // Foundation says only "not valid JSON": tell a syntax error from a value that does not fit.
+                do {
+                    _ = try JSONSerialization.jsonObject(with: data)
+                    reason = "a number does not fit its field (a negative count, a fraction where a whole number belongs, "
+                        + "or a value too large)"
+                } catch {
+                    let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+                    reason = "not valid JSON" + (detail.map { " (\($0))" } ?? "")
+                }
+            } else {
+                reason = "\(path(context)): \(context.debugDescription)"
+            }
+        @unknown default: reason = "\(error)"
+        }
+        throw LabError.invalid("\(file): \(reason)")
+    }
+}
+
+private func describe(_ type: Any.Type) -> String {
+    switch type {
+    case is String.Type: return "a string"
+    case is Bool.Type: return "true or false"
+    case is Int.Type, is UInt64.Type: return "a whole number"
+    case is Float.Type, is Double.Type: return "a number"
+    default:
+        let name = "\(type)"
+        return name.hasPrefix("Array") ? "a list" : name.hasPrefix("Dictionary") ? "an object" : "a value of type \(name)"
     }
 }
 

@@ -170,7 +170,7 @@ struct SweepCommand: ParsableCommand {
                 throw ValidationError("--config \(config) holds the whole grid; give \(given) in the file instead")
             }
             guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("--config \(config) cannot be read") }
-            specification = try JSONDecoder().decode(SweepSpecification.self, from: data)
+            specification = try decodeJSON(SweepSpecification.self, from: data, file: config)
         } else {
             func list<T>(_ text: String, _ name: String, _ parse: (String) -> T?) throws -> [T] {
                 let values = text.split(separator: ",").map { parse($0.trimmingCharacters(in: .whitespaces)) }

@@ -45,7 +45,12 @@ final class LabCommandTests: CommandTestCase {
         let learned = folder.appendingPathComponent("learned").path
         XCTAssertEqual(try cli.poslab(["train", "--pe", "learned", "--steps", "2", "--train-length", "12", "--model-dimension", "16",
                                        "--eval-lengths", "12", "--out", learned]).status, 0)
+        let badSweep = folder.appendingPathComponent("sweep.json"), truncated = folder.appendingPathComponent("cut.json")
+        try #"{"tasks": "copy", "pes": ["rope"]}"#.write(to: badSweep, atomically: true, encoding: .utf8)
+        try #"{"tasks": ["copy"]"#.write(to: truncated, atomically: true, encoding: .utf8)
         let cases: [([String], String)] = [
+            (["sweep", "--config", badSweep.path, "--out", folder.appendingPathComponent("s2").path], "sweep.json: tasks: expected a list"),
+            (["sweep", "--config", truncated.path, "--out", folder.appendingPathComponent("s3").path], "cut.json: not valid JSON"),
             (["train", "--task", "sorting", "--steps", "1"], "sorting"),
             (["train", "--pe", "warp", "--steps", "1"], "warp"),
             (["train", "--task", "jsonl", "--data", jsonl.path, "--steps", "1"], "line 2"),
