@@ -168,8 +168,8 @@ public enum ReproductionCatalog {
             name: "predictive-position-coupling", paper: "Golowich et al. 2025",
             statement: "Predictive Position Coupling: a model that predicts the coupled position IDs itself, and decodes "
                 + "with them, keeps Position Coupling's length generalisation on addition.",
-            criterion: "As position-coupling's sinusoidal arm (the scheme this claim was first run with), plus a position head trained on the next token's ID and "
-                + "free-running greedy decoding on the model's own IDs. Holds when exact match is at least 0.8 at 20 and 30 "
+            criterion: "As position-coupling's sinusoidal arm (the scheme this claim was first run with), plus a position "
+                + "head trained on the next token's ID and free-running greedy decoding on the model's own IDs. Holds when exact match is at least 0.8 at 20 and 30 "
                 + "digits. Inconclusive when exact match at 10 digits is below 0.9.",
             arms: [arm("predicted", task: "addition", scheme: "sinusoidal", trainLength: l, evalLengths: [l] + beyond, steps: 3000,
                        options: additionOptions, layers: 1, predictPositions: true)],
