@@ -90,11 +90,10 @@ public enum Evaluator {
     /// forward pass (results do not depend on it beyond float rounding).
     public static func evaluate(model: Transformer, task: LabTask, lengths: [Int], samples: Int, batchTokens: Int = batchTokens,
                                 onLength: (LengthResult) throws -> Void = { _ in }) throws -> [LengthResult] {
+        // Every length is checked before the first is evaluated: a bad one costs no compute and loses no result.
+        try task.checkEvaluation(lengths: lengths, maximumPosition: model.positionalEncodings.compactMap(\.maximumPosition).min())
         var results: [LengthResult] = []
         for length in lengths {
-            if let limit = model.positionalEncodings.compactMap(\.maximumPosition).min(), length - 1 > limit {
-                throw LabError.invalid("evaluation length \(length) is beyond what the model's positional scheme represents (positions up to \(limit))")
-            }
             var generator = SplitMix64(seed: 0xE7A1_5EED ^ UInt64(length))
             let result: LengthResult
             switch task {
@@ -112,7 +111,10 @@ public enum Evaluator {
     static func evaluate(_ model: Transformer, _ task: any SequenceTask, length: Int, samples: Int, batchTokens: Int,
                          generator: inout SplitMix64) throws -> LengthResult {
         let size = task.size(fittingIn: length)
-        guard size >= task.minimumSize else { return LengthResult(length: length, accuracy: 0, tokenAccuracy: 0, loss: .nan, perplexity: .nan, count: 0) }
+        guard size >= task.minimumSize else {
+            throw ConfigurationError(parameter: "evaluation length", value: "\(length)",
+                                     allowed: "at least \(task.sequenceLength(size: task.minimumSize)) tokens, the shortest \(task.name) example")
+        }
         var tally = Tally()
         let chunk = max(1, min(samples, batchTokens / length))
         var done = 0, exact = 0, correct = 0, scored = 0
@@ -150,7 +152,8 @@ public enum Evaluator {
     static func evaluate(_ model: Transformer, _ text: TextTask, length: Int, samples: Int, batchTokens: Int) throws -> LengthResult {
         let bytes = text.heldOut
         guard bytes.count > length else {
-            throw LabError.invalid("evaluation length \(length) needs more than the \(bytes.count) held-out bytes")
+            throw ConfigurationError(parameter: "evaluation length", value: "\(length)",
+                                     allowed: "less than the \(bytes.count) held-out bytes of the text")
         }
         /// Windows of `length` bytes (start, first scored position), batched into forward passes.
         func tally(_ windows: [(start: Int, first: Int)]) throws -> Tally {

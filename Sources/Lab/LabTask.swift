@@ -28,6 +28,51 @@ public enum LabTask {
         }
     }
 
+    /// Why this task cannot train at `length` tokens, or nil: a sequence task whose shortest
+    /// example is longer, a text whose training part is too short for one window.
+    public func trainingProblem(length: Int) -> String? {
+        switch self {
+        case let .sequence(task):
+            let shortest = task.sequenceLength(size: task.minimumSize)
+            return task.size(fittingIn: length) >= task.minimumSize ? nil
+                : "at least \(shortest) tokens, the shortest \(task.name) example"
+        case let .text(text):
+            return text.training.count > length + 1 ? nil : "less than the training text's \(text.training.count - 1) bytes"
+        }
+    }
+
+    /// Why this task cannot be evaluated at `length` tokens, or nil: a sequence task's evaluation
+    /// examples do not fit, or the held-out text has no window of that length.
+    public func evaluationProblem(length: Int) -> String? {
+        switch self {
+        case let .sequence(task):
+            let evaluation = task.evaluationTask
+            let shortest = evaluation.sequenceLength(size: evaluation.minimumSize)
+            return evaluation.size(fittingIn: length) >= evaluation.minimumSize ? nil
+                : "at least \(shortest) tokens, the shortest \(task.name) example"
+        case let .text(text):
+            return text.heldOut.count > length ? nil : "less than the \(text.heldOut.count) held-out bytes of the text"
+        }
+    }
+
+    /// Throws one `ConfigurationError` naming every length of `lengths` this task cannot be
+    /// evaluated at (and `maximumPosition`, the model's last representable position, if given),
+    /// so that a run or an evaluation is refused before any compute, not after.
+    public func checkEvaluation(lengths: [Int], maximumPosition: Int? = nil) throws {
+        var problems: [(length: Int, reason: String)] = []
+        for length in lengths {
+            if let limit = maximumPosition, length - 1 > limit {
+                problems.append((length, "at most \(limit + 1) tokens, the positions the model's scheme represents"))
+            } else if let reason = evaluationProblem(length: length) {
+                problems.append((length, reason))
+            }
+        }
+        guard !problems.isEmpty else { return }
+        throw ConfigurationError(parameter: "evaluation length", value: problems.map { "\($0.length)" }.joined(separator: ", "),
+                                 allowed: Dictionary(grouping: problems, by: \.reason).sorted { $0.value[0].length < $1.value[0].length }
+                                    .map { $0.key }.joined(separator: "; "))
+    }
+
     /// Training batches of sequences up to `length` tokens, with position IDs from `assignment`
     /// (or the task's own coupled IDs).
     public func trainingBatch(count: Int, length: Int, assignment: PositionAssignment,
@@ -35,11 +80,10 @@ public enum LabTask {
         var batch: TokenBatch
         switch self {
         case let .sequence(task):
-            let largest = task.size(fittingIn: length)
-            guard largest >= task.minimumSize else {
-                throw TensorError.invalidArgument(operation: "task \(task.name)", parameter: "trainLength", value: "\(length)",
-                                                  allowed: "at least \(task.sequenceLength(size: task.minimumSize)) tokens, the shortest example")
+            if let problem = trainingProblem(length: length) {
+                throw ConfigurationError(parameter: "trainLength", value: "\(length)", allowed: problem)
             }
+            let largest = task.size(fittingIn: length)
             batch = try task.batch(count: count, sizes: task.minimumSize...largest, generator: &generator)
         case let .text(text):
             batch = try text.batch(size: count, length: length, generator: &generator)

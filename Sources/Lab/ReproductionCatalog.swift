@@ -1,6 +1,7 @@
 import Foundation
 import PositionalEncodings
 import Tasks
+import TensorCore
 
 /// The claims `poslab reproduce` checks. Every size is fixed here, so a claim is one seeded,
 /// resumable sweep; each is sized to finish within about ten minutes on two cores with three
@@ -12,7 +13,7 @@ public enum ReproductionCatalog {
 
     public static func claim(named name: String) throws -> Claim {
         guard let claim = claims.first(where: { $0.name == name }) else {
-            throw LabError.invalid("unknown claim \"\(name)\"; the claims are \(claims.map(\.name).joined(separator: ", "))")
+            throw ConfigurationError(parameter: "claim", value: "\"\(name)\"", allowed: claims.map(\.name).joined(separator: ", "))
         }
         return claim
     }

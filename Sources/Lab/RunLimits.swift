@@ -1,6 +1,7 @@
 import Foundation
 import Models
 import NN
+import TensorCore
 
 /// The explicit limits every run is checked against before any work starts (sizes that reach an
 /// allocation, a loop bound or an integer conversion), and the memory a run would need. A value

@@ -97,6 +97,10 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         self.pe = pe
         // Building every part once rejects an invalid run before any work starts.
         let built = try makeTask()
+        if let problem = built.trainingProblem(length: trainLength) {
+            throw ConfigurationError(parameter: "trainLength", value: "\(trainLength)", allowed: problem)
+        }
+        try built.checkEvaluation(lengths: self.evalLengths)
         let rows = try positionsUsed(by: built) + 1
         self.pe = SchemeSpecification(try pe.resolved(trainingLength: trainLength, maximumLength: max(tableLength, rows),
                                                       modelDimension: modelDimension))
@@ -160,7 +164,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         var classes: Int?
         if predictPositions {
             guard case let .sequence(sequenceTask) = task, let largest = try sequenceTask.largestCoupledPosition(length: longest) else {
-                throw LabError.invalid("predictPositions needs a task with coupled position IDs (addition), not \(self.task)")
+                throw ConfigurationError(parameter: "predictPositions", value: "true for task \(self.task)",
+                                         allowed: "a task with coupled position IDs (addition)")
             }
             classes = largest + 2  // IDs 0…largest, and the one after the last token
         }

@@ -214,7 +214,7 @@ public final class CausalSelfAttention: Layer {
         let (low, high) = (range.lowerBound, range.upperBound)
         guard let table = try encoding.distanceBiasTable(minimumDistance: low, maximumDistance: high) else {
             if implementation == .blocked {
-                throw TensorError.invalidArgument(operation: "CausalSelfAttention", parameter: "implementation", value: "blocked",
+                throw ConfigurationError(context: "CausalSelfAttention", parameter: "implementation", value: "blocked",
                                                   allowed: "materialized or automatic for \(type(of: encoding)), whose bias depends on the queries")
             }
             return .materialized

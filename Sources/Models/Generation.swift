@@ -11,11 +11,11 @@ public struct SamplingConfiguration: Codable, Equatable, Sendable {
 
     public init(temperature: Float = 0, topK: Int? = nil, seed: UInt64 = 0) throws {
         guard temperature >= 0, temperature.isFinite else {
-            throw TensorError.invalidArgument(operation: "SamplingConfiguration", parameter: "temperature", value: "\(temperature)",
+            throw ConfigurationError(context: "SamplingConfiguration", parameter: "temperature", value: "\(temperature)",
                                               allowed: "0 (greedy) or a positive finite value")
         }
         if let topK, topK < 1 {
-            throw TensorError.invalidArgument(operation: "SamplingConfiguration", parameter: "topK", value: "\(topK)", allowed: "a positive count")
+            throw ConfigurationError(context: "SamplingConfiguration", parameter: "topK", value: "\(topK)", allowed: "a positive count")
         }
         self.temperature = temperature; self.topK = topK; self.seed = seed
     }

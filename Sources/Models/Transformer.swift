@@ -107,8 +107,10 @@ public final class TransformerBlock: Layer {
             return try feedForwardNorm(h1 + feedForward(h1))
         case .normalized:
             // nGPT (eq. 10–11): step from h towards the normalised block output at rates α, back onto the sphere.
-            guard let attentionRate, let feedForwardRate else { throw TensorError.invalidArgument(
-                operation: "TransformerBlock", parameter: "placement", value: "normalized", allowed: "a block built for nGPT") }
+            guard let attentionRate, let feedForwardRate else {
+                throw ConfigurationError(context: "TransformerBlock", parameter: "placement", value: "normalized",
+                                         allowed: "a block built for nGPT")
+            }
             let a = try attention(h, positions: positions, encoding: encoding, cache: cache).l2Normalized(axis: -1)
             let h1 = try (h + (a - h) * attentionRate).l2Normalized(axis: -1)
             let m = try feedForward(h1).l2Normalized(axis: -1)

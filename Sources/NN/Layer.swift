@@ -23,24 +23,3 @@ extension Layer {
 public func prefixed(_ prefix: String, _ parameters: [(name: String, tensor: Tensor)]) -> [(name: String, tensor: Tensor)] {
     parameters.map { (prefix + "." + $0.name, $0.tensor) }
 }
-
-/// An error in a layer's or optimiser's configuration, naming the parameter and its allowed values.
-public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
-    public let parameter: String
-    public let value: String
-    public let allowed: String
-
-    public init(parameter: String, value: String, allowed: String) {
-        self.parameter = parameter
-        self.value = value
-        self.allowed = allowed
-    }
-
-    public var description: String { "invalid \(parameter) = \(value); allowed: \(allowed)" }
-}
-
-/// Throws a `ConfigurationError` unless `condition` holds.
-@inline(__always)
-public func require(_ condition: Bool, _ parameter: String, _ value: @autoclosure () -> Any, _ allowed: String) throws {
-    if !condition { throw ConfigurationError(parameter: parameter, value: "\(value())", allowed: allowed) }
-}

@@ -29,16 +29,16 @@ public enum HoPE {
         let half = rotaryDimension / 2
         switch cut {
         case let .trainingLength(length):
-            guard length > 0 else { throw RoPEParameterError(parameter: "hope train length", value: "\(length)", allowed: "a positive length") }
+            guard length > 0 else { throw ConfigurationError(parameter: "hope train length", value: "\(length)", allowed: "a positive length") }
             return (0..<half).filter { 2 * Double.pi * pow(base, Double(2 * $0) / Double(rotaryDimension)) <= Double(length) }
         case let .count(count):
             guard count >= 0, count <= half else {
-                throw RoPEParameterError(parameter: "hope kept pairs", value: "\(count)", allowed: "0…\(half) (R/2)")
+                throw ConfigurationError(parameter: "hope kept pairs", value: "\(count)", allowed: "0…\(half) (R/2)")
             }
             return Array(0..<count)
         case let .fraction(fraction):
             guard fraction >= 0, fraction <= 1 else {
-                throw RoPEParameterError(parameter: "hope fraction", value: "\(fraction)", allowed: "0 ≤ fraction ≤ 1")
+                throw ConfigurationError(parameter: "hope fraction", value: "\(fraction)", allowed: "0 ≤ fraction ≤ 1")
             }
             return Array(0..<Int(fraction * Double(half)))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// A JSON value, for reading and writing transformers-style parameter dictionaries as they are.
 public enum JSONValue: Codable, Hashable, Sendable {
@@ -34,18 +35,10 @@ public enum JSONValue: Codable, Hashable, Sendable {
     /// Parses a JSON object from text, e.g. a pasted `rope_parameters` dictionary.
     public static func object(parsing text: String) throws -> [String: JSONValue] {
         guard case let .object(o)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
-            throw RoPEParameterError(parameter: "rope parameters", value: text, allowed: "a JSON object such as {\"rope_type\": \"linear\", \"factor\": 2}")
+            throw ConfigurationError(parameter: "rope parameters", value: text, allowed: "a JSON object such as {\"rope_type\": \"linear\", \"factor\": 2}")
         }
         return o
     }
-}
-
-/// A problem with a rotary configuration, naming the parameter and its allowed values.
-public struct RoPEParameterError: Error, CustomStringConvertible, Equatable {
-    public let parameter: String
-    public let value: String
-    public let allowed: String
-    public var description: String { "invalid \(parameter) = \(value); allowed: \(allowed)" }
 }
 
 /// Typed reads from a parameter dictionary, with errors that name the key.
@@ -57,13 +50,13 @@ struct ParameterReader {
         switch values[key] {
         case nil, .null?: return nil
         case let .number(n)?: return n
-        case let other?: throw RoPEParameterError(parameter: "\(context).\(key)", value: other.compactText, allowed: "a number")
+        case let other?: throw ConfigurationError(parameter: "\(context).\(key)", value: other.compactText, allowed: "a number")
         }
     }
 
     func requiredNumber(_ key: String) throws -> Double {
         guard let n = try number(key) else {
-            throw RoPEParameterError(parameter: "\(context).\(key)", value: "missing", allowed: "a number (required for \(context))")
+            throw ConfigurationError(parameter: "\(context).\(key)", value: "missing", allowed: "a number (required for \(context))")
         }
         return n
     }
@@ -72,16 +65,16 @@ struct ParameterReader {
         switch values[key] {
         case nil, .null?: return nil
         case let .bool(b)?: return b
-        case let other?: throw RoPEParameterError(parameter: "\(context).\(key)", value: other.compactText, allowed: "true or false")
+        case let other?: throw ConfigurationError(parameter: "\(context).\(key)", value: other.compactText, allowed: "true or false")
         }
     }
 
     func numbers(_ key: String) throws -> [Double] {
         guard case let .array(items)? = values[key] else {
-            throw RoPEParameterError(parameter: "\(context).\(key)", value: values[key]?.compactText ?? "missing", allowed: "a list of numbers (required for \(context))")
+            throw ConfigurationError(parameter: "\(context).\(key)", value: values[key]?.compactText ?? "missing", allowed: "a list of numbers (required for \(context))")
         }
         return try items.map {
-            guard case let .number(n) = $0 else { throw RoPEParameterError(parameter: "\(context).\(key)", value: $0.compactText, allowed: "numbers only") }
+            guard case let .number(n) = $0 else { throw ConfigurationError(parameter: "\(context).\(key)", value: $0.compactText, allowed: "numbers only") }
             return n
         }
     }

@@ -70,7 +70,7 @@ public enum PositionAssignment: Codable, Equatable, Sendable {
             return .sequential(batchSize: batchSize, length: length)
         case let .randomOffset(maximumOffset):
             guard maximumOffset >= 0 else {
-                throw TensorError.invalidArgument(operation: "PositionAssignment.randomOffset", parameter: "maximumOffset",
+                throw ConfigurationError(context: "PositionAssignment.randomOffset", parameter: "maximumOffset",
                                                   value: "\(maximumOffset)", allowed: "a non-negative offset")
             }
             var values: [Int] = []
@@ -82,7 +82,7 @@ public enum PositionAssignment: Codable, Equatable, Sendable {
             return try PositionIDs(values: values, batchSize: batchSize, length: length)
         case let .randomized(maximumPosition):
             guard maximumPosition >= length else {
-                throw TensorError.invalidArgument(operation: "PositionAssignment.randomized", parameter: "maximumPosition",
+                throw ConfigurationError(context: "PositionAssignment.randomized", parameter: "maximumPosition",
                                                   value: "\(maximumPosition)", allowed: "at least the sequence length \(length)")
             }
             var values: [Int] = []
@@ -91,7 +91,7 @@ public enum PositionAssignment: Codable, Equatable, Sendable {
             return try PositionIDs(values: values, batchSize: batchSize, length: length)
         case .coupled:
             guard let taskPositions else {
-                throw TensorError.invalidArgument(operation: "PositionAssignment.coupled", parameter: "taskPositions",
+                throw ConfigurationError(context: "PositionAssignment.coupled", parameter: "taskPositions",
                                                   value: "none", allowed: "the task's coupled position IDs [B, T]")
             }
             return try PositionIDs(values: taskPositions, batchSize: batchSize, length: length)

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// Inverse frequencies θ_i (i < R/2) and the attention factor that scales cos and sin.
 public struct RoPEFrequencies: Equatable, Sendable {
@@ -16,14 +17,14 @@ extension RoPEScaling {
     public func frequencies(rotaryDimension dim: Int, base: Double, maximumPositionEmbeddings: Int? = nil,
                             sequenceLength: Int? = nil) throws -> RoPEFrequencies {
         guard dim > 0, dim % 2 == 0 else {
-            throw RoPEParameterError(parameter: "rotary dimension", value: "\(dim)", allowed: "a positive even number")
+            throw ConfigurationError(parameter: "rotary dimension", value: "\(dim)", allowed: "a positive even number")
         }
-        guard base > 0, base.isFinite else { throw RoPEParameterError(parameter: "rope_theta (base)", value: "\(base)", allowed: "a positive number") }
+        guard base > 0, base.isFinite else { throw ConfigurationError(parameter: "rope_theta (base)", value: "\(base)", allowed: "a positive number") }
         let half = dim / 2
         func standard(_ b: Double) -> [Double] { (0..<half).map { 1 / pow(b, Double(2 * $0) / Double(dim)) } }
         func original(_ given: Int?, _ type: String) throws -> Int {
             guard let length = given ?? maximumPositionEmbeddings else {
-                throw RoPEParameterError(parameter: "\(type).original_max_position_embeddings", value: "missing",
+                throw ConfigurationError(parameter: "\(type).original_max_position_embeddings", value: "missing",
                                          allowed: "a positive whole number in the parameters, or the model's max_position_embeddings")
             }
             return length
@@ -49,7 +50,7 @@ extension RoPEScaling {
             return RoPEFrequencies(inverseFrequencies: llama3Frequencies(l, Double(trained), standard(base)), attentionFactor: 1)
         case let .longRoPE(l):
             guard l.shortFactor.count == half, l.longFactor.count == half else {
-                throw RoPEParameterError(parameter: "longrope.short_factor/long_factor", value: "\(l.shortFactor.count) and \(l.longFactor.count) entries",
+                throw ConfigurationError(parameter: "longrope.short_factor/long_factor", value: "\(l.shortFactor.count) and \(l.longFactor.count) entries",
                                          allowed: "R/2 = \(half) entries each")
             }
             // `_compute_longrope_parameters`: an explicit factor wins; otherwise (Phi-3) the ratio of

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// The context-extension forms of RoPE, each a transform of the inverse frequencies θ_i plus an
 /// attention factor that scales cos and sin (and so every rotated query–key product by its
@@ -87,14 +88,14 @@ extension RoPEScaling {
         if case let .string(s)? = parameters["rope_type"] ?? parameters["type"] { type = s }
         let r = ParameterReader(values: parameters, context: type)
         func positive(_ key: String, _ value: Double) throws -> Double {
-            guard value > 0, value.isFinite else { throw RoPEParameterError(parameter: "\(type).\(key)", value: "\(value)", allowed: "a positive number") }
+            guard value > 0, value.isFinite else { throw ConfigurationError(parameter: "\(type).\(key)", value: "\(value)", allowed: "a positive number") }
             return value
         }
         func length(_ key: String) throws -> Int? {
             guard let v = try r.number(key) else { return nil }
             // A length in tokens, up to 2^32: beyond it no Double-valued frequency formula is meaningful.
             guard v >= 1, v <= 4_294_967_296, let n = Int(exactly: v) else {
-                throw RoPEParameterError(parameter: "\(type).\(key)", value: "\(v)", allowed: "a whole number from 1 to 4294967296")
+                throw ConfigurationError(parameter: "\(type).\(key)", value: "\(v)", allowed: "a whole number from 1 to 4294967296")
             }
             return n
         }
@@ -121,14 +122,14 @@ extension RoPEScaling {
             let low = try positive("low_freq_factor", r.requiredNumber("low_freq_factor"))
             let high = try positive("high_freq_factor", r.requiredNumber("high_freq_factor"))
             guard high > low else {
-                throw RoPEParameterError(parameter: "llama3.high_freq_factor", value: "\(high)", allowed: "more than low_freq_factor (\(low))")
+                throw ConfigurationError(parameter: "llama3.high_freq_factor", value: "\(high)", allowed: "more than low_freq_factor (\(low))")
             }
             self = .llama3(Llama3Parameters(factor: try positive("factor", r.requiredNumber("factor")), lowFrequencyFactor: low,
                                             highFrequencyFactor: high, originalMaximumLength: try length("original_max_position_embeddings")))
         case "longrope":
             let short = try r.numbers("short_factor"), long = try r.numbers("long_factor")
             for v in short + long where !(v > 0) {
-                throw RoPEParameterError(parameter: "longrope.short_factor/long_factor", value: "\(v)", allowed: "positive numbers")
+                throw ConfigurationError(parameter: "longrope.short_factor/long_factor", value: "\(v)", allowed: "positive numbers")
             }
             self = .longRoPE(LongRoPEParameters(shortFactor: short, longFactor: long, originalMaximumLength: try length("original_max_position_embeddings"),
                                                 factor: try r.number("factor").map { try positive("factor", $0) },
@@ -136,11 +137,11 @@ extension RoPEScaling {
         case "proportional":
             let fraction = try r.number("partial_rotary_factor") ?? 1
             guard fraction >= 0, fraction <= 1 else {
-                throw RoPEParameterError(parameter: "proportional.partial_rotary_factor", value: "\(fraction)", allowed: "0 ≤ fraction ≤ 1")
+                throw ConfigurationError(parameter: "proportional.partial_rotary_factor", value: "\(fraction)", allowed: "0 ≤ fraction ≤ 1")
             }
             self = .proportional(factor: try positive("factor", r.number("factor") ?? 1), fraction: fraction)
         default:
-            throw RoPEParameterError(parameter: "rope_type", value: type, allowed: RoPEScaling.ropeTypes.joined(separator: ", "))
+            throw ConfigurationError(parameter: "rope_type", value: type, allowed: RoPEScaling.ropeTypes.joined(separator: ", "))
         }
     }
 

@@ -17,12 +17,12 @@ public struct RotaryConfiguration: Codable, Equatable, Sendable {
 
     public init(base: Double = 10_000, pairing: RotaryPairing = .halfSplit, partialRotaryFactor: Double = 1,
                 scaling: RoPEScaling = .none, maximumPositionEmbeddings: Int? = nil) throws {
-        guard base > 1, base.isFinite else { throw RoPEParameterError(parameter: "base", value: "\(base)", allowed: "a finite number above 1") }
+        guard base > 1, base.isFinite else { throw ConfigurationError(parameter: "base", value: "\(base)", allowed: "a finite number above 1") }
         guard partialRotaryFactor > 0, partialRotaryFactor <= 1 else {
-            throw RoPEParameterError(parameter: "partial_rotary_factor", value: "\(partialRotaryFactor)", allowed: "0 < fraction ≤ 1")
+            throw ConfigurationError(parameter: "partial_rotary_factor", value: "\(partialRotaryFactor)", allowed: "0 < fraction ≤ 1")
         }
         if let m = maximumPositionEmbeddings, m <= 0 {
-            throw RoPEParameterError(parameter: "max_position_embeddings", value: "\(m)", allowed: "a positive length")
+            throw ConfigurationError(parameter: "max_position_embeddings", value: "\(m)", allowed: "a positive length")
         }
         self.base = base
         self.pairing = pairing
@@ -57,7 +57,7 @@ public struct RotaryConfiguration: Codable, Equatable, Sendable {
     public func rotaryDimension(headDimension: Int) throws -> Int {
         let r = Int(Double(headDimension) * partialRotaryFactor)
         guard r > 0, r % 2 == 0 else {
-            throw RoPEParameterError(parameter: "partial_rotary_factor", value: "\(partialRotaryFactor) of head dimension \(headDimension) = \(r) dimensions",
+            throw ConfigurationError(parameter: "partial_rotary_factor", value: "\(partialRotaryFactor) of head dimension \(headDimension) = \(r) dimensions",
                                      allowed: "a fraction leaving an even, positive number of rotated dimensions")
         }
         return r

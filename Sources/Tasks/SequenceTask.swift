@@ -171,10 +171,10 @@ private func rows(_ examples: [Example], length: Int, _ values: (Example) -> [In
     return result
 }
 
-/// Throws TensorError.invalidArgument naming the parameter unless `condition` holds.
+/// Throws a ConfigurationError naming the parameter unless `condition` holds.
 func requireArgument(_ condition: Bool, _ operation: String, _ parameter: String, _ value: Any, _ allowed: String) throws {
     guard condition else {
-        throw TensorError.invalidArgument(operation: operation, parameter: parameter, value: "\(value)", allowed: allowed)
+        throw ConfigurationError(context: operation, parameter: parameter, value: "\(value)", allowed: allowed)
     }
 }
 

@@ -84,12 +84,12 @@ public enum TaskCatalog {
         case "incontext": return try InContextCopyTask(alphabetSize: o.alphabetSize ?? TaskVocabulary.symbolCount)
         case "jsonl":
             guard let data = o.data else {
-                throw TensorError.invalidArgument(operation: "TaskCatalog.named", parameter: "data", value: "none",
+                throw ConfigurationError(parameter: "data", value: "none",
                                                   allowed: "a JSON-lines file of {\"input\", \"target\"} pairs for the jsonl task")
             }
             return try JSONLinesTask(contentsOf: data)
         default:
-            throw TensorError.invalidArgument(operation: "TaskCatalog.named", parameter: "task", value: "\"\(name)\"",
+            throw ConfigurationError(parameter: "task", value: "\"\(name)\"",
                                               allowed: names.joined(separator: ", ") + ", or names joined by + (e.g. copy+sparse)")
         }
     }

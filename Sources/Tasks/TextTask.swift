@@ -23,7 +23,7 @@ public struct TextTask: Sendable {
             throw DataError(path: path, reason: "not valid UTF-8 text")
         }
         guard heldOutFraction >= 0, heldOutFraction < 1 else {
-            throw TensorError.invalidArgument(operation: "TextTask", parameter: "heldOutFraction", value: "\(heldOutFraction)", allowed: "0 ≤ f < 1")
+            throw ConfigurationError(context: "TextTask", parameter: "heldOutFraction", value: "\(heldOutFraction)", allowed: "0 ≤ f < 1")
         }
         let split = bytes.count - Int(Double(bytes.count) * heldOutFraction)
         training = Array(bytes[..<split])
@@ -50,7 +50,7 @@ public struct TextTask: Sendable {
     /// `size` random windows of `length` + 1 training bytes: inputs the first `length`, targets shifted by one.
     public func batch(size: Int, length: Int, generator: inout SplitMix64) throws -> TokenBatch {
         guard training.count > length + 1 else {
-            throw TensorError.invalidArgument(operation: "TextTask.batch", parameter: "length", value: "\(length)",
+            throw ConfigurationError(context: "TextTask.batch", parameter: "length", value: "\(length)",
                                               allowed: "less than the training text's \(training.count - 1) bytes")
         }
         var inputs: [Int] = [], targets: [Int] = []

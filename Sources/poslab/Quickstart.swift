@@ -12,6 +12,8 @@ struct Quickstart: ParsableCommand {
 
     @Option(help: "Sweep folder.") var out = "runs/quickstart"
     @Option(help: "Training steps per run.") var steps = 3000
+    @Option(help: ArgumentHelp("Transformer blocks. Three: with two, whether the relative schemes (ALiBi, NoPE) learn "
+                               + "copy at all depends on the seed.")) var layers = 3
     @Option(help: "Runs at a time (both cores by default).") var jobs = 2
     @Option(help: ArgumentHelp("Schemes, comma-separated, each as --pe takes it (default: the seven). " + schemeHelp))
     var pes = "nope,sinusoidal,learned,t5,alibi,rope,hope"
@@ -27,7 +29,9 @@ struct Quickstart: ParsableCommand {
             tasks: ["copy", "sparse"], pes: parseSchemeList(pes, rope: rope), seeds: [0],
             // k = 1, the sparsest planted correlation: at this size and budget k = 2's modular sum does
             // not train for any scheme (the target stays at chance), which would compare nothing.
-            trainLengths: [24], modelDimensions: [64], evalMultipliers: [1, 2, 4, 8], taskOptions: TaskOptions(k: 1), layers: 2, heads: 4, steps: steps,
+            trainLengths: [24], modelDimensions: [64], evalMultipliers: [1, 2, 4, 8], taskOptions: TaskOptions(k: 1),
+            layers: layers, heads: 4,
+            steps: steps,
             batchSize: 32, learningRate: 3e-3, evalSamples: 64)
         let start = Date()
         let report = try runSweep(specification, folder: URL(fileURLWithPath: out), jobs: jobs)

@@ -77,7 +77,7 @@ final class LabTests: XCTestCase {
         let learned = try RunSpecification(task: "copy", pe: SchemeSpecification(name: "learned"), trainLength: 12, modelDimension: 16, layers: 1, evalLengths: [12])
         let learnedModel = try Transformer(configuration: learned.modelConfiguration(), seed: 1)
         XCTAssertThrowsError(try Evaluator.evaluate(model: learnedModel, task: learned.makeTask(), lengths: [40], samples: 2)) {
-            XCTAssertTrue("\($0)".contains("evaluation length 40"), "\($0)")
+            XCTAssertTrue("\($0)".contains("invalid evaluation length = 40; allowed: at most"), "\($0)")
         }
     }
 

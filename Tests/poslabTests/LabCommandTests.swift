@@ -45,6 +45,9 @@ final class LabCommandTests: CommandTestCase {
         let learned = folder.appendingPathComponent("learned").path
         XCTAssertEqual(try cli.poslab(["train", "--pe", "learned", "--steps", "2", "--train-length", "12", "--model-dimension", "16",
                                        "--eval-lengths", "12", "--out", learned]).status, 0)
+        let smallText = folder.appendingPathComponent("small.txt")
+        try String(repeating: "In the beginning. ", count: 100).write(to: smallText, atomically: true, encoding: .utf8)
+        let notWritten = folder.appendingPathComponent("never").path
         let badSweep = folder.appendingPathComponent("sweep.json"), truncated = folder.appendingPathComponent("cut.json")
         try #"{"tasks": "copy", "pes": ["rope"]}"#.write(to: badSweep, atomically: true, encoding: .utf8)
         try #"{"tasks": ["copy"]"#.write(to: truncated, atomically: true, encoding: .utf8)
@@ -55,7 +58,13 @@ final class LabCommandTests: CommandTestCase {
             (["train", "--pe", "warp", "--steps", "1"], "warp"),
             (["train", "--task", "jsonl", "--data", jsonl.path, "--steps", "1"], "line 2"),
             (["eval", "--model", empty], "checkpoint.safetensors"),
-            (["eval", "--model", learned, "--lengths", "12,400"], "evaluation length 400"),
+            (["eval", "--model", learned, "--lengths", "12,400"], "invalid evaluation length = 400; allowed: at most"),
+            // Lengths a task or a text cannot fill: refused before training, so no result is lost after it.
+            (["train", "--eval-lengths", "3,24", "--steps", "1", "--out", notWritten], "invalid evaluation length = 3; allowed: at least 4"),
+            (["train", "--task", "addition", "--eval-lengths", "5,32", "--steps", "1", "--out", notWritten], "length = 5"),
+            (["train", "--task", "text", "--data", smallText.path, "--train-length", "16", "--eval-lengths", "16,400,4096",
+              "--steps", "1", "--out", notWritten], "invalid evaluation length = 400, 4096; allowed: less than the 180 held-out"),
+            (["train", "--task", "text", "--data", smallText.path, "--train-length", "4000", "--steps", "1"], "trainLength = 4000"),
             (["analyze", "--model", empty], "checkpoint.safetensors"),
             (["report", empty], "finished runs"),
             (["sweep", "--tasks", "copy", "--pes", "rope,warp", "--out", folder.appendingPathComponent("s").path], "warp"),
@@ -86,6 +95,7 @@ final class LabCommandTests: CommandTestCase {
             XCTAssertEqual(result.status, 2, "\(arguments): \(result.error)")
             XCTAssertTrue(result.error.contains(expected), "\(arguments) should name \(expected): \(result.error)")
         }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: notWritten), "a refused run writes nothing")
     }
 
     func testArchitectureOptionsReachTheRunConfiguration() throws {
