@@ -40,5 +40,5 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["TensorCore", "Models", "Tasks", "Lab"]),
         .testTarget(name: "poslabTests", dependencies: ["poslab"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

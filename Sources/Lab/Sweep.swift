@@ -3,6 +3,7 @@ import Foundation
 import Models
 import NN
 import PositionalEncodings
+import Synchronization
 import TensorCore
 import Tasks
 
@@ -100,7 +101,7 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
 /// Runs a sweep into `folder`: one folder per run under runs/, and results.csv aggregated from
 /// every finished run. A finished run (eval.json present) is skipped; a killed one resumes from
 /// its checkpoint. Files are written atomically, so an interruption loses no finished run.
-public final class Sweep {
+public final class Sweep: Sendable {
     /// The grid, for sweeps made from one (nil for an explicit list of runs).
     public let specification: SweepSpecification?
     /// Every run, in order.
@@ -108,7 +109,7 @@ public final class Sweep {
     public let folder: URL
     public static let resultsFile = "results.csv", runsFolder = "runs"
 
-    public enum Event {
+    public enum Event: Sendable {
         case started(RunSpecification, resumed: Bool)
         case step(RunSpecification, TrainingProgress)
         case finished(RunSpecification, EvaluationReport, seconds: Double)
@@ -141,35 +142,34 @@ public final class Sweep {
     struct PlanRecord: Codable { var runs: [String] }
 
     /// Runs everything, `jobs` runs at a time. `onEvent` is called from worker threads, serialised.
-    public func run(jobs: Int, onEvent: @escaping (Event) -> Void) throws {
+    public func run(jobs: Int, onEvent: @escaping @Sendable (Event) -> Void) throws {
         try require(jobs >= 1, "jobs", jobs, "a positive count")
         let runs = plan
         let sweepLock = try FolderLock(folder, what: "sweep")
         defer { sweepLock.release() }
         if let specification { try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent(Sweep.specificationFile)) }
         try AtomicFile.write(prettyJSON(PlanRecord(runs: runs.map(\.name))), to: folder.appendingPathComponent(Sweep.planFile))
-        let lock = NSLock()
-        var next = 0
-        var failure: Error?
-        func report(_ event: Event) { lock.lock(); onEvent(event); lock.unlock() }
+        // The workers share the next run's index, the first failure, and (one at a time) onEvent and results.csv.
+        struct Shared { var next = 0; var failure: (any Error)? }
+        let shared = Mutex(Shared())
+        let events = Mutex(())
+        let report: @Sendable (Event) -> Void = { event in events.withLock { _ in onEvent(event) } }
         DispatchQueue.concurrentPerform(iterations: min(jobs, runs.count)) { _ in
             while true {
-                lock.lock()
-                let index = next
-                next += 1
-                let stop = failure != nil
-                lock.unlock()
+                let (index, stop) = shared.withLock { state in
+                    defer { state.next += 1 }
+                    return (state.next, state.failure != nil)
+                }
                 guard index < runs.count, !stop else { return }
                 do {
                     try execute(runs[index], report: report)
-                    lock.lock(); defer { lock.unlock() }
-                    try writeResults()
+                    try events.withLock { _ in try writeResults() }
                 } catch {
-                    lock.lock(); if failure == nil { failure = error }; lock.unlock()
+                    shared.withLock { state in if state.failure == nil { state.failure = error } }
                 }
             }
         }
-        if let failure { throw failure }
+        if let failure = shared.withLock({ $0.failure }) { throw failure }
         try writeResults()
     }
 

@@ -26,7 +26,7 @@ public enum Parallel {
             return
         }
         let size = (count + chunks - 1) / chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        perform(iterations: chunks) { chunk in
             let start = chunk * size
             let end = min(count, start + size)
             if start < end { body(chunk, start..<end) }
@@ -40,4 +40,25 @@ public enum Parallel {
         let minimumRows = max(1, minimumElementsPerChunk / max(1, elementsPerRow))
         forEachChunk(count: rows, minimumPerChunk: minimumRows) { _, range in body(range) }
     }
+
+    /// Calls `body` for each of `0..<iterations` concurrently (Dispatch's `concurrentPerform`).
+    ///
+    /// The one place where the engine vouches for what the compiler cannot check: every kernel's
+    /// `body` writes only the memory its own iteration owns (disjoint rows, chunks or heads of an
+    /// output, found by index arithmetic on raw pointers) and only reads memory no iteration
+    /// writes. Each such kernel has a naive, single-threaded twin that a test compares it with.
+    @inlinable
+    public static func perform(iterations: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            let shared = DisjointWrites(body)
+            DispatchQueue.concurrentPerform(iterations: iterations) { shared.body($0) }
+        }
+    }
+}
+
+/// A kernel body that `Parallel.perform` may call from several threads (see there).
+@usableFromInline
+struct DisjointWrites: @unchecked Sendable {
+    @usableFromInline let body: (Int) -> Void
+    @usableFromInline init(_ body: @escaping (Int) -> Void) { self.body = body }
 }

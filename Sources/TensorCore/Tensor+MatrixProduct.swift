@@ -100,7 +100,7 @@ extension Tensor {
     static func forEachProduct(_ count: Int, work: Int, _ body: (Int) -> Void) {
         let chunks = work > 0 && count * work >= 1 << 18 ? min(Parallel.coreCount, count) : 1
         if chunks <= 1 { for i in 0..<count { body(i) }; return }
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        Parallel.perform(iterations: chunks) { chunk in
             for i in (chunk * count / chunks)..<((chunk + 1) * count / chunks) { body(i) }
         }
     }

@@ -4,6 +4,7 @@ import Lab
 import Models
 import PositionalEncodings
 import TensorCore
+import Synchronization
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -106,7 +107,7 @@ func runSweep(_ specification: SweepSpecification, folder: URL, jobs: Int) throw
 func runSweep(_ sweep: Sweep, jobs: Int) throws {
     let folder = sweep.folder
     let total = sweep.plan.count
-    var finished = 0
+    let finished = Mutex(0)  // sweep events arrive one at a time, from the sweep's worker threads
     let start = Date()
     print("sweep: \(total) runs into \(folder.path), \(jobs) at a time")
     try sweep.run(jobs: jobs) { event in
@@ -117,14 +118,14 @@ func runSweep(_ sweep: Sweep, jobs: Int) throws {
             print(String(format: "         %@ step %d/%d loss %.3f %.0f tok/s", run.name, p.step, p.totalSteps, p.loss, p.tokensPerSecond))
         case .step: break
         case let .finished(run, evaluation, seconds):
-            finished += 1
+            let finished = finished.withLock { $0 += 1; return $0 }
             let accuracies = evaluation.results.map { String(format: "%d:%.2f", $0.length, $0.accuracy) }.joined(separator: " ")
             let elapsed = Date().timeIntervalSince(start)
             let outcome = evaluation.status == "diverged" ? "DIVERGED at step \(evaluation.divergedAtStep ?? 0)" : "accuracy " + accuracies
             print(String(format: "  done   %@ in %.0fs  %@  [%d/%d, ETA %.0fs]", run.name, seconds, outcome, finished, total,
                          elapsed / Double(finished) * Double(total - finished)))
         case let .skipped(run):
-            finished += 1
+            finished.withLock { $0 += 1 }
             print("  skip   \(run.name) (finished earlier)")
         }
     }

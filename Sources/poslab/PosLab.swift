@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+@preconcurrency import SwiftGlibc  // stdout, a C global the compiler cannot prove race-free; set once, before any thread starts
 import Lab
 import TensorCore
 

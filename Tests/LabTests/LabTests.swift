@@ -85,7 +85,7 @@ final class LabTests: XCTestCase {
         let specification = try SweepSpecification(tasks: ["copy"], pes: ["nope", "rope"].map { try SchemeSpecification(name: $0) }, trainLengths: [12], modelDimensions: [16],
                                                    evalMultipliers: [1, 2], layers: 1, heads: 2, steps: 6, batchSize: 4, evalSamples: 3)
         let sweep = try Sweep(specification: specification, folder: folder)
-        var events: [String] = []
+        let events = EventLog()
         try sweep.run(jobs: 2) { event in
             switch event {
             case let .started(run, resumed): events.append("start \(run.pe.name) \(resumed)")
@@ -94,7 +94,7 @@ final class LabTests: XCTestCase {
             case .step: break
             }
         }
-        XCTAssertEqual(Set(events), ["start nope false", "start rope false", "done nope", "done rope"])
+        XCTAssertEqual(Set(events.all), ["start nope false", "start rope false", "done nope", "done rope"])
         let csv = try String(contentsOf: folder.appendingPathComponent("results.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(csv.first.map(String.init), Sweep.csvHeader)
         XCTAssertEqual(csv.count, 1 + 2 * 2, "one row per run per evaluation length")
@@ -103,12 +103,12 @@ final class LabTests: XCTestCase {
 
         // A run killed after its last checkpoint but before its evaluation: only it runs again.
         try FileManager.default.removeItem(at: ropeFolder.appendingPathComponent("eval.json"))
-        events = []
+        let again = EventLog()
         try sweep.run(jobs: 1) { event in
-            if case let .started(run, resumed) = event { events.append("start \(run.pe.name) \(resumed)") }
-            if case let .skipped(run) = event { events.append("skip \(run.pe.name)") }
+            if case let .started(run, resumed) = event { again.append("start \(run.pe.name) \(resumed)") }
+            if case let .skipped(run) = event { again.append("skip \(run.pe.name)") }
         }
-        XCTAssertEqual(events, ["skip nope", "start rope true"])
+        XCTAssertEqual(again.all, ["skip nope", "start rope true"])
         XCTAssertEqual(try Data(contentsOf: ropeFolder.appendingPathComponent("eval.json")), before, "resuming reproduces the result")
         XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: folder.path).contains { $0.contains(".tmp") })
 

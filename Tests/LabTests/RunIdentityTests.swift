@@ -57,7 +57,7 @@ final class RunIdentityTests: XCTestCase {
                                                        trainLengths: [12], modelDimensions: [16], evalMultipliers: [1],
                                                        layers: 1, heads: 2, steps: steps, batchSize: 4, evalSamples: 3)
             let sweep = try Sweep(specification: specification, folder: folder)
-            var events: [String] = []
+            let events = EventLog()
             try sweep.run(jobs: 1) { event in
                 switch event {
                 case let .started(run, _): events.append("start \(run.label)")
@@ -65,7 +65,7 @@ final class RunIdentityTests: XCTestCase {
                 default: break
                 }
             }
-            return (sweep, events)
+            return (sweep, events.all)
         }
         XCTAssertEqual(try sweep(steps: 3, pes: ["nope", "rope"]).1, ["start nope", "start rope"])
         XCTAssertEqual(try sweep(steps: 3, pes: ["nope", "rope"]).1, ["skip nope", "skip rope"])

@@ -66,7 +66,7 @@ extension Kernels {
         let qb = attentionQueryBlock, kb = attentionKeyBlock, shift = tk - tq
         let queryBlocks = (tq + qb - 1) / qb, units = batch * heads * queryBlocks
         let chunks = min(Parallel.coreCount, units, max(1, tq * tk * d * batch * heads / 100_000))
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        Parallel.perform(iterations: chunks) { chunk in
             // Workspace per chunk, never per element.
             let tile = UnsafeMutablePointer<Float>.allocate(capacity: qb * kb)
             let acc = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
@@ -130,7 +130,7 @@ extension Kernels {
         let pairs = batch * heads
         // dK and dV of a pair gather from every query block, so pairs (not query blocks) split over cores.
         let chunks = min(Parallel.coreCount, pairs)
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        Parallel.perform(iterations: chunks) { chunk in
             let p = UnsafeMutablePointer<Float>.allocate(capacity: qb * kb)
             let dp = UnsafeMutablePointer<Float>.allocate(capacity: qb * kb)
             var delta = [Float](repeating: 0, count: tq)

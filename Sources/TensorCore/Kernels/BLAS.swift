@@ -33,7 +33,7 @@ public enum BLAS {
         Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32, Float,
         UnsafeMutablePointer<Float>?, Int32) -> Void
 
-    public struct Loaded {
+    public struct Loaded: Sendable {
         public let kernels: BLASKernels
         let sgemm: SgemmFunction
         let sgemv: SgemvFunction
@@ -166,7 +166,7 @@ public struct BLASKernels: Codable, Sendable, Equatable {
     }
 }
 
-public enum BLASError: Error, CustomStringConvertible {
+public enum BLASError: Error, CustomStringConvertible, Sendable {
     case cannotLoad(tried: [String], reasons: [String])
     case missingSymbol(library: String, symbol: String)
     case unknownCore(value: String, allowed: [String])

@@ -33,7 +33,7 @@ extension Kernels {
         // A prefill of many queries goes through in blocks of rows, so the scores never exceed
         // block × Tc floats per core.
         let block = min(tq, max(1, (1 << 20) / max(1, tc)))
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        Parallel.perform(iterations: chunks) { chunk in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * tc))
             defer { scores.deallocate() }
             for pair in (chunk * pairs / chunks)..<((chunk + 1) * pairs / chunks) {

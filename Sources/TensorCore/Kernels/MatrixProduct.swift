@@ -19,7 +19,7 @@ extension Kernels {
         }
         let splitRows = m >= n
         let extent = splitRows ? m : n, chunks = min(cores, extent / 16)
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        Parallel.perform(iterations: chunks) { chunk in
             let start = chunk * extent / chunks, end = (chunk + 1) * extent / chunks
             if splitRows {  // rows of op(A) and of C
                 sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: end - start, n: n, k: k, alpha: alpha,

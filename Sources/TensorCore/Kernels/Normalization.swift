@@ -58,7 +58,7 @@ extension Kernels {
                 }
             }
         }
-        if chunks > 1 { DispatchQueue.concurrentPerform(iterations: chunks, execute: work) } else { work(0) }
+        if chunks > 1 { Parallel.perform(iterations: chunks, work) } else { work(0) }
         for chunk in 0..<chunks {
             if let dGamma { for j in 0..<n { dGamma[j] += partial.pointer[chunk * 2 * n + j] } }
             if let dBeta { for j in 0..<n { dBeta[j] += partial.pointer[chunk * 2 * n + n + j] } }
