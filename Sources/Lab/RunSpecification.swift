@@ -79,7 +79,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
 
     public init(task: String = "copy", taskOptions: TaskOptions = TaskOptions(), pe: SchemeSpecification = .rope,
                 positions: PositionAssignment = .sequential, seed: UInt64 = 0, trainLength: Int = 32, modelDimension: Int = 64,
-                layers: Int = 2, heads: Int = 4, steps: Int = 3000, batchSize: Int = 32, learningRate: Float = 3e-3,
+                layers: Int = 3, heads: Int = 4, steps: Int = 3000, batchSize: Int = 32, learningRate: Float = 3e-3,
                 evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100, predictPositions: Bool = false,
                 architecture: ArchitectureOptions = ArchitectureOptions(), fineTuneFrom: FineTuneSource? = nil) throws {
         try RunLimits.check(trainLength: trainLength)

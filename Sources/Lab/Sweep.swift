@@ -30,7 +30,7 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
     public var architecture: ArchitectureOptions
 
     public init(tasks: [String], pes: [SchemeSpecification], seeds: [UInt64] = [0], trainLengths: [Int] = [32], modelDimensions: [Int] = [64],
-                evalMultipliers: [Int] = [1, 2, 4, 8], taskOptions: TaskOptions = TaskOptions(), layers: Int = 2, heads: Int = 4,
+                evalMultipliers: [Int] = [1, 2, 4, 8], taskOptions: TaskOptions = TaskOptions(), layers: Int = 3, heads: Int = 4,
                 steps: Int = 3000, batchSize: Int = 32, learningRate: Float = 3e-3, evalSamples: Int = 64,
                 predictPositions: Bool = false, architecture: ArchitectureOptions = ArchitectureOptions()) throws {
         for (name, count) in [("tasks", tasks.count), ("pes", pes.count), ("seeds", seeds.count), ("trainLengths", trainLengths.count),

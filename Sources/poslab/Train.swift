@@ -10,7 +10,8 @@ import Tasks
 /// Options shared by `train` and `sweep`: the model and the training.
 struct ModelOptions: ParsableArguments {
     @Option(help: "Model dimension C.") var modelDimension = 64
-    @Option(help: "Transformer blocks.") var layers = 2
+    @Option(help: "Transformer blocks (three: with two, whether ALiBi and NoPE learn copy depends on the seed).")
+    var layers = 3
     @Option(help: "Attention heads H.") var heads = 4
     @Option(help: "Training steps.") var steps = 3000
     @Option(help: "Sequences per batch.") var batchSize = 32
