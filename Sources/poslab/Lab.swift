@@ -159,32 +159,40 @@ struct SweepCommand: ParsableCommand {
         guard jobs >= 1, jobs <= 64 else { throw ValidationError("--jobs must be from 1 to 64, not \(jobs)") }
     }
 
+    /// The grid the list and model options specify (the defaults where none is given).
+    func optionsSpecification() throws -> SweepSpecification {
+        func list<T>(_ text: String, _ name: String, _ parse: (String) -> T?) throws -> [T] {
+            let values = text.split(separator: ",").map { parse($0.trimmingCharacters(in: .whitespaces)) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { throw ValidationError("--\(name): cannot read \"\(text)\"") }
+            return values.map { $0! }
+        }
+        return try SweepSpecification(
+            tasks: list(tasks, "tasks") { $0 }, pes: parseSchemeList(pes, rope: rope), seeds: list(seeds, "seeds") { UInt64($0) },
+            trainLengths: list(trainLengths, "train-lengths") { Int($0) },
+            modelDimensions: list(modelDimensions ?? String(model.modelDimension), "model-dimensions") { Int($0) },
+            evalMultipliers: list(evalMultipliers, "eval-multipliers") { Int($0) }, taskOptions: taskArguments.options,
+            layers: model.layers, heads: model.heads, steps: model.steps, batchSize: model.batchSize,
+            learningRate: model.learningRate, evalSamples: model.evalSamples, predictPositions: predictPositions,
+            architecture: model.architecture)
+    }
+
     func run() throws {
         try checkOutputFolder(out)
         let specification: SweepSpecification
+        let fromOptions = try optionsSpecification()
         if let config {
-            // The file is the whole grid: list options beside it would be silently ignored.
-            let lists = [("--tasks", tasks, "copy"), ("--pes", pes, "nope,rope,alibi"), ("--seeds", seeds, "0"),
-                         ("--train-lengths", trainLengths, "32"), ("--eval-multipliers", evalMultipliers, "1,2,4,8")]
-            if let given = lists.first(where: { $0.1 != $0.2 })?.0 ?? (modelDimensions != nil ? "--model-dimensions" : nil)
-                ?? (rope != nil ? "--rope" : nil) {
-                throw ValidationError("--config \(config) holds the whole grid; give \(given) in the file instead")
+            // The file is the whole grid: any other grid option beside it would be silently ignored.
+            let defaults = try SweepCommand.parse(["--out", out]).optionsSpecification()
+            let given = try changedKeys(fromOptions, defaults)
+            if !given.isEmpty || modelDimensions != nil || rope != nil {
+                let names = given + (modelDimensions != nil ? ["modelDimensions"] : []) + (rope != nil ? ["rope"] : [])
+                throw ValidationError("--config \(config) holds the whole grid; give \(names.joined(separator: ", ")) in the file "
+                                      + "instead of on the command line")
             }
             guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("--config \(config) cannot be read") }
             specification = try decodeJSON(SweepSpecification.self, from: data, file: config)
         } else {
-            func list<T>(_ text: String, _ name: String, _ parse: (String) -> T?) throws -> [T] {
-                let values = text.split(separator: ",").map { parse($0.trimmingCharacters(in: .whitespaces)) }
-                guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { throw ValidationError("--\(name): cannot read \"\(text)\"") }
-                return values.map { $0! }
-            }
-            specification = try SweepSpecification(
-                tasks: list(tasks, "tasks") { $0 }, pes: parseSchemeList(pes, rope: rope), seeds: list(seeds, "seeds") { UInt64($0) },
-                trainLengths: list(trainLengths, "train-lengths") { Int($0) }, modelDimensions: list(modelDimensions ?? String(model.modelDimension), "model-dimensions") { Int($0) },
-                evalMultipliers: list(evalMultipliers, "eval-multipliers") { Int($0) }, taskOptions: taskArguments.options,
-                layers: model.layers, heads: model.heads, steps: model.steps, batchSize: model.batchSize,
-                learningRate: model.learningRate, evalSamples: model.evalSamples, predictPositions: predictPositions,
-                architecture: model.architecture)
+            specification = fromOptions
         }
         let report = try runSweep(specification, folder: URL(fileURLWithPath: out), jobs: jobs)
         print("report: \(report.path)")

@@ -75,7 +75,8 @@ struct Train: ParsableCommand {
     @Option(help: "Print every N steps.") var logEvery = 50
     @Option(help: "Run folder.") var out: String?
     @Option(help: "Write a checkpoint every N steps (with --out).") var checkpointEvery = 100
-    @Flag(help: "Continue the run in --out from its last checkpoint (its config.json wins over other options).") var resume = false
+    @Flag(help: "Continue the run in --out from its last checkpoint (options that contradict its config.json are refused).")
+    var resume = false
     @Flag(help: "Predictive Position Coupling: learn the next token's coupled position ID and decode with the model's own IDs (addition).")
     var predictPositions = false
 
@@ -83,21 +84,35 @@ struct Train: ParsableCommand {
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, not \(logEvery)") }
     }
 
-    func run() throws {
-        if resume, out == nil { throw ValidationError("--resume needs --out, the folder of the run to continue") }
-        let folder = URL(fileURLWithPath: out ?? FileManager.default.temporaryDirectory
-            .appendingPathComponent("poslab-train-\(ProcessInfo.processInfo.processIdentifier)").path)
-        var specification = try RunSpecification(
+    /// The run these options specify.
+    func runSpecification() throws -> RunSpecification {
+        try RunSpecification(
             task: task, taskOptions: taskArguments.options, pe: parseScheme(pe, rope: rope), positions: parsePositions(positions), seed: seed,
             trainLength: trainLength, modelDimension: model.modelDimension, layers: model.layers, heads: model.heads, steps: model.steps,
             batchSize: model.batchSize, learningRate: model.learningRate, evalLengths: try evalLengths.map(parseLengths),
             evalSamples: model.evalSamples, checkpointEvery: checkpointEvery, predictPositions: predictPositions,
             architecture: model.architecture)
+    }
+
+    func run() throws {
+        if resume, out == nil { throw ValidationError("--resume needs --out, the folder of the run to continue") }
+        let folder = URL(fileURLWithPath: out ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("poslab-train-\(ProcessInfo.processInfo.processIdentifier)").path)
+        var specification = try runSpecification()
         let hasRun = FileManager.default.fileExists(atPath: folder.appendingPathComponent(Experiment.configurationFile).path)
         if let out { try checkOutputFolder(out) }
         if resume {
             guard hasRun else { throw ValidationError("--resume: \(folder.path) holds no run to continue (no config.json)") }
-            specification = try Experiment.specification(in: folder)
+            let recorded = try Experiment.specification(in: folder)
+            // The run's config.json decides; an option given here that says otherwise is refused, not ignored.
+            let conflicts = try settingsInConflict(given: specification, defaults: Train.parse([]).runSpecification(), recorded: recorded)
+            guard conflicts.isEmpty else {
+                throw ValidationError("--resume: the run in \(folder.path) was specified with "
+                    + conflicts.map { "\($0.key) = \($0.recorded)" }.joined(separator: ", ") + "; this command gives "
+                    + conflicts.map { "\($0.key) = \($0.given)" }.joined(separator: ", ")
+                    + ". Resume without those options, or train a new run in another folder.")
+            }
+            specification = recorded
         } else if hasRun {
             throw ValidationError("--out \(folder.path) already holds a run; pass --resume to continue it, or choose another folder")
         }
@@ -194,4 +209,29 @@ final class ProgressLine {
     }
 
     func clear() { if isTerminal { printError("\r\u{1B}[K", newline: false) } }
+}
+
+/// The settings (top-level keys of config.json) that the command line changed from its defaults
+/// (`given` ≠ `defaults`) to something other than what a recorded run holds (`given` ≠ `recorded`).
+func settingsInConflict(given: RunSpecification, defaults: RunSpecification, recorded: RunSpecification) throws
+    -> [(key: String, given: String, recorded: String)] {
+    let g = try jsonFields(given), r = try jsonFields(recorded)
+    return try changedKeys(given, defaults).compactMap { key in
+        g[key] == r[key] ? nil : (key, g[key] ?? "none", r[key] ?? "none")
+    }
+}
+
+/// The top-level keys whose JSON differs between two values (of one Codable type), sorted.
+func changedKeys<T: Encodable>(_ a: T, _ b: T) throws -> [String] {
+    let x = try jsonFields(a), y = try jsonFields(b)
+    return Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted()
+}
+
+/// Each top-level field of a value's JSON, as compact JSON text with sorted keys.
+func jsonFields<T: Encodable>(_ value: T) throws -> [String: String] {
+    let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as? [String: Any] ?? [:]
+    return object.mapValues { value in
+        (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]))
+            .map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
+    }
 }

@@ -48,6 +48,8 @@ final class LabCommandTests: CommandTestCase {
         let smallText = folder.appendingPathComponent("small.txt")
         try String(repeating: "In the beginning. ", count: 100).write(to: smallText, atomically: true, encoding: .utf8)
         let notWritten = folder.appendingPathComponent("never").path
+        let goodSweep = folder.appendingPathComponent("good.json")
+        try #"{"tasks": ["copy"], "pes": ["rope"], "trainLengths": [12], "steps": 2}"#.write(to: goodSweep, atomically: true, encoding: .utf8)
         let badSweep = folder.appendingPathComponent("sweep.json"), truncated = folder.appendingPathComponent("cut.json")
         try #"{"tasks": "copy", "pes": ["rope"]}"#.write(to: badSweep, atomically: true, encoding: .utf8)
         try #"{"tasks": ["copy"]"#.write(to: truncated, atomically: true, encoding: .utf8)
@@ -55,6 +57,8 @@ final class LabCommandTests: CommandTestCase {
             (["sweep", "--config", badSweep.path, "--out", folder.appendingPathComponent("s2").path], "sweep.json: tasks: expected a list"),
             (["sweep", "--config", truncated.path, "--out", folder.appendingPathComponent("s3").path], "cut.json: not valid JSON"),
             (["train", "--task", "sorting", "--steps", "1"], "sorting"),
+            // A grid file is the whole grid: options beside it are refused, not silently ignored.
+            (["sweep", "--config", goodSweep.path, "--steps", "5", "--layers", "1", "--out", notWritten], "give layers, steps in the file"),
             (["train", "--pe", "warp", "--steps", "1"], "warp"),
             (["train", "--task", "jsonl", "--data", jsonl.path, "--steps", "1"], "line 2"),
             (["eval", "--model", empty], "checkpoint.safetensors"),

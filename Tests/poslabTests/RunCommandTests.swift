@@ -51,6 +51,16 @@ final class RunCommandTests: CommandTestCase {
         holder.waitUntilExit()
         XCTAssertEqual(try cli.poslab(arguments + ["--out", killed, "--resume"]).status, 0)
 
+        // An option that contradicts the run's config.json is refused with both values, not ignored;
+        // the options the run was made with may be repeated.
+        let before = try Data(contentsOf: checkpoint)
+        let conflicting = try cli.poslab(["train", "--steps", "400", "--layers", "1", "--train-length", "8", "--out", killed, "--resume"])
+        XCTAssertEqual(conflicting.status, 2, conflicting.error)
+        for expected in ["steps = 300", "steps = 400", "layers = 3", "layers = 1"] {
+            XCTAssertTrue(conflicting.error.contains(expected), "should name \(expected): \(conflicting.error)")
+        }
+        XCTAssertEqual(try Data(contentsOf: checkpoint), before, "a refused resume touches nothing")
+
         // Starting over an existing run without --resume is refused.
         let again = try cli.poslab(arguments + ["--out", killed])
         XCTAssertEqual(again.status, 2)
