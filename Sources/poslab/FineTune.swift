@@ -20,7 +20,7 @@ struct FineTune: ParsableCommand {
     @Option(help: ArgumentHelp(ropeHelp)) var rope: String?
     @Option(help: "Longest training sequence of the fine-tune (default: the base run's).") var trainLength: Int?
     @Option(help: "Fine-tuning steps.") var steps = 200
-    @Option(help: "Peak learning rate (default: the base run's).") var learningRate: Float?
+    @Option(help: "Peak learning rate (default: the base run's).", transform: parseFloat32) var learningRate: Float?
     @Option(help: "Evaluation lengths, comma-separated (default: 1, 2, 4 and 8 times the fine-tune's training length).")
     var evalLengths: String?
     @Option(help: "Print every N steps.") var logEvery = 50

@@ -11,7 +11,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Prompt text (byte-level models).") var prompt: String?
     @Option(help: "Prompt token IDs, comma-separated (any model).") var tokens: String?
     @Option(help: "Tokens to generate.") var count = 64
-    @Option(help: "0 for greedy decoding, else the sampling temperature.") var temperature: Float = 0
+    @Option(help: "0 for greedy decoding, else the sampling temperature.", transform: parseFloat32) var temperature: Float = 0
     @Option(help: "Sample among the k most likely tokens.") var topK: Int?
     @Option(help: "Seed for sampling.") var seed: UInt64 = 0
 

@@ -15,13 +15,14 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Attention heads H.") var heads = 4
     @Option(help: "Training steps.") var steps = 3000
     @Option(help: "Sequences per batch.") var batchSize = 32
-    @Option(help: "Peak learning rate.") var learningRate: Float = 3e-3
+    @Option(help: "Peak learning rate.", transform: parseFloat32) var learningRate: Float = 3e-3
     @Option(help: "Examples (or text windows) per evaluation length.") var evalSamples = 64
     @Option(help: "Key/value heads (grouped-query attention); default: as many as heads.") var kvHeads: Int?
     @Option(help: "Feed-forward network: mlp or swiGLU.") var feedForward: FeedForwardKind = .mlp
     @Option(help: "Norm: layerNorm or rmsNorm.") var normalization: NormalizationKind = .layerNorm
     @Option(help: "Norm placement: preNorm, postNorm, or normalized (nGPT; needs --feed-forward swiGLU).") var placement: NormalizationPlacement = .preNorm
-    @Option(help: "Cosine attention with this temperature (instead of q·k/√D).") var cosineTemperature: Float?
+    @Option(help: "Cosine attention with this temperature (instead of q·k/√D).", transform: parseFloat32)
+    var cosineTemperature: Float?
     @Flag(help: "Learn the cosine attention's temperature.") var learnedTemperature = false
     @Flag(help: "A separate output head instead of the token embedding's transpose.") var untied = false
 
@@ -181,6 +182,21 @@ func parseLengths(_ text: String) throws -> [Int] {
         throw ValidationError("lengths must be comma-separated integers of at least 2, not \"\(text)\"")
     }
     return values.map { $0! }
+}
+
+/// A Float32 option as written: a number that Float32 holds (finite; not rounded to 0 or to
+/// infinity from a value that is neither), or a message naming the value and the range.
+func parseFloat32(_ text: String) throws -> Float {
+    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    guard let wide = Double(trimmed), let narrow = Float(trimmed) else {
+        throw ValidationError("\"\(text)\" is not a number")
+    }
+    guard wide.isFinite else { throw ValidationError("\(text) is not a finite number") }
+    guard narrow.isFinite, (narrow == 0) == (wide == 0) else {
+        throw ValidationError("\(text) is beyond Float32: allowed are magnitudes from "
+                              + "\(Float.leastNonzeroMagnitude) to \(Float.greatestFiniteMagnitude), or 0")
+    }
+    return narrow
 }
 
 func parsePositions(_ text: String) throws -> PositionAssignment {

@@ -86,6 +86,11 @@ final class LabCommandTests: CommandTestCase {
             (["train", "--positions", "randomized:1000000000000", "--steps", "1"], "positions = 1000000000000"),
             (["train", "--model-dimension", "16384", "--heads", "4", "--layers", "1024", "--steps", "1"], "invalid memory = at least"),
             (["train", "--eval-samples", "0", "--steps", "1"], "evalSamples = 0"),
+            // Floats are Float32: a value it cannot hold is named as written, not as inf or 0.
+            (["train", "--learning-rate", "1e39", "--steps", "1"], "1e39 is beyond Float32"),
+            (["train", "--learning-rate", "1e-50", "--steps", "1"], "1e-50 is beyond Float32"),
+            (["train", "--learning-rate", "nan", "--steps", "1"], "nan is not a finite number"),
+            (["generate", "--model", learned, "--temperature", "1e40", "--tokens", "5"], "1e40 is beyond Float32"),
             (["positions", "rope", "--head-dim", "1000000000000"], "--head-dim"),
             (["analyze", "--model", learned, "--length", "100000"], "--length"),
             (["positions", "hope", "--head-dim", "1000000000000", "--train-length", "64"], "--head-dim"),
