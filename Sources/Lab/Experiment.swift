@@ -125,6 +125,7 @@ public enum LabError: Error, CustomStringConvertible {
 /// one is a `LabError` naming the file, the field's path and what was expected, not a raw
 /// `DecodingError`. Errors of validation (a `ConfigurationError` from the values) pass through.
 public func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
+    try DuplicateKeys.check(data, in: file)
     do {
         return try JSONDecoder().decode(type, from: data)
     } catch let error as DecodingError {

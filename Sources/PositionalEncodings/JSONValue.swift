@@ -34,6 +34,7 @@ public enum JSONValue: Codable, Hashable, Sendable {
 
     /// Parses a JSON object from text, e.g. a pasted `rope_parameters` dictionary.
     public static func object(parsing text: String) throws -> [String: JSONValue] {
+        try DuplicateKeys.check(Data(text.utf8), in: "rope parameters")
         guard case let .object(o)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
             throw ConfigurationError(parameter: "rope parameters", value: text, allowed: "a JSON object such as {\"rope_type\": \"linear\", \"factor\": 2}")
         }

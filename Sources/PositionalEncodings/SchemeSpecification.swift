@@ -111,6 +111,7 @@ public struct SchemeSpecification: Codable, Hashable, Sendable, CustomStringConv
         guard let brace = trimmed.firstIndex(of: "{") else { try self.init(name: trimmed); return }
         let name = String(trimmed[..<brace]).trimmingCharacters(in: .whitespaces)
         let json = String(trimmed[brace...])
+        try DuplicateKeys.check(Data(json.utf8), in: "settings of \(name.isEmpty ? "the scheme" : name)")
         guard case let .object(settings)? = try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)) else {
             throw ConfigurationError(parameter: "settings of \(name.isEmpty ? "the scheme" : name)", value: json,
                                      allowed: "a JSON object after the name, e.g. rope{\"rope_theta\": 500}")

@@ -88,6 +88,8 @@ final class LabCommandTests: CommandTestCase {
             (["train", "--eval-samples", "0", "--steps", "1"], "evalSamples = 0"),
             // Floats are Float32: a value it cannot hold is named as written, not as inf or 0.
             (["train", "--learning-rate", "1e39", "--steps", "1"], "1e39 is beyond Float32"),
+            // A key given twice in JSON is refused, not resolved by the parser's silent choice.
+            (["train", "--pe", #"rope{"rope_theta": 100, "rope_theta": 200}"#, "--steps", "1"], "rope_theta given twice"),
             (["train", "--learning-rate", "1e-50", "--steps", "1"], "1e-50 is beyond Float32"),
             (["train", "--learning-rate", "nan", "--steps", "1"], "nan is not a finite number"),
             (["generate", "--model", learned, "--temperature", "1e40", "--tokens", "5"], "1e40 is beyond Float32"),
