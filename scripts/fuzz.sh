@@ -8,6 +8,8 @@
 #   scripts/fuzz.sh 600 FuzzSafeTensors   # one target for 10 minutes
 #   FUZZ_SEED=0 scripts/fuzz.sh 600    # a new random sequence of inputs (libFuzzer's seed 0)
 #
+# Leaks inside third-party code (Foundation) are suppressed by Fuzz/lsan.supp, each with its reason.
+#
 # The default seed is 1: a run then mutates the same sequence of inputs every time, so CI's 30 s
 # explore a prefix of what a longer run with that seed has explored (a slower machine, a shorter one).
 set -euo pipefail
@@ -26,7 +28,7 @@ status=0
 for target in "${targets[@]}"; do
   scratch=$(mktemp -d "${TMPDIR:-/tmp}/poslab-fuzz-$target.XXXXXX")
   echo "== $target: $seconds s" >&2
-  if ! "$bin/$target" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 \
+  if ! LSAN_OPTIONS="suppressions=$PWD/lsan.supp:print_suppressions=0" "$bin/$target" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 \
        -artifact_prefix="findings/$target-" "$scratch" "Corpus/$target" 2> "findings/$target.log"; then
     echo "!! $target: a finding; see Fuzz/findings/$target.log and the input beside it" >&2
     grep -E "ERROR|Fatal error|==[0-9]+==|SUMMARY|Test unit written" "findings/$target.log" | head -n 8 >&2 || true
