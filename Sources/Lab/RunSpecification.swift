@@ -227,8 +227,12 @@ public struct RunSpecification: Codable, Equatable, Sendable {
     }
 
     static func hash(_ run: RunSpecification) -> String {
-        // FNV-1a, 64 bits, over the canonical JSON (sorted keys): stable across processes and platforms.
-        let text = (try? prettyJSON(run)) ?? "\(run)"
+        // Over the canonical JSON (sorted keys): stable across processes and platforms.
+        fnv1a((try? prettyJSON(run)) ?? "\(run)")
+    }
+
+    /// FNV-1a, 64 bits, as 16 hex digits.
+    static func fnv1a(_ text: String) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
         let hex = String(h, radix: 16)

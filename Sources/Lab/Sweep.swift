@@ -209,9 +209,7 @@ public final class Sweep: Sendable {
     }
 
     /// results.csv from the finished runs of this sweep's plan under runs/.
-    public func writeResults() throws {
-        try AtomicFile.write(Sweep.resultsCSV(Sweep.finishedRuns(in: folder)), to: folder.appendingPathComponent(Sweep.resultsFile))
-    }
+    public func writeResults() throws { try Sweep.writeResults(in: folder) }
 
     public typealias FinishedRun = (folder: URL, run: RunSpecification, evaluation: EvaluationReport)
 

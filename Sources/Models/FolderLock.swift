@@ -14,16 +14,20 @@ public final class FolderLock {
     private var descriptor: Int32
 
     /// Takes the lock of `folder`, creating the folder if needed; `what` ("run", "sweep") names it
-    /// in the lock file and in the error another process gets.
-    public init(_ folder: URL, what: String) throws {
+    /// in the lock file and in the error another process gets. `fileName` chooses another lock of
+    /// the same folder (a sweep's results.csv has its own); with `wait`, a held lock is waited
+    /// for instead of refused.
+    public init(_ folder: URL, what: String, fileName: String = FolderLock.fileName, wait: Bool = false) throws {
         self.folder = folder
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let path = folder.appendingPathComponent(FolderLock.fileName).path
+        let path = folder.appendingPathComponent(fileName).path
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw LockError(folder: folder.path, reason: "cannot open \(path): \(String(cString: strerror(errno)))")
         }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+        var status: Int32
+        repeat { status = flock(descriptor, wait ? LOCK_EX : LOCK_EX | LOCK_NB) } while status != 0 && wait && errno == EINTR
+        guard status == 0 else {
             let code = errno
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""

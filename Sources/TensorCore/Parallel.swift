@@ -5,7 +5,15 @@ import Foundation
 /// core count, never on timing, so that reductions combine partial results in the same order
 /// on every run of one machine: results are reproducible bit for bit.
 public enum Parallel {
-    public static let coreCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The cores to use: the active processors, or fewer when a Slurm task was given fewer
+    /// (`SLURM_CPUS_PER_TASK`).
+    public static let coreCount = coreCount(active: ProcessInfo.processInfo.activeProcessorCount,
+                                            environment: ProcessInfo.processInfo.environment)
+
+    public static func coreCount(active: Int, environment: [String: String]) -> Int {
+        let granted = environment["SLURM_CPUS_PER_TASK"].flatMap { Int($0) }.flatMap { $0 >= 1 ? $0 : nil }
+        return max(1, min(active, granted ?? active))
+    }
 
     /// Below this many elements a loop runs on the calling thread: dispatching costs more.
     public static let minimumElementsPerChunk = 1 << 14

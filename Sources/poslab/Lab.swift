@@ -154,9 +154,21 @@ struct SweepCommand: ParsableCommand {
     @Flag(help: "Predictive Position Coupling for every run (addition).") var predictPositions = false
     @Option(help: "Runs at a time.") var jobs = 1
     @Option(help: "Sweep folder.") var out: String
+    @Flag(help: "Write the grid's runs to plan.jsonl in --out (one whole specification per line) and train nothing.")
+    var plan = false
+    @Option(help: ArgumentHelp("Train and evaluate only run I of the plan in --out (from --plan), then rebuild results.csv; "
+                               + "'slurm' reads I from SLURM_ARRAY_TASK_ID.", valueName: "I"))
+    var runIndex: RunIndex?
+    @Option(help: "With --run-index: the identity --plan printed; the task is refused if the plan has changed since.")
+    var planIdentity: String?
 
     func validate() throws {
         guard jobs >= 1, jobs <= 64 else { throw ValidationError("--jobs must be from 1 to 64, not \(jobs)") }
+        if plan, runIndex != nil { throw ValidationError("--plan writes the plan and --run-index runs one of it: give one") }
+        if planIdentity != nil, runIndex == nil { throw ValidationError("--plan-identity goes with --run-index") }
+        if runIndex != nil, config != nil {
+            throw ValidationError("--run-index takes its run from the plan in --out; the grid was given when the plan was written")
+        }
     }
 
     /// The grid the list and model options specify (the defaults where none is given).
@@ -178,8 +190,18 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         try checkOutputFolder(out)
-        let specification: SweepSpecification
         let fromOptions = try optionsSpecification()
+        if let runIndex {
+            let given = try changedKeys(fromOptions, SweepCommand.parse(["--out", out]).optionsSpecification())
+            guard given.isEmpty, modelDimensions == nil, rope == nil else {
+                throw ValidationError("--run-index takes its run from the plan in --out; drop "
+                    + (given + (modelDimensions != nil ? ["modelDimensions"] : []) + (rope != nil ? ["rope"] : []))
+                        .joined(separator: ", "))
+            }
+            try runPlanned(index: runIndex.resolve(environment: ProcessInfo.processInfo.environment))
+            return
+        }
+        let specification: SweepSpecification
         if let config {
             // The file is the whole grid: any other grid option beside it would be silently ignored.
             let defaults = try SweepCommand.parse(["--out", out]).optionsSpecification()
@@ -194,17 +216,73 @@ struct SweepCommand: ParsableCommand {
         } else {
             specification = fromOptions
         }
+        if plan {
+            let sweep = try Sweep(specification: specification, folder: URL(fileURLWithPath: out))
+            let url = try sweep.writePlan()
+            for (index, run) in sweep.plan.enumerated() { print("\(index)  \(run.name)") }
+            print("plan: \(sweep.plan.count) runs, identity \(sweep.planIdentity), in \(url.path)")
+            print("run one with: poslab sweep --out \(out) --run-index I --plan-identity \(sweep.planIdentity)")
+            return
+        }
         let report = try runSweep(specification, folder: URL(fileURLWithPath: out), jobs: jobs)
         print("report: \(report.path)")
+    }
+
+    /// Trains and evaluates one run of the plan in --out, with progress lines.
+    func runPlanned(index: Int) throws {
+        let folder = URL(fileURLWithPath: out)
+        let start = Date()
+        let run = try Sweep.runPlanned(in: folder, index: index, expectedIdentity: planIdentity) { event in
+            switch event {
+            case let .started(run, resumed): printError("run \(index): \(run.name)\(resumed ? " (resuming)" : "")")
+            case let .step(_, p) where p.step % max(1, p.totalSteps / 10) == 0:
+                printError(String(format: "  step %d/%d loss %.3f %.0f tok/s", p.step, p.totalSteps, p.loss, p.tokensPerSecond))
+            case .step: break
+            case let .finished(_, evaluation, _):
+                let outcome = evaluation.status == "diverged" ? "DIVERGED at step \(evaluation.divergedAtStep ?? 0)"
+                    : evaluation.results.map { String(format: "%d:%.2f", $0.length, $0.accuracy) }.joined(separator: " ")
+                printError("  done: \(outcome)")
+            case let .skipped(run): printError("run \(index): \(run.name) finished earlier")
+            }
+        }
+        print(String(format: "%@ in %.0f s; results.csv rebuilt", run.name, Date().timeIntervalSince(start)))
+    }
+}
+
+/// A run of a plan: its index, or `slurm` for the index of this Slurm array task.
+enum RunIndex: ExpressibleByArgument, Equatable {
+    case index(Int)
+    case slurm
+
+    init?(argument: String) {
+        if argument == "slurm" { self = .slurm } else if let i = Int(argument), i >= 0 { self = .index(i) } else { return nil }
+    }
+
+    func resolve(environment: [String: String]) throws -> Int {
+        switch self {
+        case let .index(i): return i
+        case .slurm:
+            guard let text = environment["SLURM_ARRAY_TASK_ID"] else {
+                throw ValidationError("--run-index slurm: SLURM_ARRAY_TASK_ID is not set (this is not a task of a Slurm job array)")
+            }
+            guard let i = Int(text), i >= 0 else {
+                throw ValidationError("--run-index slurm: SLURM_ARRAY_TASK_ID is \"\(text)\", not a run index")
+            }
+            return i
+        }
     }
 }
 
 struct ReportCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "report", abstract: "Write report.html for a sweep folder.")
+    static let configuration = CommandConfiguration(commandName: "report",
+        abstract: "Write report.html and rebuild results.csv for a sweep folder, from the runs finished so far.")
     @Argument(help: "Sweep folder (with runs/*/eval.json).") var folder: String
 
     func run() throws {
-        print(try Report.write(sweepFolder: URL(fileURLWithPath: folder)).path)
+        let url = URL(fileURLWithPath: folder)
+        let report = try Report.write(sweepFolder: url)
+        try Sweep.writeResults(in: url)  // from the finished runs' own files, whoever wrote them
+        print(report.path)
     }
 }
 

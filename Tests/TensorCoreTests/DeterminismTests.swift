@@ -6,6 +6,15 @@ import XCTest
 /// forward/backward passes (including the parallel kernels and OpenBLAS) are reproducible.
 final class DeterminismTests: XCTestCase {
     /// Published SplitMix64 outputs (Steele, Lea and Flood's algorithm as in Vigna's reference C code).
+    func testASlurmTaskUsesTheCoresItWasGiven() {
+        XCTAssertEqual(Parallel.coreCount(active: 8, environment: [:]), 8)
+        XCTAssertEqual(Parallel.coreCount(active: 8, environment: ["SLURM_CPUS_PER_TASK": "2"]), 2)
+        XCTAssertEqual(Parallel.coreCount(active: 2, environment: ["SLURM_CPUS_PER_TASK": "16"]), 2, "never more than exist")
+        for bad in ["0", "-3", "two", ""] {
+            XCTAssertEqual(Parallel.coreCount(active: 4, environment: ["SLURM_CPUS_PER_TASK": bad]), 4, bad)
+        }
+    }
+
     func testSplitMix64KnownAnswers() {
         var zero = SplitMix64(seed: 0)
         XCTAssertEqual([zero.next(), zero.next(), zero.next()], [0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F])

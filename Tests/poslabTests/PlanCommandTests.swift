@@ -1,0 +1,64 @@
+import Foundation
+import XCTest
+
+/// A sweep as a plan whose runs are trained by separate processes (as the tasks of a job array).
+final class PlanCommandTests: CommandTestCase {
+    func testAPlanRunsAsSeparateTasksIntoOneFolder() throws {
+        let out = folder.appendingPathComponent("plan").path
+        let grid = ["sweep", "--tasks", "copy", "--pes", "nope,rope", "--seeds", "0,1", "--train-lengths", "12", "--steps", "4",
+                    "--layers", "1", "--model-dimension", "16", "--eval-multipliers", "1,2", "--eval-samples", "3", "--out", out]
+        let planned = try cli.poslab(grid + ["--plan"])
+        XCTAssertEqual(planned.status, 0, planned.error)
+        let lines = try String(contentsOfFile: out + "/plan.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4, "one specification per line")
+        let identity = try XCTUnwrap(planned.output.split(separator: "\n").last { $0.hasPrefix("plan:") }?
+            .split(separator: " ").drop { $0 != "identity" }.dropFirst().first).trimmingCharacters(in: .punctuationCharacters)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/runs"), "--plan trains nothing")
+        XCTAssertEqual(try cli.poslab(grid + ["--plan"]).status, 0, "the same plan may be written again")
+
+        // Two processes at once, each taking two tasks (one by index, one as a Slurm array task would).
+        let binary = try cli.binary().path
+        let shells = try [[0, 2], [1, 3]].map { tasks -> Process in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "\"$0\" sweep --out \"$1\" --run-index \(tasks[0]) --plan-identity \(identity) && "
+                                 + "SLURM_ARRAY_TASK_ID=\(tasks[1]) SLURM_CPUS_PER_TASK=1 \"$0\" sweep --out \"$1\" --run-index slurm",
+                                 binary, out]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+        for shell in shells {
+            shell.waitUntilExit()
+            XCTAssertEqual(shell.terminationStatus, 0, "\(shell.arguments ?? [])")
+        }
+        let csv = try String(contentsOfFile: out + "/results.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 1 + 4 * 2, "every task's runs, whichever process wrote results.csv last")
+        XCTAssertEqual(try cli.poslab(["report", out]).status, 0)
+
+        // A finished task run again is skipped; bad indices, a changed plan and grid options are refused.
+        let again = try cli.poslab(["sweep", "--out", out, "--run-index", "1"])
+        XCTAssertEqual(again.status, 0, again.error)
+        XCTAssertTrue(again.error.contains("finished earlier"), again.error)
+        let cases: [([String], [String: String], String)] = [
+            (["--run-index", "4"], [:], "invalid run index = 4; allowed: 0 to 3"),
+            (["--run-index", "0", "--plan-identity", "0123456789abcdef"], [:], "has changed since this task was submitted"),
+            (["--run-index", "slurm"], [:], "SLURM_ARRAY_TASK_ID is not set"),
+            (["--run-index", "slurm"], ["SLURM_ARRAY_TASK_ID": "x"], "SLURM_ARRAY_TASK_ID is \"x\""),
+            (["--run-index", "0", "--steps", "9"], [:], "drop steps"),
+            (["--run-index", "0", "--plan"], [:], "give one"),
+        ]
+        for (arguments, environment, expected) in cases {
+            let result = try cli.poslab(["sweep", "--out", out] + arguments, environment: environment)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.error)")
+            XCTAssertTrue(result.error.contains(expected), "\(arguments) should say \(expected): \(result.error)")
+        }
+        let otherPlan = try cli.poslab(["sweep", "--tasks", "copy", "--pes", "alibi", "--train-lengths", "12", "--out", out, "--plan"])
+        XCTAssertEqual(otherPlan.status, 2)
+        XCTAssertTrue(otherPlan.error.contains("already holds another plan"), otherPlan.error)
+        let missing = try cli.poslab(["sweep", "--out", folder.appendingPathComponent("none").path, "--run-index", "0"])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.error.contains("plan.jsonl"), missing.error)
+    }
+}
