@@ -1,6 +1,7 @@
 import Foundation
 import Models
 import PositionalEncodings
+import Synchronization
 import NN
 import TensorCore
 import Tasks
@@ -32,7 +33,10 @@ public final class Experiment {
     }
 
     /// Trains to the last step (or continues from the checkpoint when `resume`), returning the model.
-    public func train(resume: Bool, onStep: (TrainingProgress) throws -> Void = { _ in }) throws -> Transformer {
+    /// `stop`, when requested (by a signal handler, say), ends training at the next step
+    /// boundary: a checkpoint is written there and `TrainingStopped` thrown; `resume` then
+    /// continues to the same weights as an uninterrupted run.
+    public func train(resume: Bool, stop: StopRequest? = nil, onStep: (TrainingProgress) throws -> Void = { _ in }) throws -> Transformer {
         if hasCheckpoint, !resume {
             throw LabError.invalid("\(folder.path) already holds a run; resume it or choose another folder")
         }
@@ -56,10 +60,12 @@ public final class Experiment {
             }
             try log.append(p)
             try onStep(p)
-            if p.step % s.checkpointEvery == 0 || p.step == p.totalSteps {
+            let stopping = stop?.isRequested == true && p.step < p.totalSteps
+            if p.step % s.checkpointEvery == 0 || p.step == p.totalSteps || stopping {
                 try log.flush()
                 try trainer.saveCheckpoint(to: checkpointURL)
             }
+            if stopping { throw TrainingStopped(step: p.step, totalSteps: p.totalSteps) }
         }
         try log.flush()
         return model
@@ -96,6 +102,28 @@ public struct TrainingSession: Codable, Equatable {
         encoder.dateEncodingStrategy = .iso8601
         let data = try encoder.encode(["sessions": kept + [session]])
         try AtomicFile.write(data + Data("\n".utf8), to: folder.appendingPathComponent(file))
+    }
+}
+
+/// A request to stop training at the next step boundary, safe to make from any thread (a
+/// signal handler's): the run writes a checkpoint there and stops with `TrainingStopped`.
+public final class StopRequest: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public func request() { flag.store(true, ordering: .relaxed) }
+    public var isRequested: Bool { flag.load(ordering: .relaxed) }
+}
+
+/// Training stopped on request after `step` (its checkpoint written), or before a sweep's next run
+/// (`step` nil). Not an error of the run: it continues with `--resume` (or the sweep re-run).
+public struct TrainingStopped: Error, CustomStringConvertible {
+    public let step: Int?
+    public let totalSteps: Int?
+    public init(step: Int? = nil, totalSteps: Int? = nil) { self.step = step; self.totalSteps = totalSteps }
+
+    public var description: String {
+        guard let step, let totalSteps else { return "stopped on request before the next run" }
+        return "stopped on request after step \(step) of \(totalSteps), its checkpoint written"
     }
 }
 

@@ -141,8 +141,10 @@ public final class Sweep: Sendable {
     /// plan.json: the name (which carries the identity) of every run of the plan, in order.
     struct PlanRecord: Codable { var runs: [String] }
 
-    /// Runs everything, `jobs` runs at a time. `onEvent` is called from worker threads, serialised.
-    public func run(jobs: Int, onEvent: @escaping @Sendable (Event) -> Void) throws {
+    /// Runs everything, `jobs` runs at a time; `onEvent` is called from worker threads, serialised.
+    /// `stop`, when requested, ends each running run at its next step boundary (checkpoint written)
+    /// and starts no other; `run` then throws `TrainingStopped`.
+    public func run(jobs: Int, stop: StopRequest? = nil, onEvent: @escaping @Sendable (Event) -> Void) throws {
         try require(jobs >= 1, "jobs", jobs, "a positive count")
         let runs = plan
         let sweepLock = try FolderLock(folder, what: "sweep")
@@ -154,6 +156,7 @@ public final class Sweep: Sendable {
         let shared = Mutex(Shared())
         let events = Mutex(())
         let report: @Sendable (Event) -> Void = { event in events.withLock { _ in onEvent(event) } }
+        let stopRequest = stop
         DispatchQueue.concurrentPerform(iterations: min(jobs, runs.count)) { _ in
             while true {
                 let (index, stop) = shared.withLock { state in
@@ -161,8 +164,12 @@ public final class Sweep: Sendable {
                     return (state.next, state.failure != nil)
                 }
                 guard index < runs.count, !stop else { return }
+                guard stopRequest?.isRequested != true else {
+                    shared.withLock { state in if state.failure == nil { state.failure = TrainingStopped() } }
+                    return
+                }
                 do {
-                    try execute(runs[index], report: report)
+                    try execute(runs[index], stop: stopRequest, report: report)
                     try events.withLock { _ in try writeResults() }
                 } catch {
                     shared.withLock { state in if state.failure == nil { state.failure = error } }
@@ -173,7 +180,7 @@ public final class Sweep: Sendable {
         try writeResults()
     }
 
-    func execute(_ run: RunSpecification, report: (Event) -> Void) throws {
+    func execute(_ run: RunSpecification, stop: StopRequest? = nil, report: (Event) -> Void) throws {
         let runFolder = runFolder(run)
         let runLock = try FolderLock(runFolder, what: "sweep run")
         defer { runLock.release() }
@@ -189,7 +196,7 @@ public final class Sweep: Sendable {
         let start = Date()
         report(.started(run, resumed: experiment.hasCheckpoint))
         let model: Transformer
-        do { model = try experiment.train(resume: true) { report(.step(run, $0)) } }
+        do { model = try experiment.train(resume: true, stop: stop) { report(.step(run, $0)) } }
         catch let diverged as TrainingDiverged {
             // A diverged run is a result: recorded, and the sweep goes on.
             let evaluation = EvaluationReport.diverged(run, diverged)

@@ -62,7 +62,7 @@ extension Sweep {
     /// from its checkpoint when interrupted), then rebuilds results.csv. `expectedIdentity`, when
     /// given, must be the plan's: a plan changed under a running array is refused before any work.
     @discardableResult
-    public static func runPlanned(in folder: URL, index: Int, expectedIdentity: String? = nil,
+    public static func runPlanned(in folder: URL, index: Int, expectedIdentity: String? = nil, stop: StopRequest? = nil,
                                   onEvent: @escaping @Sendable (Event) -> Void = { _ in }) throws -> RunSpecification {
         let (runs, identity) = try planned(in: folder)
         if let expectedIdentity, expectedIdentity != identity {
@@ -72,7 +72,7 @@ extension Sweep {
         }
         try require(runs.indices.contains(index), "run index", index, "0 to \(runs.count - 1), the plan's \(runs.count) runs")
         let sweep = try Sweep(plan: runs, folder: folder)
-        try sweep.execute(runs[index], report: onEvent)
+        try sweep.execute(runs[index], stop: stop, report: onEvent)
         try sweep.writeResults()
         return runs[index]
     }

@@ -110,7 +110,7 @@ func runSweep(_ sweep: Sweep, jobs: Int) throws {
     let finished = Mutex(0)  // sweep events arrive one at a time, from the sweep's worker threads
     let start = Date()
     print("sweep: \(total) runs into \(folder.path), \(jobs) at a time")
-    try sweep.run(jobs: jobs) { event in
+    try sweep.run(jobs: jobs, stop: StopOnSignal.installed) { event in
         switch event {
         case let .started(run, resumed):
             print("  start  \(run.name)\(resumed ? " (resuming)" : "")")
@@ -232,7 +232,8 @@ struct SweepCommand: ParsableCommand {
     func runPlanned(index: Int) throws {
         let folder = URL(fileURLWithPath: out)
         let start = Date()
-        let run = try Sweep.runPlanned(in: folder, index: index, expectedIdentity: planIdentity) { event in
+        let run = try Sweep.runPlanned(in: folder, index: index, expectedIdentity: planIdentity,
+                                       stop: StopOnSignal.installed) { event in
             switch event {
             case let .started(run, resumed): printError("run \(index): \(run.name)\(resumed ? " (resuming)" : "")")
             case let .step(_, p) where p.step % max(1, p.totalSteps / 10) == 0:

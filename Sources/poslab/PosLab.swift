@@ -14,7 +14,8 @@ struct PosLab: ParsableCommand {
 
     /// Bad input of any kind (an unknown option, an invalid value, a library error) exits with
     /// code 2 and a message naming the parameter; help and version requests exit with 0; a run
-    /// that diverged exits with 1 after recording it.
+    /// that diverged exits with 1 after recording it; training stopped by SIGTERM or SIGINT exits
+    /// with 75 after writing its checkpoint.
     static func main() {
         // Progress reaches a log file or a pipe line by line, not when a 4 KiB buffer fills.
         setvbuf(stdout, nil, _IOLBF, 0)
@@ -24,6 +25,11 @@ struct PosLab: ParsableCommand {
             let kernels = try BLAS.load()
             if let warning = kernels.warning { printError(warning) }
             try command.run()
+        } catch let stopped as TrainingStopped {
+            // Asked to stop (SIGTERM, SIGINT): a checkpoint is written; the same command with --resume
+            // (a sweep: the same sweep command) continues to the weights an uninterrupted run reaches.
+            printError("\(stopped); continue with --resume (a sweep: run the same command again)")
+            Foundation.exit(StopOnSignal.exitCode)
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)  // the command has said why (a diverged run: 1)
         } catch {

@@ -139,7 +139,7 @@ func trainShowingProgress(_ experiment: Experiment, resume: Bool, logEvery: Int,
     let progress = ProgressLine()
     defer { progress.clear() }
     do {
-        let trained = try experiment.train(resume: resume) { p in
+        let trained = try experiment.train(resume: resume, stop: StopOnSignal.installed) { p in
             progress.show(p)
             if p.step % logEvery == 0 || p.step == 1 || p.step == p.totalSteps {
                 progress.clear()

@@ -67,6 +67,43 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertTrue(again.error.contains("--resume"), again.error)
     }
 
+    func testASIGTERMdRunStopsWithACheckpointAndResumesToTheSameWeights() throws {
+        let arguments = ["train", "--steps", "1000", "--checkpoint-every", "100000", "--model-dimension", "32", "--train-length", "8",
+                         "--layers", "2", "--log-every", "100000", "--eval-lengths", "8"]
+        let whole = folder.appendingPathComponent("whole").path, stopped = folder.appendingPathComponent("stopped").path
+        XCTAssertEqual(try cli.poslab(arguments + ["--out", whole]).status, 0)
+
+        let process = Process()
+        process.executableURL = try cli.binary()
+        process.arguments = arguments + ["--out", stopped]
+        let errors = Pipe()
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let log = stopped + "/log.jsonl"
+        func steps() -> Int { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count }
+        // Step 1 is printed once training runs (the signal handlers are installed by then).
+        var printed = ""
+        while process.isRunning, !printed.contains("step") { printed += String(decoding: output.fileHandleForReading.availableData, as: UTF8.self) }
+        usleep(100_000)
+        kill(process.processIdentifier, SIGTERM)
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 75, message)
+        XCTAssertTrue(message.contains("stopped on request after step"), message)
+        let checkpoint = URL(fileURLWithPath: stopped).appendingPathComponent("checkpoint.safetensors")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint.path), "the stop writes a checkpoint")
+        XCTAssertLessThan(steps(), 1000)
+
+        let resumed = try cli.poslab(arguments + ["--out", stopped, "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        XCTAssertEqual(try Data(contentsOf: checkpoint),
+                       try Data(contentsOf: URL(fileURLWithPath: whole).appendingPathComponent("checkpoint.safetensors")),
+                       "the resumed run's final checkpoint differs from the uninterrupted run's")
+        XCTAssertEqual(steps(), 1000, "one log line per step")
+    }
+
     func testTextTrainingAndGeneration() throws {
         let text = String(repeating: "the quick brown fox jumps over the lazy dog. ", count: 60)
         let data = folder.appendingPathComponent("corpus.txt")
