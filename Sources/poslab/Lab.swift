@@ -3,8 +3,8 @@ import Foundation
 import Lab
 import Models
 import PositionalEncodings
-import TensorCore
 import Synchronization
+import TensorCore
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -161,11 +161,23 @@ struct SweepCommand: ParsableCommand {
     var runIndex: RunIndex?
     @Option(help: "With --run-index: the identity --plan printed; the task is refused if the plan has changed since.")
     var planIdentity: String?
+    @Flag(help: ArgumentHelp("Write the plan and Slurm scripts for it (a job array, one task per run, and a report job "
+                             + "after it) into --out/slurm.")) var slurm = false
+    @Option(help: "With --slurm: the partition.") var partition: String?
+    @Option(help: "With --slurm: the time limit per task (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S).") var time: String?
+    @Option(help: "With --slurm: CPUs per task (the engine uses them all).") var cpusPerTask = 2
+    @Option(help: "With --slurm: tasks running at once.") var maxParallel: Int?
+    @Flag(help: "With --slurm: submit the array and the report job with sbatch, and print their job IDs.") var submit = false
 
     func validate() throws {
         guard jobs >= 1, jobs <= 64 else { throw ValidationError("--jobs must be from 1 to 64, not \(jobs)") }
         if plan, runIndex != nil { throw ValidationError("--plan writes the plan and --run-index runs one of it: give one") }
         if planIdentity != nil, runIndex == nil { throw ValidationError("--plan-identity goes with --run-index") }
+        if slurm, plan || runIndex != nil { throw ValidationError("--slurm writes the plan itself; give neither --plan nor --run-index") }
+        if !slurm, let given = [("--submit", submit), ("--partition", partition != nil), ("--time", time != nil),
+                                ("--max-parallel", maxParallel != nil), ("--cpus-per-task", cpusPerTask != 2)].first(where: \.1) {
+            throw ValidationError("\(given.0) goes with --slurm")
+        }
         if runIndex != nil, config != nil {
             throw ValidationError("--run-index takes its run from the plan in --out; the grid was given when the plan was written")
         }
@@ -216,6 +228,10 @@ struct SweepCommand: ParsableCommand {
         } else {
             specification = fromOptions
         }
+        if slurm {
+            try writeSlurm(specification)
+            return
+        }
         if plan {
             let sweep = try Sweep(specification: specification, folder: URL(fileURLWithPath: out))
             let url = try sweep.writePlan()
@@ -226,6 +242,50 @@ struct SweepCommand: ParsableCommand {
         }
         let report = try runSweep(specification, folder: URL(fileURLWithPath: out), jobs: jobs)
         print("report: \(report.path)")
+    }
+
+    /// --slurm: the plan, the array and report scripts, and with --submit both jobs submitted.
+    func writeSlurm(_ specification: SweepSpecification) throws {
+        let script = try SlurmScript(partition: partition, time: time, cpusPerTask: cpusPerTask, maxParallel: maxParallel)
+        // Before anything is written: a submission needs sbatch.
+        let sbatch = submit ? try executableOnPath("sbatch") : nil
+        let folder = URL(fileURLWithPath: out).standardizedFileURL
+        let sweep = try Sweep(specification: specification, folder: folder)
+        try sweep.writePlan()
+        let scripts = folder.appendingPathComponent(SlurmScript.folderName)
+        let poslab = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        let array = scripts.appendingPathComponent(SlurmScript.arrayFile), report = scripts.appendingPathComponent(SlurmScript.reportFile)
+        try AtomicFile.write(script.arrayScript(poslab: poslab, sweepFolder: folder.path, runs: sweep.plan.count,
+                                                identity: sweep.planIdentity), to: array)
+        try AtomicFile.write(script.reportScript(poslab: poslab, sweepFolder: folder.path, identity: sweep.planIdentity), to: report)
+        print("plan: \(sweep.plan.count) runs, identity \(sweep.planIdentity)\nscripts: \(array.path), \(report.path)")
+        guard let sbatch else {
+            print("submit with: job=$(sbatch --parsable \(array.path)) && sbatch --dependency=afterany:${job%%;*} \(report.path)")
+            return
+        }
+        let arrayJob = try runSbatch(sbatch, [array.path])
+        let reportJob = try runSbatch(sbatch, ["--dependency=afterany:\(arrayJob)", report.path])
+        print("submitted: array job \(arrayJob) (\(sweep.plan.count) tasks), report job \(reportJob)")
+    }
+
+    /// Runs `sbatch --parsable ARGUMENTS` and returns the job ID it prints.
+    func runSbatch(_ sbatch: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: sbatch)
+        process.arguments = ["--parsable"] + arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let job = printed.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        guard process.terminationStatus == 0, !job.isEmpty, job.allSatisfy(\.isNumber) else {
+            throw ValidationError("sbatch \(arguments.joined(separator: " ")) failed (status \(process.terminationStatus)): "
+                                  + (message + printed).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return job
     }
 
     /// Trains and evaluates one run of the plan in --out, with progress lines.
@@ -318,3 +378,14 @@ struct Analyze: ParsableCommand {
         print("analysis: \(url.path)")
     }
 }
+
+/// The path of `name` on the PATH, or a message saying it is not there.
+func executableOnPath(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+    let folders = (environment["PATH"] ?? "").split(separator: ":").map(String.init)
+    if let found = folders.map({ $0 + "/" + name }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+        return found
+    }
+    throw ValidationError("--submit needs \(name), which is not on the PATH (\(folders.joined(separator: ":"))); "
+                          + "without --submit the scripts are written for you to submit where Slurm is")
+}
+

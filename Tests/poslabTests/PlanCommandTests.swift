@@ -61,4 +61,53 @@ final class PlanCommandTests: CommandTestCase {
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.error.contains("plan.jsonl"), missing.error)
     }
+
+    func testSlurmScriptsAndSubmission() throws {
+        let out = folder.appendingPathComponent("slurm sweep").path  // a space, quoted in the scripts
+        let grid = ["sweep", "--tasks", "copy", "--pes", "nope,rope,alibi", "--train-lengths", "12", "--steps", "4", "--layers", "1",
+                    "--model-dimension", "16", "--out", out, "--slurm"]
+        // No sbatch on the PATH: refused before anything is written.
+        let noSbatch = try cli.poslab(grid + ["--submit"], environment: ["PATH": "/nonexistent"])
+        XCTAssertEqual(noSbatch.status, 2)
+        XCTAssertTrue(noSbatch.error.contains("needs sbatch, which is not on the PATH"), noSbatch.error)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing written")
+
+        // A stand-in sbatch that records its arguments and answers as `sbatch --parsable` does.
+        let bin = folder.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let calls = folder.appendingPathComponent("calls").path
+        let fake = bin.appendingPathComponent("sbatch")
+        try "#!/bin/sh\necho \"$*\" >> '\(calls)'\necho \"$(( $(wc -l < '\(calls)') + 4100 ));cluster\"\n"
+            .write(to: fake, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+        let submitted = try cli.poslab(grid + ["--submit", "--time", "0:30:00", "--max-parallel", "2", "--cpus-per-task", "1",
+                                              "--partition", "debug"],
+                                       environment: ["PATH": bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")])
+        XCTAssertEqual(submitted.status, 0, submitted.error)
+        XCTAssertTrue(submitted.output.contains("array job 4101 (3 tasks), report job 4102"), submitted.output)
+        let recorded = try String(contentsOfFile: calls, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(recorded.count, 2)
+        XCTAssertTrue(recorded[0].hasPrefix("--parsable ") && recorded[0].hasSuffix("/slurm/array.sbatch"), String(recorded[0]))
+        XCTAssertTrue(recorded[1].hasPrefix("--parsable --dependency=afterany:4101 "), String(recorded[1]))
+
+        let array = try String(contentsOfFile: out + "/slurm/array.sbatch", encoding: .utf8)
+        let identity = try XCTUnwrap(submitted.output.split(whereSeparator: \.isWhitespace).drop { $0 != "identity" }.dropFirst().first)
+        for line in ["#SBATCH --array=0-2%2", "#SBATCH --cpus-per-task=1", "#SBATCH --time=0:30:00", "#SBATCH --partition=debug",
+                     "#SBATCH --requeue", "--run-index slurm --plan-identity \(identity)", "'\(out)'", "scontrol requeue"] {
+            XCTAssertTrue(array.contains(line), "array.sbatch lacks \(line):\n\(array)")
+        }
+        XCTAssertEqual(try String(contentsOfFile: out + "/plan.jsonl", encoding: .utf8).split(separator: "\n").count, 3)
+        let report = try String(contentsOfFile: out + "/slurm/report.sbatch", encoding: .utf8)
+        XCTAssertTrue(report.contains("report '\(out)'"), report)
+
+        for (arguments, expected) in [(["--time", "1h"], "invalid time = \"1h\""), (["--cpus-per-task", "0"], "cpusPerTask = 0"),
+                                      (["--plan"], "give neither")] {
+            let result = try cli.poslab(grid + arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.error)")
+            XCTAssertTrue(result.error.contains(expected), "\(arguments): \(result.error)")
+        }
+        let unpaired = try cli.poslab(["sweep", "--out", out, "--submit"])
+        XCTAssertEqual(unpaired.status, 2)
+        XCTAssertTrue(unpaired.error.contains("--submit goes with --slurm"), unpaired.error)
+    }
 }
