@@ -53,7 +53,8 @@ public struct SlurmScript: Equatable, Sendable {
                      "#SBATCH --ntasks=1",
                      "#SBATCH --requeue",
                      "#SBATCH --signal=B:TERM@120",
-                     "#SBATCH --output=\(logs)/%A_%a.out"]
+                     "#SBATCH --output=\(logs)/%A_%a.out",
+                     "#SBATCH --open-mode=append"]
         if let partition { lines.append("#SBATCH --partition=\(partition)") }
         if let time { lines.append("#SBATCH --time=\(time)") }
         lines += ["",
