@@ -62,6 +62,14 @@ public struct EvaluationReport: Codable, Equatable, Sendable {
         return report
     }
 
+    /// The report of a run whose last attempt failed with an error (its failure.json says which).
+    public static func failed(_ run: RunSpecification) -> EvaluationReport {
+        var report = EvaluationReport(task: run.task, pe: run.pe.name, scheme: run.pe.description, label: run.label,
+                                      trainLength: run.trainLength, seed: run.seed, results: [])
+        report.status = "failed"
+        return report
+    }
+
     public init(task: String, pe: String, scheme: String? = nil, label: String? = nil, trainLength: Int, seed: UInt64,
                 results: [LengthResult]) {
         self.task = task; self.pe = pe; self.scheme = scheme; self.label = label; self.trainLength = trainLength

@@ -139,7 +139,16 @@ public final class Sweep: Sendable {
     public static let specificationFile = "sweep.json", planFile = "plan.json"
 
     /// plan.json: the name (which carries the identity) of every run of the plan, in order.
-    struct PlanRecord: Codable { var runs: [String] }
+    struct PlanRecord: Codable {
+        var runs: [String]
+
+        /// The name of run `index` in the plan.json of `folder`, if it can be read.
+        static func name(ofLine index: Int, in folder: URL) -> String? {
+            guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent(Sweep.planFile).path),
+                  let record = try? JSONDecoder().decode(PlanRecord.self, from: data), record.runs.indices.contains(index) else { return nil }
+            return record.runs[index]
+        }
+    }
 
     /// Runs everything, `jobs` runs at a time; `onEvent` is called from worker threads, serialised.
     /// `stop`, when requested, ends each running run at its next step boundary (checkpoint written)
@@ -151,8 +160,8 @@ public final class Sweep: Sendable {
         defer { sweepLock.release() }
         if let specification { try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent(Sweep.specificationFile)) }
         try AtomicFile.write(prettyJSON(PlanRecord(runs: runs.map(\.name))), to: folder.appendingPathComponent(Sweep.planFile))
-        // The workers share the next run's index, the first failure, and (one at a time) onEvent and results.csv.
-        struct Shared { var next = 0; var failure: (any Error)? }
+        // The workers share the next run's index, a stop, the failed runs, and (one at a time) onEvent and results.csv.
+        struct Shared { var next = 0; var failure: (any Error)?; var failed: [(name: String, error: any Error)] = [] }
         let shared = Mutex(Shared())
         let events = Mutex(())
         let report: @Sendable (Event) -> Void = { event in events.withLock { _ in onEvent(event) } }
@@ -171,13 +180,23 @@ public final class Sweep: Sendable {
                 do {
                     try execute(runs[index], stop: stopRequest, report: report)
                     try events.withLock { _ in try writeResults() }
+                } catch let stopped as TrainingStopped {
+                    shared.withLock { state in if state.failure == nil { state.failure = stopped } }
+                } catch let failed as RunFailed {
+                    // One run's failure (recorded in its failure.json) is not the sweep's: the others go on.
+                    shared.withLock { state in state.failed.append((failed.run, failed.error)) }
                 } catch {
                     shared.withLock { state in if state.failure == nil { state.failure = error } }
                 }
             }
         }
-        if let failure = shared.withLock({ $0.failure }) { throw failure }
+        let (failure, failed) = shared.withLock { ($0.failure, $0.failed) }
+        if let failure { throw failure }
         try writeResults()
+        if !failed.isEmpty {
+            throw LabError.invalid("\(failed.count) of \(runs.count) runs failed (recorded in their failure.json and in "
+                + "results.csv; the others finished): " + failed.map { "\($0.name): \($0.error)" }.joined(separator: "; "))
+        }
     }
 
     func execute(_ run: RunSpecification, stop: StopRequest? = nil, report: (Event) -> Void) throws {
@@ -193,6 +212,20 @@ public final class Sweep: Sendable {
             throw LabError.invalid("\(runFolder.path) holds a run with another specification; remove it or choose another sweep folder")
         }
         if FileManager.default.fileExists(atPath: evaluationURL.path) { report(.skipped(run)); return }
+        do {
+            try train(run, experiment: experiment, evaluationURL: evaluationURL, stop: stop, report: report)
+            try? FileManager.default.removeItem(at: runFolder.appendingPathComponent(RunFailure.file))
+        } catch let error where !(error is TrainingStopped) {
+            // Recorded (with how many attempts have failed) for results.csv and the report; a later
+            // attempt (a requeue, the sweep run again) tries anew.
+            try RunFailure.record(error, in: runFolder)
+            throw RunFailed(run: run.name, error: error)
+        }
+    }
+
+    private func train(_ run: RunSpecification, experiment: Experiment, evaluationURL: URL, stop: StopRequest?,
+                       report: (Event) -> Void) throws {
+        let runFolder = experiment.folder
         let start = Date()
         report(.started(run, resumed: experiment.hasCheckpoint))
         let model: Transformer
@@ -220,7 +253,8 @@ public final class Sweep: Sendable {
 
     public typealias FinishedRun = (folder: URL, run: RunSpecification, evaluation: EvaluationReport)
 
-    /// The finished runs in a sweep folder: specification and evaluation. When the folder has a
+    /// The finished runs in a sweep folder: specification and evaluation (a run whose last attempt
+    /// failed, with `failure.json` and no eval.json, as status "failed" without results). When the folder has a
     /// plan.json (or, from older sweeps, a sweep.json), only the runs of its plan count (a run left
     /// from an earlier plan is not this sweep's result); a folder whose config.json does not match
     /// its name's identity is refused.
@@ -236,11 +270,17 @@ public final class Sweep: Sendable {
         return try names.sorted().compactMap { name in
             if let plan, !plan.contains(name) { return nil }
             let runFolder = runs.appendingPathComponent(name)
-            guard let data = FileManager.default.contents(atPath: runFolder.appendingPathComponent(Experiment.evaluationFile).path) else { return nil }
+            let data = FileManager.default.contents(atPath: runFolder.appendingPathComponent(Experiment.evaluationFile).path)
+            let failure = data == nil ? RunFailure.recorded(in: runFolder) : nil
+            guard data != nil || failure != nil,
+                  FileManager.default.fileExists(atPath: runFolder.appendingPathComponent(Experiment.configurationFile).path) else {
+                return nil
+            }
             let run = try Experiment.specification(in: runFolder)
             guard plan == nil || run.name == name else {
                 throw LabError.invalid("\(runFolder.path): its config.json is another run (\(run.name)); remove the folder")
             }
+            guard let data else { return (runFolder, run, EvaluationReport.failed(run)) }
             return (runFolder, run, try JSONDecoder().decode(EvaluationReport.self, from: data))
         }
     }

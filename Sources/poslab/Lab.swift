@@ -236,8 +236,9 @@ struct SweepCommand: ParsableCommand {
             let sweep = try Sweep(specification: specification, folder: URL(fileURLWithPath: out))
             let url = try sweep.writePlan()
             for (index, run) in sweep.plan.enumerated() { print("\(index)  \(run.name)") }
-            print("plan: \(sweep.plan.count) runs, identity \(sweep.planIdentity), in \(url.path)")
-            print("run one with: poslab sweep --out \(out) --run-index I --plan-identity \(sweep.planIdentity)")
+            let identity = try sweep.planIdentity
+            print("plan: \(sweep.plan.count) runs, identity \(identity), in \(url.path)")
+            print("run one with: poslab sweep --out \(out) --run-index I --plan-identity \(identity)")
             return
         }
         let report = try runSweep(specification, folder: URL(fileURLWithPath: out), jobs: jobs)
@@ -252,13 +253,14 @@ struct SweepCommand: ParsableCommand {
         let folder = URL(fileURLWithPath: out).standardizedFileURL
         let sweep = try Sweep(specification: specification, folder: folder)
         try sweep.writePlan()
+        let identity = try sweep.planIdentity
         let scripts = folder.appendingPathComponent(SlurmScript.folderName)
         let poslab = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         let array = scripts.appendingPathComponent(SlurmScript.arrayFile), report = scripts.appendingPathComponent(SlurmScript.reportFile)
         try AtomicFile.write(script.arrayScript(poslab: poslab, sweepFolder: folder.path, runs: sweep.plan.count,
-                                                identity: sweep.planIdentity), to: array)
-        try AtomicFile.write(script.reportScript(poslab: poslab, sweepFolder: folder.path, identity: sweep.planIdentity), to: report)
-        print("plan: \(sweep.plan.count) runs, identity \(sweep.planIdentity)\nscripts: \(array.path), \(report.path)")
+                                                identity: identity), to: array)
+        try AtomicFile.write(script.reportScript(poslab: poslab, sweepFolder: folder.path, identity: identity), to: report)
+        print("plan: \(sweep.plan.count) runs, identity \(identity)\nscripts: \(array.path), \(report.path)")
         guard let sbatch else {
             print("submit with: job=$(sbatch --parsable \(array.path)) && sbatch --dependency=afterany:${job%%;*} \(report.path)")
             return

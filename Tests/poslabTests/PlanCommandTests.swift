@@ -110,4 +110,45 @@ final class PlanCommandTests: CommandTestCase {
         XCTAssertEqual(unpaired.status, 2)
         XCTAssertTrue(unpaired.error.contains("--submit goes with --slurm"), unpaired.error)
     }
+
+    func testARunThatKeepsFailingIsRecordedAndTheOthersGoOn() throws {
+        let out = folder.appendingPathComponent("failing").path
+        let planned = try cli.poslab(["sweep", "--tasks", "copy", "--pes", "nope,rope", "--train-lengths", "12", "--steps", "4",
+                                      "--layers", "1", "--model-dimension", "16", "--eval-multipliers", "1", "--eval-samples", "3",
+                                      "--out", out, "--plan"])
+        XCTAssertEqual(planned.status, 0, planned.error)
+        let names = planned.output.split(separator: "\n").compactMap { line -> String? in
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            return parts.count == 2 && Int(parts[0]) != nil ? String(parts[1]) : nil
+        }
+        XCTAssertEqual(names.count, 2)
+        // Run 0's checkpoint path is a folder: every attempt fails after the run has begun.
+        let broken = out + "/runs/" + names[0]
+        try FileManager.default.createDirectory(atPath: broken + "/checkpoint.safetensors", withIntermediateDirectories: true)
+        for attempt in 1...2 {
+            let failed = try cli.poslab(["sweep", "--out", out, "--run-index", "0"])
+            XCTAssertEqual(failed.status, 2, failed.error)
+            let record = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: broken + "/failure.json")))
+                                       as? [String: Any])
+            XCTAssertEqual(record["attempts"] as? Int, attempt)
+            XCTAssertFalse((record["error"] as? String ?? "").isEmpty)
+        }
+        XCTAssertEqual(try cli.poslab(["sweep", "--out", out, "--run-index", "1"]).status, 0, "the other run goes on")
+        var csv = try String(contentsOfFile: out + "/results.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 3)
+        XCTAssertEqual(csv.filter { $0.hasSuffix(",failed") }.count, 1, "\(csv)")
+        XCTAssertEqual(csv.filter { $0.hasSuffix(",finished") }.count, 1, "\(csv)")
+        // A whole sweep of the same grid goes on past it too, and says which run failed.
+        let whole = try cli.poslab(["sweep", "--tasks", "copy", "--pes", "nope,rope", "--train-lengths", "12", "--steps", "4",
+                                    "--layers", "1", "--model-dimension", "16", "--eval-multipliers", "1", "--eval-samples", "3",
+                                    "--out", out])
+        XCTAssertEqual(whole.status, 2)
+        XCTAssertTrue(whole.error.contains("1 of 2 runs failed") && whole.error.contains(names[0]), whole.error)
+        // Repaired, the run finishes and its failure record goes.
+        try FileManager.default.removeItem(atPath: broken + "/checkpoint.safetensors")
+        XCTAssertEqual(try cli.poslab(["sweep", "--out", out, "--run-index", "0"]).status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: broken + "/failure.json"))
+        csv = try String(contentsOfFile: out + "/results.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.filter { $0.hasSuffix(",finished") }.count, 2, "\(csv)")
+    }
 }
