@@ -21,10 +21,17 @@ struct PosLab: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot()
-            // Before any compute: OpenBLAS with kernels for this CPU, or a clear message and exit 2.
-            let kernels = try BLAS.load()
-            if let warning = kernels.warning { printError(warning) }
-            try command.run()
+            // Before any compute: OpenBLAS with kernels for this CPU, or a clear message and exit 2
+            // (help needs none: it works before the dependencies are installed).
+            if String(describing: type(of: command)) != "HelpCommand" {
+                let kernels = try BLAS.load()
+                if let warning = kernels.warning { printError(warning) }
+            }
+            do { try command.run() } catch let error as ValidationError {
+                // Found while running (a folder's state, a file's content): the message, without the usage.
+                printError("Error: \(error.message)")
+                Foundation.exit(2)
+            }
         } catch let stopped as TrainingStopped {
             // Asked to stop (SIGTERM, SIGINT): a checkpoint is written; the same command with --resume
             // (a sweep: the same sweep command) continues to the weights an uninterrupted run reaches.

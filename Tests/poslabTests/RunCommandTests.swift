@@ -158,5 +158,11 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertEqual(unknown.status, 2)
         XCTAssertTrue(unknown.error.contains("OPENBLAS_CORETYPE=Skylake") && unknown.error.contains("SkylakeX"), unknown.error)
         XCTAssertEqual(unknown.output, "", "nothing runs before the check")
+        // Help needs no kernels: it works where OpenBLAS cannot be used (before installing it, say).
+        for arguments in [["train", "--help"], ["help", "sweep"], ["--help"]] {
+            let help = try cli.poslab(arguments, environment: ["OPENBLAS_CORETYPE": "Skylake"])
+            XCTAssertEqual(help.status, 0, "\(arguments): \(help.error)")
+            XCTAssertTrue(help.output.contains("OVERVIEW"), "\(arguments): \(help.output)")
+        }
     }
 }
