@@ -151,11 +151,14 @@ public enum LabError: Error, CustomStringConvertible {
 
 /// Decodes a file the user may have written or edited (config.json, a sweep file): a malformed
 /// one is a `LabError` naming the file, the field's path and what was expected, not a raw
-/// `DecodingError`. Errors of validation (a `ConfigurationError` from the values) pass through.
+/// `DecodingError`. Errors of validation (a `ConfigurationError` from the values) name the file too.
 public func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
     try DuplicateKeys.check(data, in: file)
     do {
         return try JSONDecoder().decode(type, from: data)
+    } catch let error as ConfigurationError where error.context == nil {
+        // A value the file holds that validation refuses: named with the file it is in.
+        throw ConfigurationError(parameter: error.parameter, value: error.value, allowed: error.allowed, context: file)
     } catch let error as DecodingError {
         func path(_ context: DecodingError.Context) -> String {
             let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()

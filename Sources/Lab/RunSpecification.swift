@@ -81,7 +81,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
                 positions: PositionAssignment = .sequential, seed: UInt64 = 0, trainLength: Int = 32, modelDimension: Int = 64,
                 layers: Int = 3, heads: Int = 4, steps: Int = 3000, batchSize: Int = 32, learningRate: Float = 3e-3,
                 evalLengths: [Int]? = nil, evalSamples: Int = 64, checkpointEvery: Int = 100, predictPositions: Bool = false,
-                architecture: ArchitectureOptions = ArchitectureOptions(), fineTuneFrom: FineTuneSource? = nil) throws {
+                architecture: ArchitectureOptions = ArchitectureOptions(), fineTuneFrom: FineTuneSource? = nil,
+                checkingFit: Bool = true) throws {
         try RunLimits.check(trainLength: trainLength)
         let lengths = evalLengths ?? [1, 2, 4, 8].map { $0 * trainLength }
         try RunLimits.check(trainLength: trainLength, evalLengths: lengths, extraPosition: positions.largestExtraPosition,
@@ -97,10 +98,12 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         self.pe = pe
         // Building every part once rejects an invalid run before any work starts.
         let built = try makeTask()
-        if let problem = built.trainingProblem(length: trainLength) {
+        // A new run's lengths must fit its task (checked before training, not found after it); a
+        // recorded run (`checkingFit` false, from config.json) stays readable as it was made.
+        if checkingFit, let problem = built.trainingProblem(length: trainLength) {
             throw ConfigurationError(parameter: "trainLength", value: "\(trainLength)", allowed: problem)
         }
-        try built.checkEvaluation(lengths: self.evalLengths)
+        if checkingFit { try built.checkEvaluation(lengths: self.evalLengths) }
         let rows = try positionsUsed(by: built) + 1
         self.pe = SchemeSpecification(try pe.resolved(trainingLength: trainLength, maximumLength: max(tableLength, rows),
                                                       modelDimension: modelDimension))
@@ -149,7 +152,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
                       checkpointEvery: c.decode(Int.self, forKey: .checkpointEvery),
                       predictPositions: c.decodeIfPresent(Bool.self, forKey: .predictPositions) ?? false,
                       architecture: c.decodeIfPresent(ArchitectureOptions.self, forKey: .architecture) ?? ArchitectureOptions(),
-                      fineTuneFrom: c.decodeIfPresent(FineTuneSource.self, forKey: .fineTuneFrom))
+                      fineTuneFrom: c.decodeIfPresent(FineTuneSource.self, forKey: .fineTuneFrom), checkingFit: false)
     }
 
     private enum LegacyTaskKeys: String, CodingKey { case sparseTarget }

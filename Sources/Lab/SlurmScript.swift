@@ -42,6 +42,14 @@ public struct SlurmScript: Equatable, Sendable {
 
     public static let folderName = "slurm", arrayFile = "array.sbatch", reportFile = "report.sbatch"
 
+    /// Refuses a path that an `#SBATCH` line cannot carry: whitespace and quotes end the option's
+    /// value, `%` is a Slurm pattern, and a line break would end the line.
+    public static func checkPath(_ path: String, _ parameter: String) throws {
+        let bad = path.filter { $0.isWhitespace || $0.isNewline || "%\"'\\$`".contains($0) }
+        try require(bad.isEmpty, parameter, "\"\(path)\"", "a path without whitespace, quotes, %, $, ` or \\ "
+                    + "(Slurm's #SBATCH lines cannot quote them)")
+    }
+
     /// The array script for a plan of `runs` runs with `identity`, in `sweepFolder`, run by `poslab`.
     public func arrayScript(poslab: String, sweepFolder: String, runs: Int, identity: String) -> String {
         let logs = sweepFolder + "/" + SlurmScript.folderName
@@ -65,6 +73,8 @@ public struct SlurmScript: Equatable, Sendable {
                   "trap 'kill -TERM \"$child\" 2>/dev/null' TERM INT",
                   "wait \"$child\"; status=$?",
                   "while kill -0 \"$child\" 2>/dev/null; do wait \"$child\"; status=$?; done",
+                  "# A wait cut short by the trap: the child's own status, if it was not reaped yet (127: it was).",
+                  "wait \"$child\" 2>/dev/null; last=$?; [ \"$last\" -ne 127 ] && status=$last",
                   "if [ \"$status\" -eq 75 ]; then",
                   "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"",
                   "fi",

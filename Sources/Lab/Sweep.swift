@@ -68,7 +68,7 @@ public struct SweepSpecification: Codable, Equatable, Sendable {
                       modelDimensions: c.decodeIfPresent([Int].self, forKey: .modelDimensions) ?? [64],
                       evalMultipliers: c.decodeIfPresent([Int].self, forKey: .evalMultipliers) ?? [1, 2, 4, 8],
                       taskOptions: c.decodeIfPresent(TaskOptions.self, forKey: .taskOptions) ?? TaskOptions(),
-                      layers: c.decodeIfPresent(Int.self, forKey: .layers) ?? 2, heads: c.decodeIfPresent(Int.self, forKey: .heads) ?? 4,
+                      layers: c.decodeIfPresent(Int.self, forKey: .layers) ?? 3, heads: c.decodeIfPresent(Int.self, forKey: .heads) ?? 4,
                       steps: c.decodeIfPresent(Int.self, forKey: .steps) ?? 3000, batchSize: c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 32,
                       learningRate: c.decodeIfPresent(Float.self, forKey: .learningRate) ?? 3e-3,
                       evalSamples: c.decodeIfPresent(Int.self, forKey: .evalSamples) ?? 64,
@@ -158,6 +158,12 @@ public final class Sweep: Sendable {
         let runs = plan
         let sweepLock = try FolderLock(folder, what: "sweep")
         defer { sweepLock.release() }
+        // A folder planned for an array keeps its plan: this sweep may run it here, not replace it.
+        if let existing = FileManager.default.contents(atPath: folder.appendingPathComponent(Sweep.planLinesFile).path),
+           String(decoding: existing, as: UTF8.self) != (try planText()) {
+            throw LabError.invalid("\(folder.path) holds a plan (plan.jsonl) for other runs, whose tasks may be running; "
+                                   + "choose another folder, or run its tasks with --run-index")
+        }
         if let specification { try AtomicFile.write(prettyJSON(specification), to: folder.appendingPathComponent(Sweep.specificationFile)) }
         try AtomicFile.write(prettyJSON(PlanRecord(runs: runs.map(\.name))), to: folder.appendingPathComponent(Sweep.planFile))
         // The workers share the next run's index, a stop, the failed runs, and (one at a time) onEvent and results.csv.

@@ -82,7 +82,10 @@ extension Sweep {
             throw error
         }
         let sweep = try Sweep(plan: [run], folder: folder)
-        try sweep.execute(run, stop: stop, report: onEvent)
+        do { try sweep.execute(run, stop: stop, report: onEvent) } catch let failed as RunFailed {
+            try? sweep.writeResults()  // the failure shows in results.csv at once
+            throw failed
+        }
         try sweep.writeResults()
         return run
     }

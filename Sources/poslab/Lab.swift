@@ -203,12 +203,13 @@ struct SweepCommand: ParsableCommand {
     func run() throws {
         try checkOutputFolder(out)
         let fromOptions = try optionsSpecification()
+        // Options that say what runs (the grid) beside a source that already says it (a plan, a file).
+        let gridOptions = givenOptions().subtracting(["--out", "--jobs", "--config", "--plan", "--run-index", "--plan-identity",
+                                                      "--slurm", "--partition", "--time", "--cpus-per-task", "--max-parallel",
+                                                      "--submit"]).sorted()
         if let runIndex {
-            let given = try changedKeys(fromOptions, SweepCommand.parse(["--out", out]).optionsSpecification())
-            guard given.isEmpty, modelDimensions == nil, rope == nil else {
-                throw ValidationError("--run-index takes its run from the plan in --out; drop "
-                    + (given + (modelDimensions != nil ? ["modelDimensions"] : []) + (rope != nil ? ["rope"] : []))
-                        .joined(separator: ", "))
+            guard gridOptions.isEmpty else {
+                throw ValidationError("--run-index takes its run from the plan in --out; drop \(gridOptions.joined(separator: ", "))")
             }
             try runPlanned(index: runIndex.resolve(environment: ProcessInfo.processInfo.environment))
             return
@@ -216,12 +217,9 @@ struct SweepCommand: ParsableCommand {
         let specification: SweepSpecification
         if let config {
             // The file is the whole grid: any other grid option beside it would be silently ignored.
-            let defaults = try SweepCommand.parse(["--out", out]).optionsSpecification()
-            let given = try changedKeys(fromOptions, defaults)
-            if !given.isEmpty || modelDimensions != nil || rope != nil {
-                let names = given + (modelDimensions != nil ? ["modelDimensions"] : []) + (rope != nil ? ["rope"] : [])
-                throw ValidationError("--config \(config) holds the whole grid; give \(names.joined(separator: ", ")) in the file "
-                                      + "instead of on the command line")
+            guard gridOptions.isEmpty else {
+                throw ValidationError("--config \(config) holds the whole grid; give \(gridOptions.joined(separator: ", ")) in the "
+                                      + "file instead of on the command line")
             }
             guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("--config \(config) cannot be read") }
             specification = try decodeJSON(SweepSpecification.self, from: data, file: config)
@@ -251,11 +249,15 @@ struct SweepCommand: ParsableCommand {
         // Before anything is written: a submission needs sbatch.
         let sbatch = submit ? try executableOnPath("sbatch") : nil
         let folder = URL(fileURLWithPath: out).standardizedFileURL
+        // The binary that runs now, wherever the PATH found it (argv[0] may be a bare name).
+        let poslab = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        try SlurmScript.checkPath(folder.path, "--out")
+        try SlurmScript.checkPath(poslab, "the poslab binary's path")
         let sweep = try Sweep(specification: specification, folder: folder)
         try sweep.writePlan()
         let identity = try sweep.planIdentity
         let scripts = folder.appendingPathComponent(SlurmScript.folderName)
-        let poslab = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         let array = scripts.appendingPathComponent(SlurmScript.arrayFile), report = scripts.appendingPathComponent(SlurmScript.reportFile)
         try AtomicFile.write(script.arrayScript(poslab: poslab, sweepFolder: folder.path, runs: sweep.plan.count,
                                                 identity: identity), to: array)
@@ -343,8 +345,12 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let url = URL(fileURLWithPath: folder)
-        let report = try Report.write(sweepFolder: url)
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw ValidationError("\(folder) is not a sweep folder (no such folder)")
+        }
         try Sweep.writeResults(in: url)  // from the finished runs' own files, whoever wrote them
+        let report = try Report.write(sweepFolder: url)
         print(report.path)
     }
 }

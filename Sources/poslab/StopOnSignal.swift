@@ -1,7 +1,5 @@
-import Dispatch
 import Foundation
 import Lab
-import Synchronization
 
 /// SIGTERM (a scheduler's preemption or time limit, `kill`) and SIGINT (Ctrl-C) while training: the
 /// first asks every running run to stop at its next step boundary and write a checkpoint there (the
@@ -15,27 +13,20 @@ final class StopOnSignal: Sendable {
     static let exitCode: Int32 = 75
 
     let request = StopRequest()
-    private let sources = Mutex<[any DispatchSourceSignal]>([])
 
-    /// Starts listening (once per process); training commands call it before they train.
+    /// Installs the handlers (synchronously: no signal is lost after this returns). A handler only
+    /// stores to an atomic flag, or calls `_exit`: both safe in a signal handler.
     func install() {
-        sources.withLock { sources in
-            guard sources.isEmpty else { return }
-            for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-                signal(number, SIG_IGN)  // delivered to the source below instead of ending the process
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { [request] in
-                    if request.isRequested {
-                        if number == SIGINT { Foundation.exit(128 + number) }
-                        return
-                    }
-                    request.request()
-                    printError("\n\(name): stopping at the next step boundary, with a checkpoint"
-                               + (number == SIGINT ? " (Ctrl-C again stops at once)" : ""))
-                }
-                source.resume()
-                sources.append(source)
+        for number in [SIGTERM, SIGINT] {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { number in
+                let request = StopOnSignal.shared.request  // initialised before the handler was installed
+                if request.isRequested, number == SIGINT { _exit(128 + number) }
+                request.request()
             }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = SA_RESTART
+            sigaction(number, &action, nil)
         }
     }
 

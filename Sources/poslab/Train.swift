@@ -85,6 +85,33 @@ struct Train: ParsableCommand {
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1, not \(logEvery)") }
     }
 
+    /// The settings of config.json (top-level keys) that each option sets.
+    static let settingOfOption: [String: String] = [
+        "--task": "task", "--pe": "pe", "--rope": "pe", "--positions": "positions", "--seed": "seed",
+        "--train-length": "trainLength", "--model-dimension": "modelDimension", "--layers": "layers", "--heads": "heads",
+        "--steps": "steps", "--batch-size": "batchSize", "--learning-rate": "learningRate", "--eval-lengths": "evalLengths",
+        "--eval-samples": "evalSamples", "--checkpoint-every": "checkpointEvery", "--predict-positions": "predictPositions",
+        "--alphabet-size": "taskOptions", "--k": "taskOptions", "--locality": "taskOptions", "--maximum-offset": "taskOptions",
+        "--digit-order": "taskOptions", "--pad-operands": "taskOptions", "--sparse-target": "taskOptions", "--data": "taskOptions",
+        "--kv-heads": "architecture", "--feed-forward": "architecture", "--normalization": "architecture",
+        "--placement": "architecture", "--cosine-temperature": "architecture", "--learned-temperature": "architecture",
+        "--untied": "architecture",
+    ]
+
+    /// The settings that options given on the command line (`given`) set to something other than
+    /// what the recorded run holds. Options not given take the recorded run's values, so that what
+    /// derives from them (default evaluation lengths, a scheme's resolved settings) matches.
+    func settingsInConflict(with recorded: RunSpecification, given: Set<String>) throws
+        -> [(key: String, given: String, recorded: String)] {
+        var probe = self
+        if !given.contains("--train-length") { probe.trainLength = recorded.trainLength }
+        if !given.contains("--eval-lengths") { probe.evalLengths = recorded.evalLengths.map(String.init).joined(separator: ",") }
+        if !given.contains("--model-dimension") { probe.model.modelDimension = recorded.modelDimension }
+        let g = try jsonFields(probe.runSpecification()), r = try jsonFields(recorded)
+        let keys = Set(given.compactMap { Train.settingOfOption[$0] })
+        return keys.sorted().compactMap { key in g[key] == r[key] ? nil : (key, g[key] ?? "none", r[key] ?? "none") }
+    }
+
     /// The run these options specify.
     func runSpecification() throws -> RunSpecification {
         try RunSpecification(
@@ -106,7 +133,7 @@ struct Train: ParsableCommand {
             guard hasRun else { throw ValidationError("--resume: \(folder.path) holds no run to continue (no config.json)") }
             let recorded = try Experiment.specification(in: folder)
             // The run's config.json decides; an option given here that says otherwise is refused, not ignored.
-            let conflicts = try settingsInConflict(given: specification, defaults: Train.parse([]).runSpecification(), recorded: recorded)
+            let conflicts = try settingsInConflict(with: recorded, given: givenOptions())
             guard conflicts.isEmpty else {
                 throw ValidationError("--resume: the run in \(folder.path) was specified with "
                     + conflicts.map { "\($0.key) = \($0.recorded)" }.joined(separator: ", ") + "; this command gives "
@@ -227,20 +254,9 @@ final class ProgressLine {
     func clear() { if isTerminal { printError("\r\u{1B}[K", newline: false) } }
 }
 
-/// The settings (top-level keys of config.json) that the command line changed from its defaults
-/// (`given` ≠ `defaults`) to something other than what a recorded run holds (`given` ≠ `recorded`).
-func settingsInConflict(given: RunSpecification, defaults: RunSpecification, recorded: RunSpecification) throws
-    -> [(key: String, given: String, recorded: String)] {
-    let g = try jsonFields(given), r = try jsonFields(recorded)
-    return try changedKeys(given, defaults).compactMap { key in
-        g[key] == r[key] ? nil : (key, g[key] ?? "none", r[key] ?? "none")
-    }
-}
-
-/// The top-level keys whose JSON differs between two values (of one Codable type), sorted.
-func changedKeys<T: Encodable>(_ a: T, _ b: T) throws -> [String] {
-    let x = try jsonFields(a), y = try jsonFields(b)
-    return Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted()
+/// The options (`--name`) given on this process's command line after the subcommand.
+func givenOptions(_ arguments: [String] = CommandLine.arguments) -> Set<String> {
+    Set(arguments.dropFirst().prefix { $0 != "--" }.filter { $0.hasPrefix("--") }.map { String($0.split(separator: "=")[0]) })
 }
 
 /// Each top-level field of a value's JSON, as compact JSON text with sorted keys.

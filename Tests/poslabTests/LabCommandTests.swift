@@ -58,7 +58,7 @@ final class LabCommandTests: CommandTestCase {
             (["sweep", "--config", truncated.path, "--out", folder.appendingPathComponent("s3").path], "cut.json: not valid JSON"),
             (["train", "--task", "sorting", "--steps", "1"], "sorting"),
             // A grid file is the whole grid: options beside it are refused, not silently ignored.
-            (["sweep", "--config", goodSweep.path, "--steps", "5", "--layers", "1", "--out", notWritten], "give layers, steps in the file"),
+            (["sweep", "--config", goodSweep.path, "--steps", "5", "--layers", "1", "--out", notWritten], "give --layers, --steps in the file"),
             (["train", "--pe", "warp", "--steps", "1"], "warp"),
             (["train", "--task", "jsonl", "--data", jsonl.path, "--steps", "1"], "line 2"),
             (["eval", "--model", empty], "checkpoint.safetensors"),

@@ -46,7 +46,7 @@ final class PlanCommandTests: CommandTestCase {
             (["--run-index", "0", "--plan-identity", "0123456789abcdef"], [:], "has changed since this task was submitted"),
             (["--run-index", "slurm"], [:], "SLURM_ARRAY_TASK_ID is not set"),
             (["--run-index", "slurm"], ["SLURM_ARRAY_TASK_ID": "x"], "SLURM_ARRAY_TASK_ID is \"x\""),
-            (["--run-index", "0", "--steps", "9"], [:], "drop steps"),
+            (["--run-index", "0", "--steps", "9"], [:], "drop --steps"),
             (["--run-index", "0", "--plan"], [:], "give one"),
         ]
         for (arguments, environment, expected) in cases {
@@ -63,7 +63,7 @@ final class PlanCommandTests: CommandTestCase {
     }
 
     func testSlurmScriptsAndSubmission() throws {
-        let out = folder.appendingPathComponent("slurm sweep").path  // a space, quoted in the scripts
+        let out = folder.appendingPathComponent("slurm-sweep").path
         let grid = ["sweep", "--tasks", "copy", "--pes", "nope,rope,alibi", "--train-lengths", "12", "--steps", "4", "--layers", "1",
                     "--model-dimension", "16", "--out", out, "--slurm"]
         // No sbatch on the PATH: refused before anything is written.
@@ -93,15 +93,15 @@ final class PlanCommandTests: CommandTestCase {
         let array = try String(contentsOfFile: out + "/slurm/array.sbatch", encoding: .utf8)
         let identity = try XCTUnwrap(submitted.output.split(whereSeparator: \.isWhitespace).drop { $0 != "identity" }.dropFirst().first)
         for line in ["#SBATCH --array=0-2%2", "#SBATCH --cpus-per-task=1", "#SBATCH --time=0:30:00", "#SBATCH --partition=debug",
-                     "#SBATCH --requeue", "--run-index slurm --plan-identity \(identity)", "'\(out)'", "scontrol requeue"] {
+                     "#SBATCH --requeue", "--run-index slurm --plan-identity \(identity)", "--out \(out) ", "scontrol requeue"] {
             XCTAssertTrue(array.contains(line), "array.sbatch lacks \(line):\n\(array)")
         }
         XCTAssertEqual(try String(contentsOfFile: out + "/plan.jsonl", encoding: .utf8).split(separator: "\n").count, 3)
         let report = try String(contentsOfFile: out + "/slurm/report.sbatch", encoding: .utf8)
-        XCTAssertTrue(report.contains("report '\(out)'"), report)
+        XCTAssertTrue(report.contains("report \(out)"), report)
 
         for (arguments, expected) in [(["--time", "1h"], "invalid time = \"1h\""), (["--cpus-per-task", "0"], "cpusPerTask = 0"),
-                                      (["--plan"], "give neither")] {
+                                      (["--plan"], "give neither"), (["--out", out + " 2"], "invalid --out = ")] {
             let result = try cli.poslab(grid + arguments)
             XCTAssertEqual(result.status, 2, "\(arguments): \(result.error)")
             XCTAssertTrue(result.error.contains(expected), "\(arguments): \(result.error)")

@@ -60,6 +60,10 @@ final class RunCommandTests: CommandTestCase {
             XCTAssertTrue(conflicting.error.contains(expected), "should name \(expected): \(conflicting.error)")
         }
         XCTAssertEqual(try Data(contentsOf: checkpoint), before, "a refused resume touches nothing")
+        // A default given explicitly is still a given value: the run has 3 layers, so --layers 2 is refused.
+        let explicitDefault = try cli.poslab(arguments + ["--layers", "2", "--out", killed, "--resume"])
+        XCTAssertEqual(explicitDefault.status, 2, explicitDefault.error)
+        XCTAssertTrue(explicitDefault.error.contains("layers = 2"), explicitDefault.error)
 
         // Starting over an existing run without --resume is refused.
         let again = try cli.poslab(arguments + ["--out", killed])
@@ -85,8 +89,9 @@ final class RunCommandTests: CommandTestCase {
         func steps() -> Int { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count }
         // Step 1 is printed once training runs (the signal handlers are installed by then).
         var printed = ""
-        while process.isRunning, !printed.contains("step") { printed += String(decoding: output.fileHandleForReading.availableData, as: UTF8.self) }
-        usleep(100_000)
+        while process.isRunning, !printed.contains("1/1000") {
+            printed += String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        }
         kill(process.processIdentifier, SIGTERM)
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
