@@ -281,7 +281,13 @@ extension SequenceTask {
         let size = self.size(fittingIn: length)
         guard size >= minimumSize else { return nil }
         if let addition = self as? AdditionTask { return addition.maximumPositionID(size: size) }
+        if let mixture = self as? TaskMixture {
+            return try mixture.tasks.compactMap { try $0.largestCoupledPosition(length: length) }.max()
+        }
         var generator = SplitMix64(seed: 1)
+        // A task's examples all carry coupled positions or none do: the shortest says which (the
+        // long ones are costly at lengths near the limit).
+        guard try example(size: minimumSize, generator: &generator).positions != nil else { return nil }
         let examples = try (0..<16).map { _ in try example(size: size, generator: &generator) }
         let largest = examples.compactMap { $0.positions?.max() }.max()
         return largest
