@@ -19,7 +19,12 @@ public final class FolderLock {
     /// for instead of refused.
     public init(_ folder: URL, what: String, fileName: String = FolderLock.fileName, wait: Bool = false) throws {
         self.folder = folder
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+            throw LockError(folder: folder.path, reason: "cannot create this folder (\(reason)); choose one this user can write")
+        }
         let path = folder.appendingPathComponent(fileName).path
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {

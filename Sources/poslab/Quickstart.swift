@@ -8,7 +8,7 @@ struct Quickstart: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The main job: seven positional schemes on copy and 1-sparse planted correlations, trained short, evaluated up to 8× longer.",
         discussion: "A small sweep (NoPE, sinusoidal, learned absolute, T5 bias, ALiBi, RoPE, HoPE × copy, sparse; one seed) sized to "
-            + "finish within about ten minutes on two cores. Ends with a summary table and the path of report.html.")
+            + "finish in about eleven minutes on two cores. Ends with a summary table and the path of report.html.")
 
     @Option(help: "Sweep folder.") var out = "runs/quickstart"
     @Option(help: "Training steps per run.") var steps = 3000

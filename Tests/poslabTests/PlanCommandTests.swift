@@ -57,6 +57,10 @@ final class PlanCommandTests: CommandTestCase {
         let otherPlan = try cli.poslab(["sweep", "--tasks", "copy", "--pes", "alibi", "--train-lengths", "12", "--out", out, "--plan"])
         XCTAssertEqual(otherPlan.status, 2)
         XCTAssertTrue(otherPlan.error.contains("already holds another plan"), otherPlan.error)
+        // A shared folder that cannot be written: a clear message before any work.
+        let unwritable = try cli.poslab(["sweep", "--tasks", "copy", "--out", "/proc/poslab-sweep", "--plan"])
+        XCTAssertEqual(unwritable.status, 2)
+        XCTAssertTrue(unwritable.error.contains("/proc/poslab-sweep: cannot create this folder"), unwritable.error)
         let missing = try cli.poslab(["sweep", "--out", folder.appendingPathComponent("none").path, "--run-index", "0"])
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.error.contains("plan.jsonl"), missing.error)
