@@ -55,18 +55,18 @@ public struct EvaluationReport: Codable, Equatable, Sendable {
 
     /// The report of a run whose training diverged.
     public static func diverged(_ run: RunSpecification, _ error: TrainingDiverged) -> EvaluationReport {
-        var report = EvaluationReport(task: run.task, pe: run.pe.name, scheme: run.pe.description, label: run.label,
-                                      trainLength: run.trainLength, seed: run.seed, results: [])
-        report.status = "diverged"
+        var report = withoutResults(run, status: "diverged")
         report.divergedAtStep = error.step
         return report
     }
 
     /// The report of a run whose last attempt failed with an error (its failure.json says which).
-    public static func failed(_ run: RunSpecification) -> EvaluationReport {
+    public static func failed(_ run: RunSpecification) -> EvaluationReport { withoutResults(run, status: "failed") }
+
+    private static func withoutResults(_ run: RunSpecification, status: String) -> EvaluationReport {
         var report = EvaluationReport(task: run.task, pe: run.pe.name, scheme: run.pe.description, label: run.label,
                                       trainLength: run.trainLength, seed: run.seed, results: [])
-        report.status = "failed"
+        report.status = status
         return report
     }
 
