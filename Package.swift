@@ -4,12 +4,13 @@ import PackageDescription
 /// PositionLab: positional encodings for Transformers, on a CPU engine of our own.
 ///
 /// Modules depend one way only:
-/// TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← Lab ← poslab (CLI).
+/// TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← Lab ← poslab (CLI);
+/// Interop (transformers folders, tokenizers) sits beside Lab on Models and Tasks.
 
 let package = Package(
     name: "PositionLab",
     products: [
-        .library(name: "PositionLab", targets: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Lab"]),
+        .library(name: "PositionLab", targets: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Lab", "Interop"]),
         .executable(name: "poslab", targets: ["poslab"]),
     ],
     dependencies: [
@@ -21,12 +22,13 @@ let package = Package(
         .target(name: "NN", dependencies: ["TensorCore"]),
         .target(name: "PositionalEncodings", dependencies: ["TensorCore", "NN"]),
         .target(name: "Models", dependencies: ["TensorCore", "NN", "PositionalEncodings"]),
-        .target(name: "Tasks", dependencies: ["TensorCore", "Models"]),
+        .target(name: "Tasks", dependencies: ["TensorCore", "PositionalEncodings", "Models"]),
         .target(name: "Lab", dependencies: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"]),
+        .target(name: "Interop", dependencies: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks"]),
         .executableTarget(
             name: "poslab",
             dependencies: [
-                "TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Lab",
+                "TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Lab", "Interop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -38,6 +40,8 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "TasksTests", dependencies: ["TensorCore", "Models", "Tasks"]),
         .testTarget(name: "LabTests", dependencies: ["TensorCore", "Models", "Tasks", "Lab"]),
+        .testTarget(name: "InteropTests", dependencies: ["TensorCore", "NN", "PositionalEncodings", "Models", "Tasks", "Interop"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "poslabTests", dependencies: ["poslab"]),
     ],
     swiftLanguageModes: [.v6]

@@ -21,6 +21,8 @@ public enum Checkpoint {
         public let path: String
         public let reason: String
         public var description: String { "\(path): \(reason)" }
+
+        public init(path: String, reason: String) { self.path = path; self.reason = reason }
     }
 }
 

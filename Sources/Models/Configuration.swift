@@ -82,13 +82,16 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
     /// the sinusoidal table (amplitude 1). Lab runs keep 1 and bring the table down instead
     /// (`SchemeSpecification.defaultSinusoidalScale`, which says why); `ArchitectureOptions.scaledEmbeddings` sets √C.
     public var embeddingScale: Float
+    /// ε of every norm (inside the square root); nil for the kind's default (LayerNorm 1e-5, RMSNorm
+    /// 1e-6, as GPT-2 and Llama use). Imported models carry their own (`rms_norm_eps`, `layer_norm_eps`).
+    public var normalizationEpsilon: Float?
 
     public init(vocabularySize: Int, modelDimension: Int, numberOfLayers: Int, numberOfHeads: Int,
                 numberOfKeyValueHeads: Int? = nil, feedForwardDimension: Int? = nil, feedForward: FeedForwardKind = .mlp,
                 activation: Activation = .geluTanh, normalization: NormalizationKind = .layerNorm,
                 normalizationPlacement: NormalizationPlacement = .preNorm, attentionScoring: AttentionScoring = .scaledDotProduct,
                 tiedEmbeddings: Bool = true, positionalScheme: PositionalScheme = .none, positionPrediction: Int? = nil,
-                embeddingScale: Float = 1) throws {
+                embeddingScale: Float = 1, normalizationEpsilon: Float? = nil) throws {
         try require(vocabularySize > 0, "vocabularySize", vocabularySize, "a positive count")
         try require(modelDimension > 0, "modelDimension", modelDimension, "a positive dimension")
         try require(numberOfLayers > 0, "numberOfLayers", numberOfLayers, "a positive count")
@@ -96,6 +99,10 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
         try require(modelDimension % numberOfHeads == 0, "numberOfHeads", numberOfHeads,
                     "a divisor of modelDimension (\(modelDimension))")
         try require(embeddingScale > 0 && embeddingScale.isFinite, "embeddingScale", embeddingScale, "a positive finite factor")
+        if let normalizationEpsilon {
+            try require(normalizationEpsilon > 0 && normalizationEpsilon < 1, "normalizationEpsilon", normalizationEpsilon,
+                        "a positive value below 1 (nil for the norm's default)")
+        }
         let keyValueHeads = numberOfKeyValueHeads ?? numberOfHeads
         try require(keyValueHeads > 0 && numberOfHeads % keyValueHeads == 0, "numberOfKeyValueHeads", keyValueHeads,
                     "a positive divisor of numberOfHeads (\(numberOfHeads))")
@@ -139,6 +146,7 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
         self.positionalScheme = positionalScheme
         self.positionPrediction = positionPrediction
         self.embeddingScale = embeddingScale
+        self.normalizationEpsilon = normalizationEpsilon
     }
 
     /// Decoding re-validates: a hand-edited configuration file cannot build an invalid model.
@@ -158,7 +166,8 @@ public struct TransformerConfiguration: Codable, Equatable, Sendable {
                       tiedEmbeddings: c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? true,
                       positionalScheme: c.decodeIfPresent(PositionalScheme.self, forKey: .positionalScheme) ?? .none,
                       positionPrediction: c.decodeIfPresent(Int.self, forKey: .positionPrediction),
-                      embeddingScale: c.decodeIfPresent(Float.self, forKey: .embeddingScale) ?? 1)
+                      embeddingScale: c.decodeIfPresent(Float.self, forKey: .embeddingScale) ?? 1,
+                      normalizationEpsilon: c.decodeIfPresent(Float.self, forKey: .normalizationEpsilon))
     }
 
     /// D = C / H.

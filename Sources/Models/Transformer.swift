@@ -54,10 +54,17 @@ public final class Normalization: Layer {
     let layerNorm: LayerNorm?
     let rmsNorm: RMSNorm?
 
-    public init(_ kind: NormalizationKind, dimension: Int) throws {
-        layerNorm = kind == .layerNorm ? try LayerNorm(dimension: dimension) : nil
-        rmsNorm = kind == .rmsNorm ? try RMSNorm(dimension: dimension) : nil
+    /// ε nil: the norm's own default.
+    public init(_ kind: NormalizationKind, dimension: Int, epsilon: Float? = nil) throws {
+        layerNorm = kind == .layerNorm ? try epsilon.map { try LayerNorm(dimension: dimension, epsilon: $0) } ?? LayerNorm(dimension: dimension) : nil
+        rmsNorm = kind == .rmsNorm ? try epsilon.map { try RMSNorm(dimension: dimension, epsilon: $0) } ?? RMSNorm(dimension: dimension) : nil
     }
+
+    public var epsilon: Float { layerNorm?.epsilon ?? rmsNorm!.epsilon }
+    /// The learned scale γ [C] (LayerNorm's and RMSNorm's "weight").
+    public var scaleParameter: Tensor { layerNorm?.scale ?? rmsNorm!.scale }
+    /// LayerNorm's shift β [C] ("bias"); nil for RMSNorm.
+    public var shiftParameter: Tensor? { layerNorm?.shift }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         if let layerNorm { return try layerNorm(x) }
@@ -83,11 +90,11 @@ public final class TransformerBlock: Layer {
     public init(configuration c: TransformerConfiguration, generator: inout SplitMix64) throws {
         // GPT-2 scales the residual projections by 1/√(2·layers) so the residual stream's variance stays put.
         let residualStd = 0.02 / Float(2 * c.numberOfLayers).squareRoot()
-        attentionNorm = try Normalization(c.normalization, dimension: c.modelDimension)
+        attentionNorm = try Normalization(c.normalization, dimension: c.modelDimension, epsilon: c.normalizationEpsilon)
         attention = try CausalSelfAttention(modelDimension: c.modelDimension, numberOfHeads: c.numberOfHeads,
                                             numberOfKeyValueHeads: c.numberOfKeyValueHeads, scoring: c.attentionScoring,
                                             outputStandardDeviation: residualStd, generator: &generator)
-        feedForwardNorm = try Normalization(c.normalization, dimension: c.modelDimension)
+        feedForwardNorm = try Normalization(c.normalization, dimension: c.modelDimension, epsilon: c.normalizationEpsilon)
         let normalized = c.normalizationPlacement == .normalized
         feedForward = try FeedForward(modelDimension: c.modelDimension, hiddenDimension: c.feedForwardDimension, kind: c.feedForward,
                                       activation: c.activation, outputStandardDeviation: residualStd, normalized: normalized,
@@ -160,7 +167,7 @@ public final class Transformer: Layer {
             try c.positionalScheme.makeEncoding(modelDimension: c.modelDimension, numberOfHeads: c.numberOfHeads, generator: &generator)
         }
         blocks = try (0..<c.numberOfLayers).map { _ in try TransformerBlock(configuration: c, generator: &generator) }
-        finalNorm = c.normalizationPlacement == .preNorm ? try Normalization(c.normalization, dimension: c.modelDimension) : nil
+        finalNorm = c.normalizationPlacement == .preNorm ? try Normalization(c.normalization, dimension: c.modelDimension, epsilon: c.normalizationEpsilon) : nil
         outputHead = c.tiedEmbeddings ? nil : try Linear(inputs: c.modelDimension, outputs: c.vocabularySize, bias: false, generator: &generator)
         // Drawn last, so that models without the head keep the weights a seed always gave them.
         positionHead = try c.positionPrediction.map {

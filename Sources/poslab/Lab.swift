@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Interop
 import Lab
 import Models
 import PositionalEncodings
@@ -84,15 +85,36 @@ struct Eval: ParsableCommand {
     }
 }
 
-/// The checkpointed model of a run folder; a clear error when the folder holds none.
+/// The checkpointed model of a run folder, or the model of a transformers folder; a clear error
+/// when the folder holds neither.
 func checkpointedModel(_ folder: String) throws -> Transformer {
+    if TransformersImport.isTransformersFolder(URL(fileURLWithPath: folder)) {
+        return try TransformersImport(folder: URL(fileURLWithPath: folder)).model
+    }
     let checkpoint = URL(fileURLWithPath: folder).appendingPathComponent(Checkpoint.fileName)
     guard FileManager.default.fileExists(atPath: checkpoint.path) else { throw ValidationError("--model \(folder) holds no \(Checkpoint.fileName)") }
     return try Transformer.load(from: checkpoint)
 }
 
-/// A run folder's specification and checkpointed model.
+/// A run folder's specification and checkpointed model; or a transformers folder that `poslab
+/// export` wrote, with the run it came from and the scheme as imported (half-split RoPE pairs, a
+/// GPT-2 table for sinusoidal and NoPE).
 func loadRun(_ folder: String) throws -> (RunSpecification, Transformer) {
+    let url = URL(fileURLWithPath: folder)
+    if TransformersImport.isTransformersFolder(url) {
+        let imported = try TransformersImport(folder: url)
+        let runFile = url.appendingPathComponent(InteropRun.fileName)
+        guard let data = try? Data(contentsOf: runFile) else {
+            throw ValidationError("--model \(folder) is a transformers folder (\(imported.family.architecture)) without "
+                                  + "\(InteropRun.fileName): evaluating a model made elsewhere needs its tokenizer, which "
+                                  + "poslab does not read yet; folders written by poslab export carry their run")
+        }
+        var run = try decodeJSON(RunSpecification.self, from: data, file: runFile.path)
+        guard run.modelDimension == imported.model.configuration.modelDimension, run.layers == imported.model.configuration.numberOfLayers
+        else { throw ValidationError("--model \(folder): \(InteropRun.fileName) describes another model than config.json") }
+        run.pe = SchemeSpecification(imported.model.configuration.positionalScheme)
+        return (run, imported.model)
+    }
     let model = try checkpointedModel(folder)
     return (try Experiment.specification(in: URL(fileURLWithPath: folder)), model)
 }
