@@ -55,7 +55,7 @@ public enum Analyzer {
             let size = max(sequenceTask.minimumSize, sequenceTask.size(fittingIn: length))
             batch = makeBatchForAnalysis(try (0..<samples).map { _ in try sequenceTask.example(size: size, generator: &generator) })
         case let .text(text):
-            guard text.heldOut.count > length else { throw ConfigurationError(parameter: "length", value: "\(length)", allowed: "less than the \(text.heldOut.count) held-out bytes") }
+            guard text.heldOut.count > length else { throw ConfigurationError(parameter: "length", value: "\(length)", allowed: "less than the \(text.heldOut.count) held-out \(text.unit)") }
             let count = min(samples, text.heldOut.count / (length + 1))
             let inputs = (0..<count).flatMap { i in text.heldOut[(i * length)..<((i + 1) * length)].map(Int.init) }
             batch = TokenBatch(inputs: inputs, targets: inputs, lossMask: inputs.map { _ in true }, batchSize: count, length: length)

@@ -161,7 +161,7 @@ public enum Evaluator {
         let bytes = text.heldOut
         guard bytes.count > length else {
             throw ConfigurationError(parameter: "evaluation length", value: "\(length)",
-                                     allowed: "less than the \(bytes.count) held-out bytes of the text")
+                                     allowed: "less than the \(bytes.count) held-out \(text.unit) of the text")
         }
         /// Windows of `length` bytes (start, first scored position), batched into forward passes.
         func tally(_ windows: [(start: Int, first: Int)]) throws -> Tally {

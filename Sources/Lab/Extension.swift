@@ -14,9 +14,27 @@ public enum Extension {
                 + "only the rotary schemes (rope and its rope_types, hope) swap among themselves; other schemes keep their name")
         }
         var swapped = run
+        let scheme = try inheritingRotation(scheme, from: run.pe)
         swapped.pe = SchemeSpecification(try scheme.resolved(trainingLength: run.trainLength, maximumLength: run.tableLength,
                                                              modelDimension: run.modelDimension))
         return swapped
+    }
+
+    /// The rotation the weights were trained with — base, pairing, rotated fraction — carried into
+    /// a new rotary scheme that does not set them itself: `--pe rope --rope '{"rope_type": "yarn"}'`
+    /// on a run trained at rope_theta 500 with interleaved pairs scales that rotation, not the
+    /// defaults' (which would silently evaluate other weights' geometry). "proportional" reads
+    /// partial_rotary_factor as its kept fraction, so it does not inherit it.
+    static func inheritingRotation(_ scheme: SchemeSpecification, from trained: SchemeSpecification) throws -> SchemeSpecification {
+        let rotary: Set<String> = ["rope", "hope"]
+        guard rotary.contains(scheme.name), rotary.contains(trained.name) else { return scheme }
+        var keys = ["rope_theta", "pairing"]
+        if scheme.settings["rope_type"] != .string("proportional"), trained.settings["rope_type"] != .string("proportional") {
+            keys.append("partial_rotary_factor")
+        }
+        var inherited: [String: JSONValue] = [:]
+        for key in keys where scheme.settings[key] == nil { inherited[key] = trained.settings[key] }
+        return inherited.isEmpty ? scheme : try scheme.merging(inherited)
     }
 
     /// The trained model rebuilt under `scheme` with the same weights, and the run as evaluated.

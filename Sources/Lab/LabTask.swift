@@ -15,8 +15,9 @@ public enum LabTask {
     /// language modelling of `options.data`, by default the King James Bible with its last books held out.
     public static func make(name: String, options: TaskOptions) throws -> LabTask {
         if name == "text" {
-            if let data = options.data { return .text(try TextTask(contentsOf: data)) }
-            return .text(try TextTask.kingJamesBible())
+            let text = try options.data.map { try TextTask(contentsOf: $0) } ?? TextTask.kingJamesBible()
+            guard let tokenizer = options.tokenizer else { return .text(text) }
+            return .text(try text.tokenized(with: ByteLevelBPE(contentsOf: tokenizer)))
         }
         return .sequence(try TaskCatalog.named(name, options: options))
     }
@@ -24,7 +25,7 @@ public enum LabTask {
     public var vocabularySize: Int {
         switch self {
         case let .sequence(task): return task.vocabularySize
-        case .text: return TextTask.vocabularySize
+        case let .text(text): return text.vocabularySize
         }
     }
 
@@ -37,7 +38,7 @@ public enum LabTask {
             return task.size(fittingIn: length) >= task.minimumSize ? nil
                 : "at least \(shortest) tokens, the shortest \(task.name) example"
         case let .text(text):
-            return text.training.count > length + 1 ? nil : "less than the training text's \(text.training.count - 1) bytes"
+            return text.training.count > length + 1 ? nil : "less than the training text's \(text.training.count - 1) \(text.unit)"
         }
     }
 
@@ -51,7 +52,7 @@ public enum LabTask {
             return evaluation.size(fittingIn: length) >= evaluation.minimumSize ? nil
                 : "at least \(shortest) tokens, the shortest \(task.name) example"
         case let .text(text):
-            return text.heldOut.count > length ? nil : "less than the \(text.heldOut.count) held-out bytes of the text"
+            return text.heldOut.count > length ? nil : "less than the \(text.heldOut.count) held-out \(text.unit) of the text"
         }
     }
 

@@ -21,13 +21,16 @@ public struct TaskOptions: Codable, Equatable, Sendable {
     public var weights: [Double]?
     /// The sparse task's target function (`.sum` when absent from a file).
     public var sparseTarget: SparseTarget
+    /// A byte-level BPE tokenizer.json for the text task (models imported from transformers); nil:
+    /// bytes are tokens.
+    public var tokenizer: URL?
 
     public init(alphabetSize: Int? = nil, k: Int = 2, locality: Int? = nil, keyLength: Int = 2,
                 digitOrder: DigitOrder = .reversedResult, maximumOffset: Int = 0, padOperands: Bool = false,
-                data: URL? = nil, weights: [Double]? = nil, sparseTarget: SparseTarget = .sum) {
+                data: URL? = nil, weights: [Double]? = nil, sparseTarget: SparseTarget = .sum, tokenizer: URL? = nil) {
         self.alphabetSize = alphabetSize; self.k = k; self.locality = locality; self.keyLength = keyLength
         self.digitOrder = digitOrder; self.maximumOffset = maximumOffset; self.padOperands = padOperands
-        self.data = data; self.weights = weights; self.sparseTarget = sparseTarget
+        self.data = data; self.weights = weights; self.sparseTarget = sparseTarget; self.tokenizer = tokenizer
     }
 
     /// Every key may be absent (its default applies), so a sweep file names only what it sets.
@@ -40,7 +43,8 @@ public struct TaskOptions: Codable, Equatable, Sendable {
                   padOperands: try c.decodeIfPresent(Bool.self, forKey: .padOperands) ?? false,
                   data: try c.decodeIfPresent(String.self, forKey: .data).map { URL(fileURLWithPath: $0) },
                   weights: try c.decodeIfPresent([Double].self, forKey: .weights),
-                  sparseTarget: try c.decodeIfPresent(SparseTarget.self, forKey: .sparseTarget) ?? .sum)
+                  sparseTarget: try c.decodeIfPresent(SparseTarget.self, forKey: .sparseTarget) ?? .sum,
+                  tokenizer: try c.decodeIfPresent(String.self, forKey: .tokenizer).map { URL(fileURLWithPath: $0) })
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -50,10 +54,11 @@ public struct TaskOptions: Codable, Equatable, Sendable {
         try c.encode(digitOrder, forKey: .digitOrder); try c.encode(maximumOffset, forKey: .maximumOffset)
         try c.encode(padOperands, forKey: .padOperands); try c.encodeIfPresent(data?.path, forKey: .data)
         try c.encodeIfPresent(weights, forKey: .weights); try c.encode(sparseTarget, forKey: .sparseTarget)
+        try c.encodeIfPresent(tokenizer?.path, forKey: .tokenizer)
     }
 
     enum CodingKeys: String, CodingKey {
-        case alphabetSize, k, locality, keyLength, digitOrder, maximumOffset, padOperands, data, weights, sparseTarget
+        case alphabetSize, k, locality, keyLength, digitOrder, maximumOffset, padOperands, data, weights, sparseTarget, tokenizer
     }
 }
 

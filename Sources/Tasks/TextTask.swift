@@ -2,19 +2,26 @@ import Foundation
 import Models
 import TensorCore
 
-/// Byte-level language modelling on a text: every byte is a token (vocabulary 256), every
-/// position counts in the loss. Training windows are drawn from the first part of the text and
-/// the last `heldOutFraction` is kept apart for evaluation, or whole books are held out
-/// (`init(books:heldOutBooks:)`; the default corpus, the King James Bible, in KingJamesBible.swift).
+/// Language modelling on a text: every position counts in the loss. Training windows are drawn
+/// from the first part of the text and the last `heldOutFraction` is kept apart for evaluation, or
+/// whole books are held out (`init(books:heldOutBooks:)`; the default corpus, the King James
+/// Bible, in KingJamesBible.swift). Tokens are the text's bytes (vocabulary 256, the lab's own
+/// runs), or a tokenizer's IDs (`tokenized(with:)`: models imported from transformers).
 public struct TextTask: Sendable {
-    public static let vocabularySize = 256
-    public let training: [UInt8]
-    public let heldOut: [UInt8]
+    /// The vocabulary of byte-level text: token i is byte i.
+    public static let byteVocabularySize = 256
+    /// Token IDs 0..<vocabularySize.
+    public let vocabularySize: Int
+    public let training: [Int32]
+    public let heldOut: [Int32]
+    /// What a token is, for messages: "bytes" or "tokens".
+    public let unit: String
 
     public struct DataError: Error, CustomStringConvertible {
         public let path: String
         public let reason: String
         public var description: String { "\(path): \(reason)" }
+        public init(path: String, reason: String) { self.path = path; self.reason = reason }
     }
 
     public init(bytes: [UInt8], heldOutFraction: Double = 0.1, path: String = "<text>") throws {
@@ -26,8 +33,8 @@ public struct TextTask: Sendable {
             throw ConfigurationError(context: "TextTask", parameter: "heldOutFraction", value: "\(heldOutFraction)", allowed: "0 ≤ f < 1")
         }
         let split = bytes.count - Int(Double(bytes.count) * heldOutFraction)
-        training = Array(bytes[..<split])
-        heldOut = Array(bytes[split...])
+        self.init(tokens: bytes[..<split].map(Int32.init), heldOut: bytes[split...].map(Int32.init),
+                  vocabularySize: TextTask.byteVocabularySize, unit: "bytes")
     }
 
     /// A text split by the caller (e.g. by whole books, `init(books:heldOutBooks:)`).
@@ -36,8 +43,20 @@ public struct TextTask: Sendable {
         guard String(validating: training, as: UTF8.self) != nil, String(validating: heldOut, as: UTF8.self) != nil else {
             throw DataError(path: path, reason: "not valid UTF-8 text")
         }
-        self.training = training
-        self.heldOut = heldOut
+        self.init(tokens: training.map(Int32.init), heldOut: heldOut.map(Int32.init), vocabularySize: TextTask.byteVocabularySize,
+                  unit: "bytes")
+    }
+
+    init(tokens training: [Int32], heldOut: [Int32], vocabularySize: Int, unit: String) {
+        self.training = training; self.heldOut = heldOut; self.vocabularySize = vocabularySize; self.unit = unit
+    }
+
+    /// This byte-level text in `tokenizer`'s IDs (training and held-out parts tokenized apart).
+    public func tokenized(with tokenizer: ByteLevelBPE) throws -> TextTask {
+        guard unit == "bytes" else { return self }
+        func text(_ tokens: [Int32]) -> String { String(decoding: tokens.map { UInt8($0) }, as: UTF8.self) }
+        return TextTask(tokens: try tokenizer.encode(text(training)).map(Int32.init), heldOut: try tokenizer.encode(text(heldOut)).map(Int32.init),
+                        vocabularySize: tokenizer.vocabularySize, unit: "tokens")
     }
 
     public init(contentsOf url: URL, heldOutFraction: Double = 0.1) throws {
@@ -51,7 +70,7 @@ public struct TextTask: Sendable {
     public func batch(size: Int, length: Int, generator: inout SplitMix64) throws -> TokenBatch {
         guard training.count > length + 1 else {
             throw ConfigurationError(context: "TextTask.batch", parameter: "length", value: "\(length)",
-                                              allowed: "less than the training text's \(training.count - 1) bytes")
+                                              allowed: "less than the training text's \(training.count - 1) \(unit)")
         }
         var inputs: [Int] = [], targets: [Int] = []
         inputs.reserveCapacity(size * length); targets.reserveCapacity(size * length)

@@ -40,7 +40,7 @@ struct Export: ParsableCommand {
         let export = try TransformersExport(model: trained, maximumPositions: positions)
         let vocabulary: TokenizerFiles.Vocabulary
         switch trained.configuration.vocabularySize {
-        case TextTask.vocabularySize: vocabulary = .bytes
+        case TextTask.byteVocabularySize: vocabulary = .bytes
         case TaskVocabulary.size: vocabulary = .taskSymbols
         case let size: throw ValidationError("--model \(model) has a vocabulary of \(size), which has no tokenizer to export")
         }

@@ -1,13 +1,16 @@
 import ArgumentParser
 import Foundation
+import Interop
 import Models
+import Tasks
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Continue a prompt with a trained model, token by token through a KV cache.",
-        discussion: "Byte-level models (vocabulary 256) take --prompt as text and print text; others take --tokens.")
+        discussion: "Byte-level models (vocabulary 256) and transformers folders with a byte-level BPE tokenizer.json take "
+            + "--prompt as text and print text; others take --tokens.")
 
-    @Option(help: "Run folder holding checkpoint.safetensors.") var model: String
+    @Option(help: "Run folder holding checkpoint.safetensors, or a transformers folder.") var model: String
     @Option(help: "Prompt text (byte-level models).") var prompt: String?
     @Option(help: "Prompt token IDs, comma-separated (any model).") var tokens: String?
     @Option(help: "Tokens to generate.") var count = 64
@@ -17,21 +20,38 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let transformer = try checkpointedModel(model)
+        let tokenizerFile = URL(fileURLWithPath: model).appendingPathComponent("tokenizer.json")
+        let bpe = TransformersImport.isTransformersFolder(URL(fileURLWithPath: model))
+            && FileManager.default.fileExists(atPath: tokenizerFile.path) ? try ByteLevelBPE(contentsOf: tokenizerFile) : nil
         let byteLevel = transformer.configuration.vocabularySize == 256
         let promptTokens: [Int]
         switch (prompt, tokens) {
         case let (text?, nil):
-            guard byteLevel else { throw ValidationError("--prompt needs a byte-level model (vocabulary 256); this one has \(transformer.configuration.vocabularySize): use --tokens") }
-            promptTokens = Array(text.utf8).map(Int.init)
+            if let bpe {
+                promptTokens = try bpe.encode(text)
+            } else {
+                guard byteLevel else {
+                    throw ValidationError("--prompt needs a byte-level model (vocabulary 256) or a transformers folder with "
+                                          + "tokenizer.json; this one has \(transformer.configuration.vocabularySize): use --tokens")
+                }
+                promptTokens = Array(text.utf8).map(Int.init)
+            }
+            guard !promptTokens.isEmpty else { throw ValidationError("--prompt is empty") }
         case let (nil, list?):
             let parsed = list.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else { throw ValidationError("--tokens must be comma-separated integers, not \"\(list)\"") }
             promptTokens = parsed.map { $0! }
         default: throw ValidationError("give exactly one of --prompt and --tokens")
         }
+        if let last = transformer.positionalEncodings.compactMap(\.maximumPosition).min(), promptTokens.count + count > last + 1 {
+            throw ValidationError("--count \(count) after a prompt of \(promptTokens.count) tokens needs positions up to "
+                                  + "\(promptTokens.count + count - 1); this model's position table ends at \(last)")
+        }
         let sampling = try SamplingConfiguration(temperature: temperature, topK: topK, seed: seed)
         let output = try transformer.generate(prompt: promptTokens, count: count, sampling: sampling)
-        if byteLevel, tokens == nil {
+        if let bpe, tokens == nil {
+            print(try bpe.decode(output))
+        } else if byteLevel, tokens == nil {
             print(String(decoding: output.map(UInt8.init), as: UTF8.self))
         } else {
             print(output.map(String.init).joined(separator: ","))

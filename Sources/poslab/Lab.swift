@@ -6,6 +6,7 @@ import Models
 import PositionalEncodings
 import Synchronization
 import TensorCore
+import Tasks
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,6 +26,9 @@ struct Eval: ParsableCommand {
     var pes: String?
     @Option(help: "Write the results as JSON to this file (with --pes, also an HTML page with the same name and .html).")
     var out: String?
+    @Option(help: ArgumentHelp("Text file to evaluate a text model on (default: the run's text; the King James Bible's "
+                               + "held-out books for a transformers folder)."))
+    var data: String?
 
     func validate() throws {
         if let samples, samples < 1 { throw ValidationError("--samples must be positive, not \(samples)") }
@@ -40,7 +44,7 @@ struct Eval: ParsableCommand {
             try AtomicFile.checkDestination(url, parameter: "--out")
             if pes != nil { try AtomicFile.checkDestination(url.deletingPathExtension().appendingPathExtension("html"), parameter: "--out") }
         }
-        let (run, trained) = try loadRun(model)
+        let (run, trained) = try loadRun(model, data: data)
         if let pes {
             let methods = try parseSchemeList(pes, rope: rope)
             let swaps = try [(run, trained)] + methods.map { try Extension.swap(trained, run: run, to: $0) }
@@ -96,27 +100,56 @@ func checkpointedModel(_ folder: String) throws -> Transformer {
     return try Transformer.load(from: checkpoint)
 }
 
-/// A run folder's specification and checkpointed model; or a transformers folder that `poslab
-/// export` wrote, with the run it came from and the scheme as imported (half-split RoPE pairs, a
-/// GPT-2 table for sinusoidal and NoPE).
-func loadRun(_ folder: String) throws -> (RunSpecification, Transformer) {
+/// A run folder's specification and checkpointed model; or a transformers folder: one that
+/// `poslab export` wrote, with the run it came from, or a model made elsewhere, as a text model
+/// over its tokenizer.json (on the King James Bible's held-out books, or `data`), with its context
+/// (`max_position_embeddings`) as training and evaluation length. Either way the scheme is the one
+/// imported (half-split RoPE pairs; a GPT-2 table for sinusoidal and NoPE runs). `data` replaces
+/// a text run's data.
+func loadRun(_ folder: String, data: String? = nil) throws -> (RunSpecification, Transformer) {
     let url = URL(fileURLWithPath: folder)
-    if TransformersImport.isTransformersFolder(url) {
-        let imported = try TransformersImport(folder: url)
-        let runFile = url.appendingPathComponent(InteropRun.fileName)
-        guard let data = try? Data(contentsOf: runFile) else {
-            throw ValidationError("--model \(folder) is a transformers folder (\(imported.family.architecture)) without "
-                                  + "\(InteropRun.fileName): evaluating a model made elsewhere needs its tokenizer, which "
-                                  + "poslab does not read yet; folders written by poslab export carry their run")
+    guard TransformersImport.isTransformersFolder(url) else {
+        let model = try checkpointedModel(folder)
+        var run = try Experiment.specification(in: url)
+        if let data {
+            guard run.task == "text" else { throw ValidationError("--data applies to text runs; \(folder) trained on \(run.task)") }
+            run.taskOptions.data = URL(fileURLWithPath: data)
         }
-        var run = try decodeJSON(RunSpecification.self, from: data, file: runFile.path)
-        guard run.modelDimension == imported.model.configuration.modelDimension, run.layers == imported.model.configuration.numberOfLayers
-        else { throw ValidationError("--model \(folder): \(InteropRun.fileName) describes another model than config.json") }
-        run.pe = SchemeSpecification(imported.model.configuration.positionalScheme)
+        return (run, model)
+    }
+    let imported = try TransformersImport(folder: url)
+    let c = imported.model.configuration
+    let runFile = url.appendingPathComponent(InteropRun.fileName)
+    if let recorded = try? Data(contentsOf: runFile) {
+        var run = try decodeJSON(RunSpecification.self, from: recorded, file: runFile.path)
+        guard run.modelDimension == c.modelDimension, run.layers == c.numberOfLayers else {
+            throw ValidationError("--model \(folder): \(InteropRun.fileName) describes another model than config.json")
+        }
+        run.pe = SchemeSpecification(c.positionalScheme)
+        if let data {
+            guard run.task == "text" else { throw ValidationError("--data applies to text runs; \(folder) trained on \(run.task)") }
+            run.taskOptions.data = URL(fileURLWithPath: data)
+        }
         return (run, imported.model)
     }
-    let model = try checkpointedModel(folder)
-    return (try Experiment.specification(in: URL(fileURLWithPath: folder)), model)
+    let tokenizer = url.appendingPathComponent("tokenizer.json")
+    guard FileManager.default.fileExists(atPath: tokenizer.path) else {
+        throw ValidationError("--model \(folder) is a transformers folder (\(imported.family.architecture)) without tokenizer.json: "
+                              + "poslab evaluates a model made elsewhere as a text model, through its tokenizer")
+    }
+    let bpe = try ByteLevelBPE(contentsOf: tokenizer)
+    guard bpe.vocabularySize <= c.vocabularySize else {
+        throw ValidationError("--model \(folder): tokenizer.json has \(bpe.vocabularySize) tokens, the model's embedding only \(c.vocabularySize)")
+    }
+    let run = try RunSpecification(
+        task: "text", taskOptions: TaskOptions(data: data.map { URL(fileURLWithPath: $0) }, tokenizer: tokenizer),
+        pe: SchemeSpecification(c.positionalScheme), trainLength: imported.maximumPositions, modelDimension: c.modelDimension,
+        layers: c.numberOfLayers, heads: c.numberOfHeads, steps: 1, batchSize: 1, evalLengths: [imported.maximumPositions],
+        evalSamples: 8, checkpointEvery: 1,
+        architecture: ArchitectureOptions(keyValueHeads: c.numberOfKeyValueHeads, feedForward: c.feedForward,
+                                          normalization: c.normalization, tiedEmbeddings: c.tiedEmbeddings),
+        checkingFit: false)
+    return (run, imported.model)
 }
 
 /// Runs a sweep with progress lines, then writes results.csv and report.html.

@@ -128,6 +128,20 @@ final class RunIdentityTests: XCTestCase {
                                                 to: try SchemeSpecification(parsing: #"learned{"max_length": 9}"#)))
     }
 
+    /// A new scaling keeps the rotation the weights were trained with unless it sets its own.
+    func testSwapKeepsTheTrainedBasePairingAndFraction() throws {
+        let run = try RunSpecification(task: "copy", pe: try SchemeSpecification(
+            parsing: #"rope{"rope_theta": 500, "pairing": "interleaved", "partial_rotary_factor": 0.5}"#), trainLength: 13,
+            modelDimension: 16, layers: 1, heads: 2, steps: 4, batchSize: 4, evalLengths: [13, 26], evalSamples: 3)
+        let yarn = try Extension.specification(run, scheme: try SchemeSpecification(parsing: #"rope{"rope_type": "yarn", "factor": 4}"#))
+        XCTAssertEqual(yarn.pe.settings["rope_theta"], .number(500))
+        XCTAssertEqual(yarn.pe.settings["pairing"], .string("interleaved"))
+        XCTAssertEqual(yarn.pe.settings["partial_rotary_factor"], .number(0.5))
+        let hope = try Extension.specification(run, scheme: try SchemeSpecification(parsing: #"hope{"rope_theta": 1000}"#))
+        XCTAssertEqual(hope.pe.settings["rope_theta"], .number(1000), "a setting given wins")
+        XCTAssertEqual(hope.pe.settings["pairing"], .string("interleaved"))
+    }
+
     func testFineTuneStartsFromTheBaseWeightsAndNamesItsBase() throws {
         let baseFolder = folder.appendingPathComponent("base")
         let base = try tiny(steps: 2)

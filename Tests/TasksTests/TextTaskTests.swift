@@ -7,7 +7,7 @@ final class TextTaskTests: XCTestCase {
     func testWindowsShiftByOneAndHoldOutTheEnd() throws {
         let text = Array("In the beginning was the word, and the word was with the text.".utf8)
         let task = try TextTask(bytes: text, heldOutFraction: 0.25)
-        XCTAssertEqual(task.training + task.heldOut, text)
+        XCTAssertEqual((task.training + task.heldOut).map { UInt8($0) }, text)
         XCTAssertEqual(task.heldOut.count, text.count / 4)
         var generator = SplitMix64(seed: 3)
         let batch = try task.batch(size: 4, length: 10, generator: &generator)
@@ -43,9 +43,9 @@ final class KingJamesBibleTests: XCTestCase {
         XCTAssertEqual(String(decoding: books[0].text, as: UTF8.self),
                        "In the beginning God created the heaven and the earth.\nAnd the earth was without form, and void.\n")
         let task = try TextTask(books: books, heldOutBooks: 1)
-        XCTAssertEqual(String(decoding: task.training, as: UTF8.self),
+        XCTAssertEqual(String(decoding: task.training.map { UInt8($0) }, as: UTF8.self),
                        "In the beginning God created the heaven and the earth.\nAnd the earth was without form, and void.\n\nNow there was a certain man.\n")
-        XCTAssertEqual(String(decoding: task.heldOut, as: UTF8.self), "The grace of our Lord Jesus Christ be with you all. Amen.\n")
+        XCTAssertEqual(String(decoding: task.heldOut.map { UInt8($0) }, as: UTF8.self), "The grace of our Lord Jesus Christ be with you all. Amen.\n")
         XCTAssertTrue(try TextTask(books: books, heldOutBooks: 0).heldOut.isEmpty)
         assertInvalid("heldOutBooks", try TextTask(books: books, heldOutBooks: 3))
         assertInvalid("heldOutBooks", try TextTask(books: books, heldOutBooks: -1))
@@ -77,8 +77,8 @@ final class KingJamesBibleTests: XCTestCase {
         XCTAssertEqual(books.first?.name, "Ge")
         XCTAssertEqual(Array(books.suffix(8).map(\.name)), ["Jas", "1Pet", "2Pet", "1Jn", "2Jn", "3Jn", "Jude", "Rev"])
         let task = try TextTask(bibleAt: url)
-        XCTAssertTrue(String(decoding: task.training.prefix(60), as: UTF8.self).hasPrefix("In the beginning God created the heaven and the earth.\n"))
-        XCTAssertTrue(String(decoding: task.heldOut.suffix(60), as: UTF8.self).hasSuffix("The grace of our Lord Jesus Christ be with you all. Amen.\n"))
+        XCTAssertTrue(String(decoding: task.training.prefix(60).map { UInt8($0) }, as: UTF8.self).hasPrefix("In the beginning God created the heaven and the earth.\n"))
+        XCTAssertTrue(String(decoding: task.heldOut.suffix(60).map { UInt8($0) }, as: UTF8.self).hasSuffix("The grace of our Lord Jesus Christ be with you all. Amen.\n"))
         XCTAssertEqual(Double(task.heldOut.count) / Double(task.training.count + task.heldOut.count), 0.027, accuracy: 0.003)
         // Found, not rewritten, the second time.
         XCTAssertEqual(try TextTask.defaultCorpus(environment: ["XDG_CACHE_HOME": cache.path], generate: false), url)
