@@ -7,7 +7,7 @@ import PackageDescription
 /// that the library's manifest needs no sanitizer flags: `scripts/fuzz.sh` builds them with
 /// `-Xswiftc -sanitize=fuzzer,address` and runs each against its seed corpus in Fuzz/Corpus/.
 let names = ["FuzzSafeTensors", "FuzzRunConfiguration", "FuzzSweepConfiguration", "FuzzSchemeSpecification",
-             "FuzzJSONLines", "FuzzText"]
+             "FuzzJSONLines", "FuzzText", "FuzzTokenizer", "FuzzTransformersConfig"]
 
 let package = Package(
     name: "PositionLabFuzz",

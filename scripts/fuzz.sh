@@ -18,7 +18,7 @@ seconds=${1:-30}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(FuzzSafeTensors FuzzRunConfiguration FuzzSweepConfiguration FuzzSchemeSpecification FuzzJSONLines FuzzText)
+  targets=(FuzzSafeTensors FuzzRunConfiguration FuzzSweepConfiguration FuzzSchemeSpecification FuzzJSONLines FuzzText FuzzTokenizer FuzzTransformersConfig)
 fi
 echo "== building ${targets[*]} with -sanitize=fuzzer,address" >&2
 swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | tail -n 2 >&2

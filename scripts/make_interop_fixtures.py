@@ -74,6 +74,10 @@ foreign = {
         vocab_size=64, hidden_size=16, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2,
         max_position_embeddings=64, hidden_act="gelu", use_parallel_residual=False, tie_word_embeddings=False,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5})),
+    "gpt_neox-pythia": GPTNeoXForCausalLM(GPTNeoXConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=64, hidden_act="gelu", use_parallel_residual=True, tie_word_embeddings=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25})),
     "gpt2": GPT2LMHeadModel(GPT2Config(
         vocab_size=64, n_embd=16, n_layer=2, n_head=4, n_positions=32, activation_function="gelu_new",
         bos_token_id=None, eos_token_id=None)),

@@ -52,6 +52,7 @@ save_file(tensors, sys.argv[2], metadata=metadata)
 PY
 }
 run gpt_neox-rope-interleaved --task copy --pe 'rope{"pairing": "interleaved", "partial_rotary_factor": 0.5}'
+run gpt_neox-parallel --task copy --pe rope --placement parallel
 run llama-yarn-gqa --task copy --pe rope --rope '{"rope_type": "yarn", "factor": 2, "original_max_position_embeddings": 16}' \
     --feed-forward swiGLU --normalization rmsNorm --kv-heads 1 --untied
 run llama-hope --task copy --pe 'hope{"keep": 2}' --feed-forward swiGLU --normalization rmsNorm

@@ -23,8 +23,8 @@ public struct TransformersExport {
             ConfigurationError(context: "export to transformers", parameter: parameter, value: value, allowed: allowed)
         }
         guard maximumPositions > 0 else { throw refuse("max positions", "\(maximumPositions)", "a positive length") }
-        guard c.normalizationPlacement == .preNorm else {
-            throw refuse("placement", c.normalizationPlacement.rawValue, "preNorm (Llama, GPT-NeoX and GPT-2 are pre-norm models)")
+        guard c.normalizationPlacement == .preNorm || c.normalizationPlacement == .parallel else {
+            throw refuse("placement", c.normalizationPlacement.rawValue, "preNorm, or parallel for GPT-NeoX (these architectures are pre-norm models)")
         }
         guard c.attentionScoring == .scaledDotProduct else {
             throw refuse("attention scoring", "\(c.attentionScoring)", "scaled dot product (q·k/√D), which transformers' architectures use")
@@ -53,6 +53,10 @@ public struct TransformersExport {
             throw refuse("architecture", "\(c.positionalScheme.name) with \(c.feedForward.rawValue) and \(c.normalization.rawValue)",
                          "rope or hope with swiGLU and rmsNorm (Llama); rope with mlp and layerNorm (GPT-NeoX); "
                          + "learned, sinusoidal or nope with mlp and layerNorm (GPT-2)")
+        }
+        if family != .gptNeoX, c.normalizationPlacement == .parallel {
+            throw refuse("placement", "parallel", "preNorm: of these architectures only GPT-NeoX (a RoPE model with mlp and layerNorm) "
+                         + "has parallel residuals")
         }
         if family != .llama, c.numberOfKeyValueHeads != c.numberOfHeads {
             throw refuse("kv heads", "\(c.numberOfKeyValueHeads)", "\(c.numberOfHeads) (multi-head attention): only Llama has grouped-query heads")
@@ -203,7 +207,7 @@ public struct TransformersExport {
             "hidden_act": .string(TransformersFamily.activationName(c.activation)),
             "max_position_embeddings": number(rotary.maximumPositionEmbeddings ?? maximumPositions),
             "layer_norm_eps": decimal(model.blocks[0].attentionNorm.epsilon), "rope_parameters": .object(rope),
-            "use_parallel_residual": .bool(false), "attention_bias": .bool(true),
+            "use_parallel_residual": .bool(c.normalizationPlacement == .parallel), "attention_bias": .bool(true),
             "attention_dropout": .number(0), "hidden_dropout": .number(0),
         ]) { $1 }
         let (h, d) = (c.numberOfHeads, c.headDimension)

@@ -18,7 +18,7 @@ import TensorCore
 ///     gpt2      GPT2LMHeadModel        LayerNorm  GELU MLP, biases    learned; sinusoidal and NoPE as a fixed table
 ///
 /// Llama is written with `attention_bias: true` (PositionLab's projections have biases); GPT-NeoX
-/// with `use_parallel_residual: false` (PositionLab's block is sequential). RoPE with interleaved
+/// with `use_parallel_residual` true for the `parallel` placement (Pythia's block), false for pre-norm. RoPE with interleaved
 /// pairs is written in transformers' half-split pairing by permuting each head's query and key rows
 /// (and biases) alike, which leaves every q·k, and so the model, unchanged.
 public enum TransformersFamily: String, CaseIterable, Codable, Sendable {

@@ -33,13 +33,7 @@ public struct TransformersImport {
         guard let data = try? Data(contentsOf: configURL) else {
             throw Checkpoint.LoadError(path: configURL.path, reason: "cannot be read (a transformers folder holds config.json)")
         }
-        try DuplicateKeys.check(data, in: configURL.path)
-        guard case let .object(config)? = try? JSONDecoder().decode(JSONValue.self, from: data) else {
-            throw Checkpoint.LoadError(path: configURL.path, reason: "is not a JSON object")
-        }
-        let reader = ConfigReader(values: config, path: configURL.path)
-        let family = try TransformersFamily(modelType: try reader.string("model_type"), path: configURL.path)
-        let (configuration, maximumPositions) = try Self.modelConfiguration(family, reader)
+        let (family, config, configuration, maximumPositions) = try Self.configuration(json: data, path: configURL.path)
         // Weights are read and checked before the model exists.
         let tensors = try Self.readWeights(folder)
         let model = try Transformer(configuration: configuration, seed: 0)
@@ -51,6 +45,21 @@ public struct TransformersImport {
     }
 
     // MARK: config.json
+
+    /// A transformers config.json read as a PositionLab model configuration: the family, the
+    /// dictionary as read, the configuration and the model's context length. Checked whole (an
+    /// unsupported architecture or setting is named) before any weight is read.
+    public static func configuration(json data: Data, path: String)
+        throws -> (TransformersFamily, [String: JSONValue], TransformerConfiguration, Int) {
+        try DuplicateKeys.check(data, in: path)
+        guard case let .object(config)? = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+            throw Checkpoint.LoadError(path: path, reason: "is not a JSON object")
+        }
+        let reader = ConfigReader(values: config, path: path)
+        let family = try TransformersFamily(modelType: try reader.string("model_type"), path: path)
+        let (configuration, maximumPositions) = try modelConfiguration(family, reader)
+        return (family, config, configuration, maximumPositions)
+    }
 
     static func modelConfiguration(_ family: TransformersFamily, _ r: ConfigReader) throws -> (TransformerConfiguration, Int) {
         let vocabulary = try r.count("vocab_size")
@@ -76,10 +85,8 @@ public struct TransformersImport {
                 normalization: .rmsNorm, tiedEmbeddings: tied, positionalScheme: .rope(rotary),
                 normalizationEpsilon: Float(try r.number("rms_norm_eps") ?? 1e-6)), maximum)
         case .gptNeoX:
-            if try r.bool("use_parallel_residual") ?? true {
-                throw r.unsupported("use_parallel_residual", "true", "false (PositionLab's block adds attention, then the MLP reads the sum)")
-            }
-            if try r.bool("attention_bias") == false { /* biases load as zeros */ }
+            // Attention and MLP side by side (Pythia) or one after the other; missing biases load as zeros.
+            let parallel = try r.bool("use_parallel_residual") ?? true
             let maximum = try r.optionalCount("max_position_embeddings") ?? 2048
             let rotary = try Self.rotary(r, maximumPositions: maximum, defaultPartial: try r.number("rotary_pct") ?? 0.25)
             let c = try r.count("hidden_size")
@@ -87,8 +94,8 @@ public struct TransformersImport {
                 vocabularySize: vocabulary, modelDimension: c, numberOfLayers: try r.count("num_hidden_layers"),
                 numberOfHeads: try r.count("num_attention_heads"), feedForwardDimension: try r.count("intermediate_size"),
                 feedForward: .mlp, activation: try TransformersFamily.activation(named: try r.string("hidden_act", default: "gelu"), path: r.path),
-                normalization: .layerNorm, tiedEmbeddings: tied, positionalScheme: .rope(rotary),
-                normalizationEpsilon: Float(try r.number("layer_norm_eps") ?? 1e-5)), maximum)
+                normalization: .layerNorm, normalizationPlacement: parallel ? .parallel : .preNorm, tiedEmbeddings: tied,
+                positionalScheme: .rope(rotary), normalizationEpsilon: Float(try r.number("layer_norm_eps") ?? 1e-5)), maximum)
         case .gpt2:
             for (key, expected) in [("scale_attn_weights", true), ("scale_attn_by_inverse_layer_idx", false)] {
                 if let value = try r.bool(key), value != expected { throw r.unsupported(key, "\(value)", "\(expected)") }
@@ -135,8 +142,9 @@ public struct TransformersImport {
 
     // MARK: Weights
 
-    /// Every tensor of model.safetensors, or of the shards model.safetensors.index.json lists.
-    static func readWeights(_ folder: URL) throws -> [String: Tensor] {
+    /// Every tensor of model.safetensors, or of the shards model.safetensors.index.json lists:
+    /// files memory-mapped, headers checked, each tensor decoded only when it is copied.
+    static func readWeights(_ folder: URL) throws -> WeightSource {
         let manager = FileManager.default
         let single = folder.appendingPathComponent(weightsFile), index = folder.appendingPathComponent(indexFile)
         if manager.fileExists(atPath: index.path) {
@@ -152,30 +160,31 @@ public struct TransformersImport {
                 }
                 shards[file, default: []].append(name)
             }
-            var tensors: [String: Tensor] = [:]
+            var files: [String: SafeTensors.Index] = [:]
             for (file, names) in shards.sorted(by: { $0.key < $1.key }) {
                 let url = folder.appendingPathComponent(file)
                 guard manager.fileExists(atPath: url.path) else {
                     throw Checkpoint.LoadError(path: index.path, reason: "lists shard \(file), which is missing (it holds \(names.sorted().first!))")
                 }
-                let shard = try SafeTensors.read(url)
+                let shard = try SafeTensors.Index(mapping: url)
                 for name in names {
-                    guard let tensor = shard.tensors[name] else {
+                    guard shard.shape(of: name) != nil else {
                         throw Checkpoint.LoadError(path: url.path, reason: "has no tensor \"\(name)\", which the index places there")
                     }
-                    tensors[name] = tensor
+                    files[name] = shard
                 }
             }
-            return tensors
+            return WeightSource(files: files)
         }
         guard manager.fileExists(atPath: single.path) else {
             throw Checkpoint.LoadError(path: folder.path, reason: "holds neither \(weightsFile) nor \(indexFile)")
         }
-        return try SafeTensors.read(single).tensors
+        let file = try SafeTensors.Index(mapping: single)
+        return WeightSource(files: Dictionary(uniqueKeysWithValues: file.names.map { ($0, file) }))
     }
 
     /// Copies the checkpoint's tensors into `model` by the family's layout.
-    static func load(_ family: TransformersFamily, tensors: [String: Tensor], into model: Transformer, path: String) throws {
+    static func load(_ family: TransformersFamily, tensors: WeightSource, into model: Transformer, path: String) throws {
         let r = TensorReader(tensors: tensors, path: path)
         let c = model.configuration
         let (h, d) = (c.numberOfHeads, c.headDimension)
@@ -198,7 +207,7 @@ public struct TransformersImport {
             try r.copy("model.norm.weight", into: model.finalNorm!.scaleParameter)
             if let head = model.outputHead { try r.copy("lm_head.weight", into: head.weight) }
         case .gptNeoX:
-            let prefix = tensors["gpt_neox.embed_in.weight"] != nil ? "gpt_neox." : ""
+            let prefix = tensors.contains("gpt_neox.embed_in.weight") ? "gpt_neox." : ""
             try r.copy(prefix + "embed_in.weight", into: model.tokenEmbedding.weight)
             for (i, block) in model.blocks.enumerated() {
                 let p = prefix + "layers.\(i)."
@@ -223,11 +232,11 @@ public struct TransformersImport {
             }
             try r.copyNorm(prefix + "final_layer_norm", into: model.finalNorm!)
             if let head = model.outputHead {
-                try r.copy(tensors["lm_head.weight"] != nil || tensors["embed_out.weight"] == nil ? "lm_head.weight" : "embed_out.weight", into: head.weight)
+                try r.copy(tensors.contains("lm_head.weight") || !tensors.contains("embed_out.weight") ? "lm_head.weight" : "embed_out.weight", into: head.weight)
             }
         case .gpt2:
             // Checkpoints name the base model "transformer." (GPT2LMHeadModel) or not at all (GPT2Model, the original gpt2).
-            let prefix = tensors["transformer.wte.weight"] != nil ? "transformer." : ""
+            let prefix = tensors.contains("transformer.wte.weight") ? "transformer." : ""
             try r.copy(prefix + "wte.weight", into: model.tokenEmbedding.weight)
             guard let learned = model.positionalEncodings[0] as? LearnedAbsoluteEncoding else {
                 throw Checkpoint.LoadError(path: path, reason: "GPT-2 model without a learned position table")
@@ -302,21 +311,32 @@ struct ConfigReader {
     }
 }
 
-/// Reads a checkpoint's tensors by name, checking each one's shape against the model's.
+/// The tensors of a checkpoint's files by name, decoded on request.
+struct WeightSource {
+    let files: [String: SafeTensors.Index]
+
+    func contains(_ name: String) -> Bool { files[name] != nil }
+    func shape(of name: String) -> [Int]? { files[name]?.shape(of: name) }
+    func tensor(_ name: String) throws -> Tensor? { try files[name]?.tensor(name) }
+}
+
+/// Reads a checkpoint's tensors by name, checking each one's shape against the model's before decoding it.
 struct TensorReader {
-    let tensors: [String: Tensor]
+    let tensors: WeightSource
     let path: String
 
     func tensor(_ name: String, shape: [Int]) throws -> Tensor {
-        guard let t = tensors[name] else { throw Checkpoint.LoadError(path: path, reason: "missing tensor \"\(name)\" (expected shape \(shape))") }
-        guard t.shape == shape else {
-            throw Checkpoint.LoadError(path: path, reason: "tensor \"\(name)\" has shape \(t.shape), expected \(shape)")
+        guard let found = tensors.shape(of: name) else {
+            throw Checkpoint.LoadError(path: path, reason: "missing tensor \"\(name)\" (expected shape \(shape))")
         }
-        return t
+        guard found == shape else {
+            throw Checkpoint.LoadError(path: path, reason: "tensor \"\(name)\" has shape \(found), expected \(shape)")
+        }
+        return try tensors.tensor(name)!
     }
 
     func optionalTensor(_ name: String, shape: [Int]) throws -> Tensor? {
-        tensors[name] == nil ? nil : try tensor(name, shape: shape)
+        tensors.contains(name) ? try tensor(name, shape: shape) : nil
     }
 
     func copy(_ name: String, into parameter: Tensor) throws {
@@ -327,12 +347,12 @@ struct TensorReader {
     func copyLinear(_ name: String, into linear: Linear, optionalBias: Bool = false) throws {
         try copy(name + ".weight", into: linear.weight)
         guard let bias = linear.bias else {
-            if tensors[name + ".bias"] != nil {
+            if tensors.contains(name + ".bias") {
                 throw Checkpoint.LoadError(path: path, reason: "tensor \"\(name).bias\" has no place in this model (its layer has no bias)")
             }
             return
         }
-        if optionalBias, tensors[name + ".bias"] == nil {
+        if optionalBias, !tensors.contains(name + ".bias") {
             try bias.assign(from: Tensor(zeros: bias.shape))
         } else {
             try copy(name + ".bias", into: bias)

@@ -88,7 +88,8 @@ public enum Report {
     }
 
     /// A self-contained page: inline CSS, `body`'s sections in order.
-    static func page(title: String, body: [String]) -> String {
+    static func page(title: String, body: [String],
+                     footer: String = "Written by PositionLab; data in results.csv and each run's eval.json and log.jsonl.") -> String {
         """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
@@ -102,7 +103,7 @@ public enum Report {
         </style></head><body>
         <h1>\(escape(title))</h1>
         \(body.joined(separator: "\n"))
-        <p class="sub">Written by PositionLab; data in results.csv and each run's eval.json and log.jsonl.</p>
+        <p class="sub">\(escape(footer))</p>
         </body></html>
 
         """

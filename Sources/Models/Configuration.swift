@@ -19,6 +19,9 @@ public enum NormalizationPlacement: String, Codable, CaseIterable, Sendable {
     case preNorm
     /// h ← Norm(h + f(h)) (the original Transformer); no final norm.
     case postNorm
+    /// h ← h + Attention(N₁(h)) + FFN(N₂(h)): attention and the feed-forward network read the same
+    /// input side by side (GPT-J, GPT-NeoX and Pythia's `use_parallel_residual`), with a final norm.
+    case parallel
     /// The normalised Transformer, nGPT (Loshchilov et al. 2024, arXiv 2410.01131): hidden states,
     /// embeddings and weight rows on the unit sphere; h ← Norm(h + α ⊙ (Norm(f(h)) − h)) with learned
     /// eigen learning rates α; attention on normalised, scaled queries and keys; scaled logits.

@@ -63,71 +63,110 @@ public enum SafeTensors {
     }
 
     public static func decode(_ data: Data, path: String = "<data>") throws -> File {
-        func fail(_ reason: String) -> FormatError { FormatError(path: path, reason: reason) }
-        guard data.count >= 8 else { throw fail("shorter than the 8-byte header length") }
-        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard headerLength <= UInt64(data.count - 8) else { throw fail("header length \(headerLength) exceeds the file") }
-        let start = data.startIndex + 8, bufferStart = start + Int(headerLength)
-        guard let header = try? JSONSerialization.jsonObject(with: data[start..<bufferStart]) as? [String: Any] else {
-            throw fail("the header is not a JSON object")
-        }
-        var file = File(tensors: [:], metadata: [:])
-        if let metadata = header["__metadata__"] {
-            guard let strings = metadata as? [String: String] else { throw fail("__metadata__ must map strings to strings") }
-            file.metadata = strings
-        }
-        let bufferLength = data.count - 8 - Int(headerLength)
-        var spans: [(range: Range<Int>, name: String)] = []
-        for (name, entry) in header where name != "__metadata__" {
-            guard let entry = entry as? [String: Any], let dtype = entry["dtype"] as? String,
-                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw fail("entry \"\(name)\" lacks dtype, shape or data_offsets")
-            }
-            let widths = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8]
-            guard let width = widths[dtype] else { throw fail("tensor \"\(name)\" has dtype \(dtype); readable: \(widths.keys.sorted())") }
-            guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \"\(name)\" has a negative dimension in \(shape)") }
-            // Sizes multiply with overflow checks: a header may claim more elements than an Int holds.
-            var count = 1
-            for extent in shape + [width] {
-                let (product, overflow) = count.multipliedReportingOverflow(by: extent)
-                guard !overflow else { throw fail("tensor \"\(name)\" of shape \(shape) \(dtype) has more bytes than an Int counts") }
-                count = product
-            }
-            let bytes = count
-            count /= width
-            guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= bufferLength, offsets[1] - offsets[0] == bytes else {
-                throw fail("tensor \"\(name)\" has offsets \(offsets) that do not hold \(shape) \(dtype) in a \(bufferLength)-byte buffer")
-            }
-            spans.append((offsets[0]..<offsets[1], name))
-            let values = convert(data[(bufferStart + offsets[0])..<(bufferStart + offsets[1])], dtype: dtype, count: count)
-            file.tensors[name] = try Tensor(values, shape: shape)
-        }
-        // The format's rule: tensors tile the buffer, with no overlap, hole or trailing byte.
-        var end = 0
-        for span in spans.sorted(by: { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }) {
-            guard span.range.lowerBound == end else {
-                throw fail(span.range.lowerBound < end ? "tensor \"\(span.name)\" overlaps another tensor's bytes"
-                                                      : "bytes \(end)..<\(span.range.lowerBound) of the buffer belong to no tensor")
-            }
-            end = span.range.upperBound
-        }
-        guard end == bufferLength else { throw fail("\(bufferLength - end) trailing bytes after the last tensor") }
-        return file
+        let index = try Index(data, path: path)
+        var tensors: [String: Tensor] = [:]
+        for name in index.names { tensors[name] = try index.tensor(name) }
+        return File(tensors: tensors, metadata: index.metadata)
     }
 
-    /// Little-endian values of `dtype` as Float32, read straight from the file's bytes.
-    private static func convert(_ bytes: Data, dtype: String, count: Int) -> [Float] {
-        bytes.withUnsafeBytes { raw in
-            func word<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
-                T(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+    /// A file's header, checked whole (every entry, and that the tensors tile the buffer), with
+    /// tensors decoded one at a time on request: loading a model need not hold every tensor twice.
+    /// `Index(mapping:)` maps the file instead of reading it.
+    public struct Index {
+        public let metadata: [String: String]
+        let data: Data
+        let path: String
+        let entries: [String: (dtype: String, shape: [Int], count: Int, range: Range<Int>)]
+
+        public var names: [String] { entries.keys.sorted() }
+        public func shape(of name: String) -> [Int]? { entries[name]?.shape }
+
+        /// The file at `url`, memory-mapped.
+        public init(mapping url: URL) throws {
+            let data: Data
+            do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+                throw FormatError(path: url.path, reason: "cannot read it (\(error.localizedDescription))")
             }
+            try self.init(data, path: url.path)
+        }
+
+        /// The tensor `name` in Float32, or nil when the file has none of that name.
+        public func tensor(_ name: String) throws -> Tensor? {
+            guard let e = entries[name] else { return nil }
+            return SafeTensors.tensor(data[e.range], dtype: e.dtype, count: e.count, shape: e.shape)
+        }
+
+        public init(_ data: Data, path: String) throws {
+            func fail(_ reason: String) -> FormatError { FormatError(path: path, reason: reason) }
+            guard data.count >= 8 else { throw fail("shorter than the 8-byte header length") }
+            let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+            guard headerLength <= UInt64(data.count - 8) else { throw fail("header length \(headerLength) exceeds the file") }
+            let start = data.startIndex + 8, bufferStart = start + Int(headerLength)
+            guard let header = try? JSONSerialization.jsonObject(with: data[start..<bufferStart]) as? [String: Any] else {
+                throw fail("the header is not a JSON object")
+            }
+            var metadata: [String: String] = [:]
+            var entries: [String: (dtype: String, shape: [Int], count: Int, range: Range<Int>)] = [:]
+            if let given = header["__metadata__"] {
+                guard let strings = given as? [String: String] else { throw fail("__metadata__ must map strings to strings") }
+                metadata = strings
+            }
+            let bufferLength = data.count - 8 - Int(headerLength)
+            var spans: [(range: Range<Int>, name: String)] = []
+            for (name, entry) in header where name != "__metadata__" {
+                guard let entry = entry as? [String: Any], let dtype = entry["dtype"] as? String,
+                      let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                    throw fail("entry \"\(name)\" lacks dtype, shape or data_offsets")
+                }
+                let widths = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8]
+                guard let width = widths[dtype] else { throw fail("tensor \"\(name)\" has dtype \(dtype); readable: \(widths.keys.sorted())") }
+                guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \"\(name)\" has a negative dimension in \(shape)") }
+                // Sizes multiply with overflow checks: a header may claim more elements than an Int holds.
+                var count = 1
+                for extent in shape + [width] {
+                    let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+                    guard !overflow else { throw fail("tensor \"\(name)\" of shape \(shape) \(dtype) has more bytes than an Int counts") }
+                    count = product
+                }
+                let bytes = count
+                count /= width
+                guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= bufferLength, offsets[1] - offsets[0] == bytes else {
+                    throw fail("tensor \"\(name)\" has offsets \(offsets) that do not hold \(shape) \(dtype) in a \(bufferLength)-byte buffer")
+                }
+                spans.append((offsets[0]..<offsets[1], name))
+                entries[name] = (dtype, shape, count, (bufferStart + offsets[0])..<(bufferStart + offsets[1]))
+            }
+            // The format's rule: tensors tile the buffer, with no overlap, hole or trailing byte.
+            var end = 0
+            for span in spans.sorted(by: { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }) {
+                guard span.range.lowerBound == end else {
+                    throw fail(span.range.lowerBound < end ? "tensor \"\(span.name)\" overlaps another tensor's bytes"
+                                                          : "bytes \(end)..<\(span.range.lowerBound) of the buffer belong to no tensor")
+                }
+                end = span.range.upperBound
+            }
+            guard end == bufferLength else { throw fail("\(bufferLength - end) trailing bytes after the last tensor") }
+            self.metadata = metadata; self.data = data; self.path = path; self.entries = entries
+        }
+    }
+
+    /// Little-endian values of `dtype` as a Float32 tensor, converted straight from the file's bytes.
+    static func tensor(_ bytes: Data, dtype: String, count: Int, shape: [Int]) -> Tensor {
+        let storage = TensorStorage(count: count, zeroed: false)
+        let out = storage.pointer
+        bytes.withUnsafeBytes { raw in
             switch dtype {
-            case "F32": return (0..<count).map { Float(bitPattern: word($0, UInt32.self)) }
-            case "F64": return (0..<count).map { Float(Double(bitPattern: word($0, UInt64.self))) }
-            case "BF16": return (0..<count).map { Float(bitPattern: UInt32(word($0, UInt16.self)) << 16) }
-            default: return (0..<count).map { Float(Float16(bitPattern: word($0, UInt16.self))) }
+            case "F32":
+                for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            case "F64":
+                for i in 0..<count { out[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+            case "BF16":
+                for i in 0..<count { out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
+            default:
+                for i in 0..<count { out[i] = Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))) }
             }
         }
+        return Tensor(shape: shape, storage: storage)
     }
 }
 

@@ -85,6 +85,7 @@ public final class Trainer {
     public var dataGenerator: SplitMix64
 
     public init(model: Transformer, configuration: TrainingConfiguration) throws {
+        TensorStorage.prepareForTraining()  // buffers reused step after step (see there)
         self.model = model
         self.configuration = configuration
         optimizer = try AdamW(parameters: model.parameters, configuration: configuration.optimizer)

@@ -76,7 +76,7 @@ public final class Normalization: Layer {
 
 /// A block: attention and a feed-forward network, each behind a residual connection and a norm.
 /// Pre-norm: h ← h + Attention(N(h)); h ← h + FFN(N(h)) (GPT-2). Post-norm: h ← N(h + Attention(h));
-/// h ← N(h + FFN(h)) (Vaswani et al. 2017).
+/// h ← N(h + FFN(h)) (Vaswani et al. 2017). Parallel: h ← h + Attention(N₁(h)) + FFN(N₂(h)) (GPT-J, GPT-NeoX).
 public final class TransformerBlock: Layer {
     public let attentionNorm: Normalization
     public let attention: CausalSelfAttention
@@ -112,6 +112,9 @@ public final class TransformerBlock: Layer {
         case .postNorm:
             let h1 = try attentionNorm(h + attention(h, positions: positions, encoding: encoding, cache: cache))
             return try feedForwardNorm(h1 + feedForward(h1))
+        case .parallel:
+            let a = try attention(attentionNorm(h), positions: positions, encoding: encoding, cache: cache)
+            return try h + a + feedForward(feedForwardNorm(h))
         case .normalized:
             // nGPT (eq. 10–11): step from h towards the normalised block output at rates α, back onto the sphere.
             guard let attentionRate, let feedForwardRate else {
@@ -167,7 +170,7 @@ public final class Transformer: Layer {
             try c.positionalScheme.makeEncoding(modelDimension: c.modelDimension, numberOfHeads: c.numberOfHeads, generator: &generator)
         }
         blocks = try (0..<c.numberOfLayers).map { _ in try TransformerBlock(configuration: c, generator: &generator) }
-        finalNorm = c.normalizationPlacement == .preNorm ? try Normalization(c.normalization, dimension: c.modelDimension, epsilon: c.normalizationEpsilon) : nil
+        finalNorm = [.preNorm, .parallel].contains(c.normalizationPlacement) ? try Normalization(c.normalization, dimension: c.modelDimension, epsilon: c.normalizationEpsilon) : nil
         outputHead = c.tiedEmbeddings ? nil : try Linear(inputs: c.modelDimension, outputs: c.vocabularySize, bias: false, generator: &generator)
         // Drawn last, so that models without the head keep the weights a seed always gave them.
         positionHead = try c.positionPrediction.map {

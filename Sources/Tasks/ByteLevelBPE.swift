@@ -275,3 +275,21 @@ public enum ByteLevelAlphabet {
     /// The byte each alphabet character stands for.
     public static let bytes: [Character: UInt8] = Dictionary(uniqueKeysWithValues: characters.enumerated().map { ($1, UInt8($0)) })
 }
+
+/// Text to token IDs and back: the bytes themselves (the lab's byte-level runs) or a tokenizer.
+public protocol TextCodec: Sendable {
+    func encode(_ text: String) throws -> [Int]
+    func decode(_ ids: [Int]) throws -> String
+}
+
+extension ByteLevelBPE: TextCodec {}
+
+/// Byte-level text: token i is byte i (vocabulary 256).
+public struct ByteCodec: TextCodec {
+    public init() {}
+    public func encode(_ text: String) -> [Int] { text.utf8.map(Int.init) }
+    public func decode(_ ids: [Int]) throws -> String {
+        guard let bad = ids.first(where: { !(0..<256).contains($0) }) else { return String(decoding: ids.map(UInt8.init), as: UTF8.self) }
+        throw ConfigurationError(context: "ByteCodec.decode", parameter: "id", value: "\(bad)", allowed: "0..<256 (bytes)")
+    }
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Interop
 import Foundation
 import Models
 import PositionalEncodings
@@ -7,7 +8,8 @@ import TensorCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training throughput, attention speed and peak memory (release builds only mean anything).",
-        subcommands: [BenchTrain.self, BenchAttention.self, BenchMemory.self, BenchMatrixProduct.self, BenchGenerate.self])
+        subcommands: [BenchTrain.self, BenchAttention.self, BenchMemory.self, BenchMatrixProduct.self, BenchGenerate.self,
+                      BenchForward.self])
 }
 
 /// The reference configurations of the PyTorch comparison (bench/torch_reference.py builds the same).
@@ -259,5 +261,61 @@ struct BenchGenerate: ParsableCommand {
         var best = values.startIndex
         for i in values.indices where values[i] > values[best] { best = i }
         return best - values.startIndex
+    }
+}
+
+struct BenchForward: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "forward",
+        abstract: "Time one forward pass (logits at every position, batch 1) of a transformers folder at each length, "
+            + "with peak resident memory; bench/forward.sh runs transformers on the same folder after it.")
+
+    @Option(help: "A transformers folder (Llama, GPT-NeoX or GPT-2).") var model: String
+    @Option(parsing: .upToNextOption, help: "Sequence lengths.") var lengths: [Int] = [2048, 8192]
+    @Flag(help: "Print JSON (the format bench/forward.sh compares with transformers').") var json = false
+
+    func validate() throws {
+        guard !lengths.isEmpty, lengths.allSatisfy({ (1...65_536).contains($0) }) else {
+            throw ValidationError("--lengths must be from 1 to 65536, not \(lengths)")
+        }
+    }
+
+    func run() throws {
+        let url = URL(fileURLWithPath: model)
+        guard TransformersImport.isTransformersFolder(url) else {
+            throw ValidationError("--model \(model) is not a transformers folder (a config.json with a model_type)")
+        }
+        let loadStart = Date()
+        let imported = try TransformersImport(folder: url)
+        let loadSeconds = Date().timeIntervalSince(loadStart)
+        let afterLoad = residentBytes()
+        let c = imported.model.configuration
+        if let last = imported.model.positionalEncodings.compactMap(\.maximumPosition).min(), let long = lengths.first(where: { $0 > last + 1 }) {
+            throw ValidationError("--lengths \(long) exceeds the model's position table (\(last + 1) positions)")
+        }
+        var rows: [[String: JSONValue]] = []
+        for length in lengths {
+            var generator = SplitMix64(seed: 3)
+            let ids = (0..<length).map { _ in generator.nextInt(in: 0..<c.vocabularySize) }
+            let time = try GradientMode.withoutGradient {
+                try seconds { _ = try imported.model.logits(ids, batchSize: 1, length: length) }
+            }
+            let peak = peakResidentBytes()
+            rows.append(["length": .number(Double(length)), "seconds": .number(time), "tokens_per_second": .number(Double(length) / time),
+                         "peak_resident_mib": .number(Double(peak) / 1_048_576)])
+            if !json {
+                print(String(format: "T=%6d  forward %7.2f s  %8.0f tokens/s  peak resident memory %.0f MiB",
+                             length, time, Double(length) / time, Double(peak) / 1_048_576))
+            }
+        }
+        let parameters = imported.model.namedParameters.reduce(0) { $0 + $1.tensor.count }
+        if json {
+            try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
+                           "blas": .string(try BLAS.load().summary), "parameters": .number(Double(parameters)),
+                           "load_seconds": .number(loadSeconds), "resident_after_load_mib": .number(Double(afterLoad) / 1_048_576),
+                           "lengths": .array(rows.map { .object($0) })])
+        } else {
+            print(String(format: "%@, %.1fM parameters, loaded in %.1f s (%.0f MiB resident)", imported.family.architecture,
+                         Double(parameters) / 1e6, loadSeconds, Double(afterLoad) / 1_048_576))
+        }
     }
 }

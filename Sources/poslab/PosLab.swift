@@ -9,7 +9,7 @@ struct PosLab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "poslab",
         abstract: "PositionLab: how Transformers know where tokens are.",
-        subcommands: [Quickstart.self, Train.self, Eval.self, FineTune.self, Export.self, Reproduce.self, SweepCommand.self, ReportCommand.self, Analyze.self, Generate.self, Positions.self, Bench.self]
+        subcommands: [Quickstart.self, Train.self, Eval.self, FineTune.self, Export.self, PasskeyCommand.self, Reproduce.self, SweepCommand.self, ReportCommand.self, Analyze.self, Generate.self, Positions.self, Bench.self]
     )
 
     /// Bad input of any kind (an unknown option, an invalid value, a library error) exits with

@@ -20,7 +20,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Key/value heads (grouped-query attention); default: as many as heads.") var kvHeads: Int?
     @Option(help: "Feed-forward network: mlp or swiGLU.") var feedForward: FeedForwardKind = .mlp
     @Option(help: "Norm: layerNorm or rmsNorm.") var normalization: NormalizationKind = .layerNorm
-    @Option(help: "Norm placement: preNorm, postNorm, or normalized (nGPT; needs --feed-forward swiGLU).") var placement: NormalizationPlacement = .preNorm
+    @Option(help: "Norm placement: preNorm, postNorm, parallel (attention and feed-forward side by side, GPT-NeoX), or normalized (nGPT; needs --feed-forward swiGLU).") var placement: NormalizationPlacement = .preNorm
     @Option(help: "Cosine attention with this temperature (instead of q·k/√D).", transform: parseFloat32)
     var cosineTemperature: Float?
     @Flag(help: "Learn the cosine attention's temperature.") var learnedTemperature = false

@@ -43,7 +43,7 @@ final class TransformersFixtureTests: XCTestCase {
     /// model and from the exported folder imported back; and today's exporter writes the same files.
     func testExportedRunsGiveTransformersLogits() throws {
         let folders = try InteropFixtures.folders("exported")
-        XCTAssertEqual(folders.count, 6)
+        XCTAssertEqual(folders.count, 7)
         for folder in folders {
             let name = folder.lastPathComponent
             let reference = try InteropFixtures.logits(folder)
@@ -71,7 +71,8 @@ final class TransformersFixtureTests: XCTestCase {
     /// scaling; GPT-NeoX with partial rotation and exact GELU; GPT-2; Llama in BFloat16 shards).
     func testForeignModelsGiveTransformersLogits() throws {
         let folders = try InteropFixtures.folders("foreign")
-        XCTAssertEqual(folders.map(\.lastPathComponent), ["gpt2", "gpt_neox-partial", "llama-gqa", "llama-gqa-bf16-sharded"])
+        XCTAssertEqual(folders.map(\.lastPathComponent),
+                       ["gpt2", "gpt_neox-partial", "gpt_neox-pythia", "llama-gqa", "llama-gqa-bf16-sharded"])
         for folder in folders {
             let reference = try InteropFixtures.logits(folder)
             let imported = try TransformersImport(folder: folder)
@@ -91,11 +92,12 @@ final class TransformersRoundTripTests: XCTestCase {
 
     /// A model with every parameter drawn at random (norm scales near 1), so biases and norms count.
     func randomModel(_ scheme: PositionalScheme, feedForward: FeedForwardKind = .mlp, normalization: NormalizationKind = .layerNorm,
-                     activation: Activation = .geluTanh, keyValueHeads: Int? = nil, tied: Bool = true, seed: UInt64 = 7) throws -> Transformer {
+                     activation: Activation = .geluTanh, keyValueHeads: Int? = nil, tied: Bool = true,
+                     placement: NormalizationPlacement = .preNorm, seed: UInt64 = 7) throws -> Transformer {
         let configuration = try TransformerConfiguration(
             vocabularySize: 40, modelDimension: 24, numberOfLayers: 2, numberOfHeads: 3, numberOfKeyValueHeads: keyValueHeads,
             feedForwardDimension: 40, feedForward: feedForward, activation: activation, normalization: normalization,
-            tiedEmbeddings: tied, positionalScheme: scheme)
+            normalizationPlacement: placement, tiedEmbeddings: tied, positionalScheme: scheme)
         let model = try Transformer(configuration: configuration, seed: seed)
         var generator = SplitMix64(seed: seed + 1)
         for (name, parameter) in model.namedParameters {
@@ -124,6 +126,7 @@ final class TransformersRoundTripTests: XCTestCase {
                 feedForward: .swiGLU, normalization: .rmsNorm, tied: false), .llama),
             ("llama HoPE", try randomModel(.hope(try RotaryConfiguration(pairing: .interleaved), cut: .count(2)),
                                            feedForward: .swiGLU, normalization: .rmsNorm), .llama),
+            ("neox parallel residual", try randomModel(rope(.interleaved, 0.25, .none), placement: .parallel), .gptNeoX),
             ("gpt2 learned", try randomModel(.learnedAbsolute(maximumLength: 20)), .gpt2),
             ("gpt2 sinusoidal", try randomModel(.sinusoidal(scale: 0.5)), .gpt2),
             ("gpt2 nope", try randomModel(.none), .gpt2),
@@ -153,6 +156,8 @@ final class TransformersRoundTripTests: XCTestCase {
         XCTAssertTrue(refusal(try randomModel(.rope(try RotaryConfiguration(partialRotaryFactor: 0.5)), feedForward: .swiGLU,
                                               normalization: .rmsNorm)).contains("partial_rotary_factor"))
         XCTAssertTrue(refusal(try randomModel(.learnedAbsolute(maximumLength: 8), feedForward: .swiGLU)).contains("architecture"))
+        XCTAssertTrue(refusal(try randomModel(.rope(try RotaryConfiguration()), placement: .postNorm)).contains("postNorm"))
+        XCTAssertTrue(refusal(try randomModel(.learnedAbsolute(maximumLength: 8), placement: .parallel)).contains("only GPT-NeoX"))
     }
 
     func testWriteRefusesAnExistingFolderAndLeavesNothingBehind() throws {
@@ -193,10 +198,8 @@ final class TransformersBadInputTests: XCTestCase {
     func testUnsupportedArchitecturesAndSettingsAreNamed() throws {
         let bloom = message(try editedCopy(of: "foreign/gpt2") { try editConfig($0) { $0["model_type"] = .string("bloom") } })
         XCTAssertTrue(bloom.contains("\"bloom\"") && bloom.contains("llama (LlamaForCausalLM)"), bloom)
-        let parallel = message(try editedCopy(of: "foreign/gpt_neox-partial") {
-            try editConfig($0) { $0["use_parallel_residual"] = .bool(true) }
-        })
-        XCTAssertTrue(parallel.contains("use_parallel_residual = true"), parallel)
+        let relu = message(try editedCopy(of: "foreign/gpt_neox-partial") { try editConfig($0) { $0["hidden_act"] = .string("relu") } })
+        XCTAssertTrue(relu.contains("activation \"relu\" is not supported"), relu)
         let bias = message(try editedCopy(of: "foreign/llama-gqa") { try editConfig($0) { $0["mlp_bias"] = .bool(true) } })
         XCTAssertTrue(bias.contains("mlp_bias"), bias)
         let rope = message(try editedCopy(of: "foreign/llama-gqa") {
