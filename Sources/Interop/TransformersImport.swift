@@ -36,7 +36,8 @@ public struct TransformersImport {
         let (family, config, configuration, maximumPositions) = try Self.configuration(json: data, path: configURL.path)
         // Weights are read and checked before the model exists.
         let tensors = try Self.readWeights(folder)
-        let model = try Transformer(configuration: configuration, seed: 0)
+        // Every parameter is copied from the checkpoint (a bias it lacks is set to zero): nothing drawn stays.
+        let model = try Initialization.skippingDraws { try Transformer(configuration: configuration, seed: 0) }
         try Self.load(family, tensors: tensors, into: model, path: path)
         self.family = family
         self.model = model

@@ -2,6 +2,7 @@ import Foundation
 import Models
 import PositionalEncodings
 import Tasks
+import TensorCore
 
 /// Context extension of a trained run: the same weights under another scheme of the same family,
 /// at inference (PI, NTK, dynamic NTK, YaRN, llama3, LongRoPE, proportional, HoPE on a RoPE model)
@@ -43,7 +44,7 @@ public enum Extension {
         let swapped = try specification(run, scheme: scheme)
         var configuration = trained.configuration
         configuration.positionalScheme = try swapped.scheme
-        let model = try Transformer(configuration: configuration, seed: 0)
+        let model = try Initialization.skippingDraws { try Transformer(configuration: configuration, seed: 0) }
         try copyWeights(from: trained, to: model, what: "\(run.pe.description) → \(swapped.pe.description)")
         return (swapped, model)
     }

@@ -34,7 +34,8 @@ extension Transformer {
             throw Checkpoint.LoadError(path: url.path, reason: "no \(Checkpoint.Key.configuration) in the metadata: not a PositionLab checkpoint")
         }
         let configuration = try JSONDecoder().decode(TransformerConfiguration.self, from: Data(text.utf8))
-        let model = try Transformer(configuration: configuration, seed: 0)
+        // `loadWeights` sets every parameter or throws: nothing drawn would survive.
+        let model = try Initialization.skippingDraws { try Transformer(configuration: configuration, seed: 0) }
         try model.loadWeights(file.tensors, path: url.path)
         return model
     }

@@ -66,8 +66,8 @@ public final class Tensor {
     public convenience init(normal shape: [Int], standardDeviation: Float = 1, generator: inout SplitMix64,
                             requiresGradient: Bool = false) throws {
         try Tensor.validate(shape: shape, operation: "Tensor(normal:)")
-        let storage = TensorStorage(count: shape.reduce(1, *), zeroed: false)
-        for i in 0..<storage.count { storage.pointer[i] = generator.nextNormal() * standardDeviation }
+        let storage = TensorStorage(count: shape.reduce(1, *), zeroed: !Initialization.draws)
+        if Initialization.draws { for i in 0..<storage.count { storage.pointer[i] = generator.nextNormal() * standardDeviation } }
         self.init(shape: shape, storage: storage, requiresGradient: requiresGradient)
     }
 
@@ -75,8 +75,8 @@ public final class Tensor {
     public convenience init(uniform shape: [Int], lower: Float, upper: Float, generator: inout SplitMix64,
                             requiresGradient: Bool = false) throws {
         try Tensor.validate(shape: shape, operation: "Tensor(uniform:)")
-        let storage = TensorStorage(count: shape.reduce(1, *), zeroed: false)
-        for i in 0..<storage.count { storage.pointer[i] = lower + (upper - lower) * generator.nextUniform() }
+        let storage = TensorStorage(count: shape.reduce(1, *), zeroed: !Initialization.draws)
+        if Initialization.draws { for i in 0..<storage.count { storage.pointer[i] = lower + (upper - lower) * generator.nextUniform() } }
         self.init(shape: shape, storage: storage, requiresGradient: requiresGradient)
     }
 
