@@ -35,6 +35,7 @@ CASES = [
     "",
     " leading space and\r\nwindows line ends\r\n",
     "ALL CAPS SHOUTING AND MiXeD cAsE, HE'S HERE, WE'LL SEE",
+    "<|eot_id|>\u0301abc <|endoftext|>\u200dx <|begin_of_text|>\ufe0f",
 ]
 
 

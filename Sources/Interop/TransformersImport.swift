@@ -34,8 +34,10 @@ public struct TransformersImport {
             throw Checkpoint.LoadError(path: configURL.path, reason: "cannot be read (a transformers folder holds config.json)")
         }
         let (family, config, configuration, maximumPositions) = try Self.configuration(json: data, path: configURL.path)
-        // Weights are read and checked before the model exists.
+        // Weights are indexed, and the model's size checked against them and against this machine's
+        // memory, before the model is allocated.
         let tensors = try Self.readWeights(folder)
+        try Self.checkBeforeAllocating(configuration, family: family, tensors: tensors, path: path)
         // Every parameter is copied from the checkpoint (a bias it lacks is set to zero): nothing drawn stays.
         let model = try Initialization.skippingDraws { try Transformer(configuration: configuration, seed: 0) }
         try Self.load(family, tensors: tensors, into: model, path: path)
@@ -58,8 +60,13 @@ public struct TransformersImport {
         }
         let reader = ConfigReader(values: config, path: path)
         let family = try TransformersFamily(modelType: try reader.string("model_type"), path: path)
-        let (configuration, maximumPositions) = try modelConfiguration(family, reader)
-        return (family, config, configuration, maximumPositions)
+        do {
+            let (configuration, maximumPositions) = try modelConfiguration(family, reader)
+            return (family, config, configuration, maximumPositions)
+        } catch let error as ConfigurationError {
+            // The model's own check (heads dividing the width, …), said of this file.
+            throw Checkpoint.LoadError(path: path, reason: "describes no model PositionLab can build: \(error)")
+        }
     }
 
     static func modelConfiguration(_ family: TransformersFamily, _ r: ConfigReader) throws -> (TransformerConfiguration, Int) {
@@ -75,7 +82,7 @@ public struct TransformersImport {
             let act = try r.string("hidden_act", default: "silu")
             guard act == "silu" else { throw r.unsupported("hidden_act", act, "silu (SwiGLU)") }
             let maximum = try r.optionalCount("max_position_embeddings") ?? 2048
-            let rotary = try Self.rotary(r, maximumPositions: maximum, defaultPartial: 1)
+            let rotary = try Self.rotary(r, family: .llama, maximumPositions: maximum)
             guard rotary.partialRotaryFactor == 1 || { if case .proportional = rotary.scaling { return true }; return false }() else {
                 throw r.unsupported("rope_parameters.partial_rotary_factor", "\(rotary.partialRotaryFactor)", "1 (Llama rotates whole heads)")
             }
@@ -89,7 +96,7 @@ public struct TransformersImport {
             // Attention and MLP side by side (Pythia) or one after the other; missing biases load as zeros.
             let parallel = try r.bool("use_parallel_residual") ?? true
             let maximum = try r.optionalCount("max_position_embeddings") ?? 2048
-            let rotary = try Self.rotary(r, maximumPositions: maximum, defaultPartial: try r.number("rotary_pct") ?? 0.25)
+            let rotary = try Self.rotary(r, family: .gptNeoX, maximumPositions: maximum)
             let c = try r.count("hidden_size")
             return (try TransformerConfiguration(
                 vocabularySize: vocabulary, modelDimension: c, numberOfLayers: try r.count("num_hidden_layers"),
@@ -113,31 +120,35 @@ public struct TransformersImport {
         }
     }
 
-    /// rope_parameters (or the older rope_scaling with rope_theta beside it) as a rotary
-    /// configuration in transformers' half-split pairing.
-    static func rotary(_ r: ConfigReader, maximumPositions: Int, defaultPartial: Double) throws -> RotaryConfiguration {
-        var parameters: [String: JSONValue] = [:]
-        for key in ["rope_scaling", "rope_parameters"] {
+    /// The rotary configuration as transformers 5.24 reads config.json (`convert_rope_params_to_dict`):
+    /// a non-empty `rope_scaling` replaces `rope_parameters` whole; `rope_theta` and
+    /// `partial_rotary_factor` beside them fill in what the dictionary lacks (GPT-NeoX reads
+    /// `rotary_emb_base` and `rotary_pct` there instead, 0.25 by default); half-split pairing.
+    static func rotary(_ r: ConfigReader, family: TransformersFamily, maximumPositions: Int) throws -> RotaryConfiguration {
+        func object(_ key: String) throws -> [String: JSONValue]? {
             switch r.values[key] {
-            case let .object(o)?: parameters.merge(o) { $1 }
-            case nil, .null?: break
+            case let .object(o)?: return o.isEmpty ? nil : o
+            case nil, .null?: return nil
             case let other?: throw r.unsupported(key, other.compactText, "a JSON object")
             }
         }
-        if parameters["rope_theta"] == nil, let theta = try r.number("rope_theta") ?? r.number("rotary_emb_base") {
-            parameters["rope_theta"] = .number(theta)
+        let scaling = try object("rope_scaling")
+        let source = scaling == nil ? "rope_parameters" : "rope_scaling"
+        var parameters = try scaling ?? object("rope_parameters") ?? [:]
+        // PositionLab's own key for --rope; transformers takes the length from the config itself.
+        parameters["max_position_embeddings"] = nil
+        let (thetaKey, partialKey) = family == .gptNeoX ? ("rotary_emb_base", "rotary_pct") : ("rope_theta", "partial_rotary_factor")
+        if parameters["rope_theta"] == nil { parameters["rope_theta"] = .number(try r.number(thetaKey) ?? 10_000) }
+        if parameters["partial_rotary_factor"] == nil, let partial = try r.number(partialKey) ?? (family == .gptNeoX ? 0.25 : nil) {
+            parameters["partial_rotary_factor"] = .number(partial)
         }
         if parameters["rope_type"] == nil, let type = parameters["type"] { parameters["rope_type"] = type }
-        // "proportional" reads its partial_rotary_factor as the kept fraction of a whole-head rotation.
-        if parameters["partial_rotary_factor"] == nil, parameters["rope_type"] != .string("proportional") {
-            parameters["partial_rotary_factor"] = .number(try r.number("partial_rotary_factor") ?? defaultPartial)
-        }
         parameters["type"] = nil
         if parameters["rope_type"] == nil { parameters["rope_type"] = .string("default") }
         do {
             return try RotaryConfiguration(ropeParameters: parameters, pairing: .halfSplit, maximumPositionEmbeddings: maximumPositions)
         } catch let error as ConfigurationError {
-            throw Checkpoint.LoadError(path: r.path, reason: "rope_parameters: \(error)")
+            throw Checkpoint.LoadError(path: r.path, reason: "\(source) (with the keys beside it): \(error)")
         }
     }
 
@@ -184,6 +195,29 @@ public struct TransformersImport {
         return WeightSource(files: Dictionary(uniqueKeysWithValues: file.names.map { ($0, file) }))
     }
 
+    /// The token embedding's shape in the checkpoint against config.json's vocab_size × hidden size,
+    /// and the Float32 model against physical memory: a config.json that claims a huge model is
+    /// refused with the figures, not met with a failed allocation.
+    static func checkBeforeAllocating(_ c: TransformerConfiguration, family: TransformersFamily, tensors: WeightSource,
+                                      path: String) throws {
+        let embedding: String
+        switch family {
+        case .llama: embedding = "model.embed_tokens.weight"
+        case .gptNeoX: embedding = tensors.contains("gpt_neox.embed_in.weight") ? "gpt_neox.embed_in.weight" : "embed_in.weight"
+        case .gpt2: embedding = tensors.contains("transformer.wte.weight") ? "transformer.wte.weight" : "wte.weight"
+        }
+        _ = try TensorReader(tensors: tensors, path: path).shapeChecked(embedding, shape: [c.vocabularySize, c.modelDimension])
+        let perLayer = 4.0 * Double(c.modelDimension) * Double(c.modelDimension)
+            + 3.0 * Double(c.modelDimension) * Double(c.feedForwardDimension)
+        let parameters = Double(c.vocabularySize) * Double(c.modelDimension) * (c.tiedEmbeddings ? 1 : 2)
+            + Double(c.numberOfLayers) * perLayer
+        let bytes = 4 * parameters, available = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes < 0.8 * available else {
+            throw Checkpoint.LoadError(path: path, reason: String(format: "describes a model of %.3g parameters (%.1f GiB in Float32); "
+                + "this machine has %.1f GiB", parameters, bytes / 1_073_741_824, available / 1_073_741_824))
+        }
+    }
+
     /// Copies the checkpoint's tensors into `model` by the family's layout.
     static func load(_ family: TransformersFamily, tensors: WeightSource, into model: Transformer, path: String) throws {
         let r = TensorReader(tensors: tensors, path: path)
@@ -215,14 +249,14 @@ public struct TransformersImport {
                 let a = block.attention
                 try r.copyNorm(p + "input_layernorm", into: block.attentionNorm)
                 try r.copyNorm(p + "post_attention_layernorm", into: block.feedForwardNorm)
-                let weight = try r.tensor(p + "attention.query_key_value.weight", shape: [3 * h * d, c.modelDimension])
-                let bias = try r.optionalTensor(p + "attention.query_key_value.bias", shape: [3 * h * d])
+                let weight = try r.tensor(p + "attention.query_key_value.weight", shape: [3 * h * d, c.modelDimension]).scalars
+                let bias = try r.optionalTensor(p + "attention.query_key_value.bias", shape: [3 * h * d])?.scalars
                 for (part, linear) in [a.queryProjection, a.keyProjection, a.valueProjection].enumerated() {
                     var rows: [Float] = [], biases: [Float] = []
                     for head in 0..<h {
                         let start = (head * 3 + part) * d
-                        rows += weight.scalars[(start * c.modelDimension)..<((start + d) * c.modelDimension)]
-                        biases += bias.map { Array($0.scalars[start..<(start + d)]) } ?? [Float](repeating: 0, count: d)
+                        rows += weight[(start * c.modelDimension)..<((start + d) * c.modelDimension)]
+                        biases += bias.map { Array($0[start..<(start + d)]) } ?? [Float](repeating: 0, count: d)
                     }
                     try linear.weight.assign(from: Tensor(rows, shape: [h * d, c.modelDimension]))
                     try linear.bias?.assign(from: Tensor(biases, shape: [h * d]))
@@ -334,6 +368,17 @@ struct TensorReader {
             throw Checkpoint.LoadError(path: path, reason: "tensor \"\(name)\" has shape \(found), expected \(shape)")
         }
         return try tensors.tensor(name)!
+    }
+
+    /// The shape of `name` checked, without decoding it.
+    func shapeChecked(_ name: String, shape: [Int]) throws -> [Int] {
+        guard let found = tensors.shape(of: name) else {
+            throw Checkpoint.LoadError(path: path, reason: "missing tensor \"\(name)\" (expected shape \(shape))")
+        }
+        guard found == shape else {
+            throw Checkpoint.LoadError(path: path, reason: "tensor \"\(name)\" has shape \(found), expected \(shape)")
+        }
+        return found
     }
 
     func optionalTensor(_ name: String, shape: [Int]) throws -> Tensor? {

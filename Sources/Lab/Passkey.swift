@@ -10,8 +10,8 @@ import Tasks
 ///     <intro> <filler …> The pass key is 48213. Remember it. 48213 is the pass key. <filler …>
 ///     What is the pass key? The pass key is
 ///
-/// The prompt is exactly `length` tokens (the filler is cut to fit); depth 0 puts the key right
-/// after the intro, depth 1 right before the question. A prompt counts as retrieved when the
+/// The prompt is as long as `length` tokens allow (exactly that at byte level; the filler is cut to
+/// fit); depth 0 puts the key right after the intro, depth 1 right before the question. A prompt counts as retrieved when the
 /// greedy continuation, leading spaces dropped, starts with the key. Keys are drawn from `seed`,
 /// so every model and scheme is asked the same questions.
 public enum Passkey {
@@ -43,23 +43,40 @@ public enum Passkey {
         }
     }
 
-    /// The fewest tokens a prompt can have: intro, needle and question with no filler.
-    public static func minimumLength(codec: any TextCodec) throws -> Int {
-        try codec.encode(intro).count + codec.encode(needle("99999")).count + codec.encode(question).count + 1
+    /// The prompt's text with `fillerCharacters` of filler, the key at `depth` of it.
+    static func text(fillerCharacters: Int, depth: Double, key: String) -> String {
+        let unit = Array(filler)
+        let fill = String((0..<fillerCharacters).map { unit[$0 % unit.count] })
+        let split = fill.index(fill.startIndex, offsetBy: Int((depth * Double(fillerCharacters)).rounded()))
+        return intro + fill[..<split] + needle(key) + fill[split...] + question
     }
 
-    /// The prompt of `length` tokens with `key` at `depth` (0…1) of the filler.
+    /// The fewest tokens a prompt can have: intro, key and question around one character of filler.
+    public static func minimumLength(codec: any TextCodec) throws -> Int {
+        try codec.encode(text(fillerCharacters: 1, depth: 0, key: "99999")).count
+    }
+
+    /// The prompt of at most `length` tokens (exactly `length` at byte level) with `key` at `depth`
+    /// (0…1) of the filler: the whole text is tokenized at once, as a model reads it (pieces
+    /// tokenized apart would give token sequences no text has), with as much filler as fits.
     public static func prompt(length: Int, depth: Double, key: String, codec: any TextCodec) throws -> [Int] {
-        let head = try codec.encode(intro), hidden = try codec.encode(needle(key)), tail = try codec.encode(question)
-        let fillerCount = length - head.count - hidden.count - tail.count
-        guard fillerCount >= 1 else {
+        let minimum = try minimumLength(codec: codec)
+        guard length >= minimum else {
             throw ConfigurationError(context: "passkey", parameter: "length", value: "\(length)",
-                                     allowed: "at least \(try minimumLength(codec: codec)) tokens (intro, key and question)")
+                                     allowed: "at least \(minimum) tokens (intro, key and question)")
         }
-        let unit = try codec.encode(filler)
-        let fill = (0..<fillerCount).map { unit[$0 % unit.count] }
-        let split = Int((depth * Double(fillerCount)).rounded())
-        return head + fill[..<split] + hidden + fill[split...] + tail
+        // Tokens never outnumber bytes, and the filler is ASCII: 8 characters a token bounds any tokenizer here.
+        var (low, high) = (1, 8 * length)
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if try codec.encode(text(fillerCharacters: middle, depth: depth, key: key)).count <= length { low = middle } else { high = middle - 1 }
+        }
+        return try codec.encode(text(fillerCharacters: low, depth: depth, key: key))
+    }
+
+    /// Whether a continuation gives the key: its text, leading spaces dropped, starts with it.
+    public static func retrieved(_ continuation: [Int], key: String, codec: any TextCodec) -> Bool {
+        ((try? codec.decode(continuation)) ?? "").drop(while: { $0 == " " }).hasPrefix(key)
     }
 
     /// Retrieval accuracy of `model` at every length × depth, `samples` keys each. All lengths are
@@ -94,11 +111,7 @@ public enum Passkey {
                 let continuations = try GradientMode.withoutGradient {
                     try model.greedyContinuations(requests, count: answerTokens, maximumBatchSize: batch)
                 }
-                var right = 0
-                for (key, continuation) in zip(keys, continuations) {
-                    let text = (try? codec.decode(continuation.tokens)) ?? ""
-                    if text.drop(while: { $0 == " " }).hasPrefix(key) { right += 1 }
-                }
+                let right = zip(keys, continuations).filter { retrieved($1.tokens, key: $0, codec: codec) }.count
                 let cell = Cell(length: length, depth: depth, accuracy: Double(right) / Double(samples), count: samples)
                 try onCell(cell)
                 cells.append(cell)

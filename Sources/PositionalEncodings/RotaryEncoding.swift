@@ -42,7 +42,13 @@ public struct RotaryConfiguration: Codable, Equatable, Sendable {
         var partial = try reader.number("partial_rotary_factor") ?? partialRotaryFactor
         if case .proportional = scaling { partial = partialRotaryFactor }
         try self.init(base: try reader.number("rope_theta") ?? base, pairing: pairing, partialRotaryFactor: partial, scaling: scaling,
-                      maximumPositionEmbeddings: try reader.number("max_position_embeddings").map(Int.init) ?? maximumPositionEmbeddings)
+                      maximumPositionEmbeddings: try reader.number("max_position_embeddings").map { value in
+                          guard value >= 1, value <= 1e9, value == value.rounded() else {
+                              throw ConfigurationError(parameter: "rope_parameters.max_position_embeddings", value: "\(value)",
+                                                       allowed: "a whole number from 1 to 1000000000")
+                          }
+                          return Int(value)
+                      } ?? maximumPositionEmbeddings)
     }
 
     public init(from decoder: Decoder) throws {

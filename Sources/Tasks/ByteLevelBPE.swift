@@ -21,11 +21,14 @@ public struct ByteLevelBPE: Sendable {
     public let vocabulary: [String: Int]
     public let tokens: [Int: String]
     let ranks: [Pair: Int]
-    let addedTokens: [(content: String, id: Int)]
+    let addedTokens: [(content: [UInt8], id: Int)]
+    let addedByFirstByte: [UInt8: [Int]]
     let pattern: NSRegularExpression?
     let normalizeNFC: Bool
     let ignoreMerges: Bool
     let addPrefixSpace: Bool
+    /// add_prefix_space of a ByteLevel after a Split: it prefixes every word, not the text.
+    let prefixEachWord: Bool
 
     struct Pair: Hashable, Sendable { let left: String, right: String }
 
@@ -60,7 +63,9 @@ public struct ByteLevelBPE: Sendable {
         guard case let .object(vocab)? = model["vocab"] else { throw fail("model.vocab is not an object") }
         var vocabulary: [String: Int] = [:], tokens: [Int: String] = [:]
         for (token, value) in vocab {
-            guard case let .number(n) = value, n >= 0, n < 1e8, n == n.rounded() else { throw fail("model.vocab[\"\(token)\"] is not an ID") }
+            guard case let .number(n) = value, n >= 0, n < 1e8, n == n.rounded() else {
+                throw fail("model.vocab[\"\(token)\"] = \(value.compactText) is not an ID (a whole number from 0 to 99999999)")
+            }
             vocabulary[token] = Int(n); tokens[Int(n)] = token
         }
         var ranks: [Pair: Int] = [:]
@@ -74,22 +79,33 @@ public struct ByteLevelBPE: Sendable {
                 }
                 guard parts.count == 2 else { throw fail("model.merges[\(rank)] is \(merge.compactText), not a pair") }
                 let pair = Pair(left: parts[0], right: parts[1])
+                guard vocabulary[parts[0] + parts[1]] != nil else {
+                    throw fail("model.merges[\(rank)] = \(merge.compactText) makes \"\(parts[0] + parts[1])\", which is not in model.vocab")
+                }
                 if ranks[pair] == nil { ranks[pair] = rank }
             }
         } else { throw fail("model.merges is missing") }
         var added: [(String, Int)] = []
         if case let .array(list)? = root["added_tokens"] {
             for entry in list {
-                guard case let .object(o) = entry, case let .string(content)? = o["content"], case let .number(id)? = o["id"] else {
-                    throw fail("an added_tokens entry lacks content or id")
+                guard case let .object(o) = entry, case let .string(content)? = o["content"], !content.isEmpty,
+                      case let .number(number)? = o["id"] else {
+                    throw fail("an added_tokens entry lacks a non-empty content or an id")
                 }
-                added.append((content, Int(id)))
-                tokens[Int(id)] = content
-                vocabulary[content] = Int(id)
+                guard number >= 0, number < 1e8, number == number.rounded() else {
+                    throw fail("added token \"\(content)\" has id \(number); allowed: a whole number from 0 to 99999999")
+                }
+                let id = Int(number)
+                added.append((content, id))
+                tokens[id] = content
+                vocabulary[content] = id
             }
         }
-        // Longest first, so that "<|endoftext|>" wins over a shorter token it contains.
-        addedTokens = added.sorted { $0.0.count > $1.0.count }
+        // Longest first, so that "<|endoftext|>" wins over a shorter token it contains; matched as
+        // UTF-8 bytes (as tokenizers does), never as grapheme clusters.
+        let byLength = added.map { (content: Array($0.0.utf8), id: $0.1) }.sorted { $0.content.count > $1.content.count }
+        addedTokens = byLength
+        addedByFirstByte = Dictionary(grouping: byLength.indices) { byLength[$0].content[0] }
         switch root["normalizer"] {
         case nil, .null?: normalizeNFC = false
         case let .object(o)? where o["type"] == .string("NFC"): normalizeNFC = true
@@ -101,7 +117,7 @@ public struct ByteLevelBPE: Sendable {
             return (regex ? Self.gpt2Pattern : nil, o["add_prefix_space"] == .bool(true))
         }
         var patternText: String?
-        var prefix = false
+        var prefix = false, split = false
         switch root["pre_tokenizer"] {
         case let .object(o)? where o["type"] == .string("ByteLevel"):
             (patternText, prefix) = byteLevel(o)
@@ -113,6 +129,7 @@ public struct ByteLevelBPE: Sendable {
                 if s["type"] == .string("Split"), case let .object(p)? = s["pattern"], case let .string(regex)? = p["Regex"],
                    s["behavior"] == .string("Isolated"), s["invert"] != .bool(true), patternText == nil {
                     patternText = regex
+                    split = true
                 } else if s["type"] == .string("ByteLevel"), !sawByteLevel {
                     let (own, addPrefix) = byteLevel(s)
                     if let own, patternText == nil { patternText = own } else if own != nil {
@@ -134,6 +151,7 @@ public struct ByteLevelBPE: Sendable {
             throw fail("pre_tokenizer pattern \(patternText ?? "") is not a regular expression this platform reads")
         }
         addPrefixSpace = prefix
+        prefixEachWord = split
         ignoreMerges = model["ignore_merges"] == .bool(true)
         self.vocabulary = vocabulary
         self.tokens = tokens
@@ -150,7 +168,9 @@ public struct ByteLevelBPE: Sendable {
         for (piece, addedID) in splitAddedTokens(text) {
             if let addedID { ids.append(addedID); continue }
             var normalized = normalizeNFC ? piece.precomposedStringWithCanonicalMapping : piece
-            if addPrefixSpace, !normalized.hasPrefix(" ") { normalized = " " + normalized }
+            // ByteLevel's add_prefix_space applies to what reaches it: the whole piece on its own, each
+            // word of a Split before it.
+            if addPrefixSpace, !prefixEachWord, !normalized.hasPrefix(" ") { normalized = " " + normalized }
             for word in preTokenize(normalized) {
                 if let known = cache[word] { ids += known; continue }
                 let encoded = try encodeWord(word)
@@ -162,21 +182,23 @@ public struct ByteLevelBPE: Sendable {
     }
 
     /// The text cut at every added token: (text, nil) pieces and (token, id) pieces, in order.
+    /// Tokens are found by their UTF-8 bytes, so a combining mark after one does not hide it.
     func splitAddedTokens(_ text: String) -> [(String, Int?)] {
         guard !addedTokens.isEmpty else { return [(text, nil)] }
+        let bytes = Array(text.utf8)
         var pieces: [(String, Int?)] = []
-        var rest = Substring(text)
-        var plain = ""
-        while !rest.isEmpty {
-            if let match = addedTokens.first(where: { rest.hasPrefix($0.content) }) {
-                if !plain.isEmpty { pieces.append((plain, nil)); plain = "" }
-                pieces.append((match.content, match.id))
-                rest = rest.dropFirst(match.content.count)
-            } else {
-                plain.append(rest.removeFirst())
+        var plainStart = 0, i = 0
+        while i < bytes.count {
+            let match = addedByFirstByte[bytes[i]]?.lazy.map { addedTokens[$0] }.first { token in
+                token.content.count <= bytes.count - i && bytes[i..<(i + token.content.count)].elementsEqual(token.content)
             }
+            guard let match else { i += 1; continue }
+            if plainStart < i { pieces.append((String(decoding: bytes[plainStart..<i], as: UTF8.self), nil)) }
+            pieces.append((String(decoding: match.content, as: UTF8.self), match.id))
+            i += match.content.count
+            plainStart = i
         }
-        if !plain.isEmpty { pieces.append((plain, nil)) }
+        if plainStart < bytes.count { pieces.append((String(decoding: bytes[plainStart...], as: UTF8.self), nil)) }
         return pieces
     }
 
@@ -187,7 +209,8 @@ public struct ByteLevelBPE: Sendable {
         let characters = ByteLevelAlphabet.characters
         func add(_ piece: Substring) {
             guard !piece.isEmpty else { return }
-            words.append(String(String.UnicodeScalarView(piece.utf8.map { characters[Int($0)].unicodeScalars.first! })))
+            let bytes = addPrefixSpace && prefixEachWord && piece.first != " " ? [UInt8(ascii: " ")] + Array(piece.utf8) : Array(piece.utf8)
+            words.append(String(String.UnicodeScalarView(bytes.map { characters[Int($0)].unicodeScalars.first! })))
         }
         guard let pattern else { add(Substring(text)); return words }
         let whole = NSRange(text.startIndex..., in: text)

@@ -54,8 +54,13 @@ public struct TextTask: Sendable {
     /// This byte-level text in `tokenizer`'s IDs (training and held-out parts tokenized apart).
     public func tokenized(with tokenizer: ByteLevelBPE) throws -> TextTask {
         guard unit == "bytes" else { return self }
-        func text(_ tokens: [Int32]) -> String { String(decoding: tokens.map { UInt8($0) }, as: UTF8.self) }
-        return TextTask(tokens: try tokenizer.encode(text(training)).map(Int32.init), heldOut: try tokenizer.encode(text(heldOut)).map(Int32.init),
+        // The byte split may fall inside a character: move it to the next character boundary.
+        let bytes = (training + heldOut).map { UInt8($0) }
+        var split = training.count
+        while split < bytes.count, bytes[split] & 0xC0 == 0x80 { split += 1 }
+        func text(_ part: ArraySlice<UInt8>) -> String { String(decoding: part, as: UTF8.self) }
+        return TextTask(tokens: try tokenizer.encode(text(bytes[..<split])).map(Int32.init),
+                        heldOut: try tokenizer.encode(text(bytes[split...])).map(Int32.init),
                         vocabularySize: tokenizer.vocabularySize, unit: "tokens")
     }
 

@@ -21,7 +21,9 @@ struct Generate: ParsableCommand {
     func run() throws {
         let transformer = try checkpointedModel(model)
         let tokenizerFile = URL(fileURLWithPath: model).appendingPathComponent("tokenizer.json")
-        let bpe = TransformersImport.isTransformersFolder(URL(fileURLWithPath: model))
+        // The tokenizer reads --prompt and writes the output; with --tokens IDs go in and out as they are.
+        let bpe = prompt != nil && TransformersImport.isTransformersFolder(URL(fileURLWithPath: model))
+            && transformer.configuration.vocabularySize != 256
             && FileManager.default.fileExists(atPath: tokenizerFile.path) ? try ByteLevelBPE(contentsOf: tokenizerFile) : nil
         let byteLevel = transformer.configuration.vocabularySize == 256
         let promptTokens: [Int]

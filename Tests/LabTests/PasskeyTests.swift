@@ -18,6 +18,9 @@ final class PasskeyTests: XCTestCase {
                 - Passkey.question.utf8.count
             XCTAssertEqual(text.utf8.distance(from: text.startIndex, to: at), fillerStart + Int((depth * Double(fillerCount)).rounded()))
         }
+        XCTAssertTrue(Passkey.retrieved(Array(" 48213.".utf8).map(Int.init), key: "48213", codec: codec))
+        XCTAssertFalse(Passkey.retrieved(Array(" 48231.".utf8).map(Int.init), key: "48213", codec: codec))
+        XCTAssertFalse(Passkey.retrieved([], key: "48213", codec: codec))
         XCTAssertThrowsError(try Passkey.prompt(length: 100, depth: 0.5, key: "12345", codec: codec)) {
             XCTAssertTrue("\($0)".contains("at least \(try! Passkey.minimumLength(codec: codec))"), "\($0)")
         }
