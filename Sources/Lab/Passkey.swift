@@ -56,11 +56,17 @@ public enum Passkey {
         try codec.encode(text(fillerCharacters: 1, depth: 0, key: "99999")).count
     }
 
+    /// The longest prompt evaluated, in tokens.
+    public static let maximumLength = 65_536
+
     /// The prompt of at most `length` tokens (exactly `length` at byte level) with `key` at `depth`
     /// (0…1) of the filler: the whole text is tokenized at once, as a model reads it (pieces
     /// tokenized apart would give token sequences no text has), with as much filler as fits.
     public static func prompt(length: Int, depth: Double, key: String, codec: any TextCodec) throws -> [Int] {
         let minimum = try minimumLength(codec: codec)
+        guard length <= maximumLength else {
+            throw ConfigurationError(context: "passkey", parameter: "length", value: "\(length)", allowed: "at most \(maximumLength) tokens")
+        }
         guard length >= minimum else {
             throw ConfigurationError(context: "passkey", parameter: "length", value: "\(length)",
                                      allowed: "at least \(minimum) tokens (intro, key and question)")
@@ -87,6 +93,10 @@ public enum Passkey {
         try require(!depths.isEmpty && depths.allSatisfy { (0...1).contains($0) }, "depths", depths, "fractions from 0 to 1")
         let answerTokens = try codec.encode(" 99999").count + 1
         let minimum = try minimumLength(codec: codec)
+        if let long = lengths.first(where: { $0 > maximumLength }) {
+            throw ConfigurationError(context: "passkey", parameter: "length", value: "\(long)",
+                                     allowed: "at most \(maximumLength) tokens (a prompt is decoded through one KV cache)")
+        }
         let tooShort = lengths.filter { $0 < minimum }
         guard tooShort.isEmpty else {
             throw ConfigurationError(context: "passkey", parameter: "length", value: tooShort.map(String.init).joined(separator: ", "),

@@ -34,6 +34,9 @@ final class PasskeyTests: XCTestCase {
         XCTAssertThrowsError(try Passkey.evaluate(model: model, codec: codec, label: "x", lengths: [300, 318], depths: [0], samples: 1)) {
             XCTAssertTrue("\($0)".contains("318") && "\($0)".contains("position table ends at 319"), "\($0)")
         }
+        XCTAssertThrowsError(try Passkey.evaluate(model: model, codec: codec, label: "x", lengths: [100_000_000], depths: [0], samples: 1)) {
+            XCTAssertTrue("\($0)".contains("at most 65536"), "\($0)")
+        }
         var seen: [Passkey.Cell] = []
         let results = try Passkey.evaluate(model: model, codec: codec, label: "x", lengths: [280, 300], depths: [0, 1], samples: 2) {
             seen.append($0)
