@@ -18,6 +18,10 @@ struct Generate: ParsableCommand {
     @Option(help: "Sample among the k most likely tokens.") var topK: Int?
     @Option(help: "Seed for sampling.") var seed: UInt64 = 0
 
+    func validate() throws {
+        guard (1...65_536).contains(count) else { throw ValidationError("--count must be from 1 to 65536, not \(count)") }
+    }
+
     func run() throws {
         let transformer = try checkpointedModel(model)
         let tokenizerFile = URL(fileURLWithPath: model).appendingPathComponent("tokenizer.json")

@@ -40,6 +40,9 @@ struct PasskeyCommand: ParsableCommand {
             return value
         }
         guard !depthValues.isEmpty else { throw ValidationError("--depths is empty") }
+        if let repeated = depthValues.first(where: { d in depthValues.filter { $0 == d }.count > 1 }) {
+            throw ValidationError("--depths gives \(repeated) twice; each depth is one column")
+        }
         let given = try lengths.map(parseLengths)
         let single = try pe.map { try parseScheme($0, rope: rope) }
         let methods = try pes.map { try parseSchemeList($0, rope: rope) }
