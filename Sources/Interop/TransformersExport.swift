@@ -74,7 +74,8 @@ public struct TransformersExport {
     /// config.json, model.safetensors and `extraFiles` (tokenizer files, PositionLab's run
     /// description) into `folder`, which must not exist yet: everything is written into a
     /// temporary folder beside it, which is renamed only when complete.
-    public func write(to folder: URL, extraFiles: [String: Data] = [:]) throws {
+    /// Refuses a destination that exists, or whose parent folder is missing or not writable, before any work.
+    public static func checkDestination(_ folder: URL) throws {
         let manager = FileManager.default
         guard !manager.fileExists(atPath: folder.path) else {
             throw ConfigurationError(parameter: "--out", value: folder.path, allowed: "a folder that does not exist yet (nothing is overwritten)")
@@ -84,6 +85,15 @@ public struct TransformersExport {
         guard manager.fileExists(atPath: parent.path, isDirectory: &isFolder), isFolder.boolValue else {
             throw ConfigurationError(parameter: "--out", value: folder.path, allowed: "a path whose folder \(parent.path) exists")
         }
+        guard manager.isWritableFile(atPath: parent.path) else {
+            throw ConfigurationError(parameter: "--out", value: folder.path, allowed: "a path in a folder you can write (\(parent.path) is not)")
+        }
+    }
+
+    public func write(to folder: URL, extraFiles: [String: Data] = [:]) throws {
+        let manager = FileManager.default
+        try Self.checkDestination(folder)
+        let parent = folder.deletingLastPathComponent()
         let temporary = parent.appendingPathComponent(".\(folder.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
         try? manager.removeItem(at: temporary)
         try manager.createDirectory(at: temporary, withIntermediateDirectories: false)

@@ -160,8 +160,13 @@ public struct TransformersImport {
         let manager = FileManager.default
         let single = folder.appendingPathComponent(weightsFile), index = folder.appendingPathComponent(indexFile)
         if manager.fileExists(atPath: index.path) {
-            guard let data = try? Data(contentsOf: index),
-                  case let .object(o)? = try? JSONDecoder().decode(JSONValue.self, from: data),
+            guard let data = try? Data(contentsOf: index) else {
+                throw Checkpoint.LoadError(path: index.path, reason: "cannot be read")
+            }
+            if let key = DuplicateKeys.first(in: data) {
+                throw Checkpoint.LoadError(path: index.path, reason: "names \(key) twice (each tensor is in one shard)")
+            }
+            guard case let .object(o)? = try? JSONDecoder().decode(JSONValue.self, from: data),
                   case let .object(map)? = o["weight_map"] else {
                 throw Checkpoint.LoadError(path: index.path, reason: "is not a safetensors index (a JSON object with a weight_map)")
             }

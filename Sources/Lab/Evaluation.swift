@@ -82,7 +82,7 @@ public enum Evaluator {
     public static func report(model: Transformer, run: RunSpecification, lengths: [Int]? = nil, samples: Int? = nil,
                               onLength: (LengthResult) throws -> Void = { _ in }) throws -> EvaluationReport {
         let results = try evaluate(model: model, task: run.makeTask(), lengths: lengths ?? run.evalLengths,
-                                   samples: samples ?? run.evalSamples, onLength: onLength)
+                                   samples: samples ?? run.evalSamples, positions: run.positions.atEvaluation, onLength: onLength)
         var report = EvaluationReport(task: run.task, pe: run.pe.name, scheme: run.pe.description, label: run.label,
                                       trainLength: run.trainLength, seed: run.seed, results: results)
         report.status = "finished"
@@ -96,19 +96,26 @@ public enum Evaluator {
     /// Evaluates `model` on `task` at each length. The examples depend only on the length, never
     /// on the run, so every scheme and seed is scored on the same data. `batchTokens` bounds a
     /// forward pass (results do not depend on it beyond float rounding).
+    /// `positions` assigns the position IDs of examples that carry none of their own: sequential,
+    /// or `.randomized(N)` for a run trained on randomized positions (see `PositionAssignment.atEvaluation`).
     public static func evaluate(model: Transformer, task: LabTask, lengths: [Int], samples: Int, batchTokens: Int = batchTokens,
+                                positions: PositionAssignment = .sequential,
                                 onLength: (LengthResult) throws -> Void = { _ in }) throws -> [LengthResult] {
         // Every length is checked before the first is evaluated: a bad one costs no compute and loses no result.
         try task.checkEvaluation(lengths: lengths, maximumPosition: model.positionalEncodings.compactMap(\.maximumPosition).min())
+        try positions.checkEvaluation(lengths: lengths)
         var results: [LengthResult] = []
         for length in lengths {
             var generator = SplitMix64(seed: 0xE7A1_5EED ^ UInt64(length))
+            // A generator of their own: the examples stay those every other run is scored on.
+            var ids = EvaluationPositions(assignment: positions, generator: SplitMix64(seed: 0x9051_7105 ^ UInt64(length)))
             let result: LengthResult
             switch task {
             case let .sequence(sequenceTask):
                 result = try evaluate(model, sequenceTask.evaluationTask, length: length, samples: samples,
-                                      batchTokens: batchTokens, generator: &generator)
-            case let .text(text): result = try evaluate(model, text, length: length, samples: samples, batchTokens: batchTokens)
+                                      batchTokens: batchTokens, generator: &generator, positions: &ids)
+            case let .text(text):
+                result = try evaluate(model, text, length: length, samples: samples, batchTokens: batchTokens, positions: &ids)
             }
             try onLength(result)
             results.append(result)
@@ -117,7 +124,7 @@ public enum Evaluator {
     }
 
     static func evaluate(_ model: Transformer, _ task: any SequenceTask, length: Int, samples: Int, batchTokens: Int,
-                         generator: inout SplitMix64) throws -> LengthResult {
+                         generator: inout SplitMix64, positions: inout EvaluationPositions) throws -> LengthResult {
         let size = task.size(fittingIn: length)
         guard size >= task.minimumSize else {
             throw ConfigurationError(parameter: "evaluation length", value: "\(length)",
@@ -129,7 +136,9 @@ public enum Evaluator {
         while done < samples {
             let count = min(chunk, samples - done)
             let examples = try (0..<count).map { _ in try task.example(size: size, generator: &generator) }
-            try tally.add(model: model, batch: makeBatch(examples, padding: task.paddingToken), exactMatch: true)
+            var batch = makeBatch(examples, padding: task.paddingToken)
+            try positions.assign(to: &batch)
+            try tally.add(model: model, batch: batch, exactMatch: true)
             if model.positionHead != nil, examples.allSatisfy({ $0.positions != nil }) {
                 // Predictive Position Coupling: decode greedily, each new token at the position ID the
                 // model itself predicted (the paper's inference); the prompt keeps its true IDs.
@@ -157,7 +166,8 @@ public enum Evaluator {
         return result
     }
 
-    static func evaluate(_ model: Transformer, _ text: TextTask, length: Int, samples: Int, batchTokens: Int) throws -> LengthResult {
+    static func evaluate(_ model: Transformer, _ text: TextTask, length: Int, samples: Int, batchTokens: Int,
+                         positions: inout EvaluationPositions) throws -> LengthResult {
         let bytes = text.heldOut
         guard bytes.count > length else {
             throw ConfigurationError(parameter: "evaluation length", value: "\(length)",
@@ -176,8 +186,9 @@ public enum Evaluator {
                     targets += bytes[(start + 1)...(start + length)].map(Int.init)
                     mask += (0..<length).map { $0 >= first }
                 }
-                try tally.add(model: model, batch: TokenBatch(inputs: inputs, targets: targets, lossMask: mask,
-                                                              batchSize: group.count, length: length), exactMatch: false)
+                var batch = TokenBatch(inputs: inputs, targets: targets, lossMask: mask, batchSize: group.count, length: length)
+                try positions.assign(to: &batch)
+                try tally.add(model: model, batch: batch, exactMatch: false)
             }
             return tally
         }
@@ -198,6 +209,17 @@ public enum Evaluator {
         result.slidingLoss = slidingResult.loss
         result.slidingPerplexity = slidingResult.perplexity
         return result
+    }
+
+    /// Position IDs for evaluation batches whose examples carry none (coupled tasks carry their own).
+    struct EvaluationPositions {
+        let assignment: PositionAssignment
+        var generator: SplitMix64
+
+        mutating func assign(to batch: inout TokenBatch) throws {
+            guard batch.positions == nil, assignment != .sequential else { return }
+            batch.positions = try assignment.positions(batchSize: batch.batchSize, length: batch.length, generator: &generator).values
+        }
     }
 
     /// Running sums over scored tokens and sequences.
@@ -233,6 +255,29 @@ public enum Evaluator {
             return LengthResult(length: length, accuracy: sequences > 0 ? Double(exact) / Double(sequences) : 0,
                                 tokenAccuracy: tokens > 0 ? Double(correctTokens) / Double(tokens) : 0,
                                 loss: loss, perplexity: exp(loss), count: sequences)
+        }
+    }
+}
+
+extension PositionAssignment {
+    /// The position IDs a run trained with this assignment is evaluated with. Randomized positions
+    /// stay randomized: Ruoss et al. 2023 draw a sorted random subset of the same range [0, N) at
+    /// test time too, and a model that has almost never seen neighbouring IDs cannot be judged on
+    /// 0..T−1. A random offset becomes offset 0, as Cho et al. 2024 evaluate; coupled IDs come from
+    /// the task's examples.
+    public var atEvaluation: PositionAssignment {
+        if case .randomized = self { return self }
+        return .sequential
+    }
+
+    /// Refuses, before any compute, lengths whose positions this assignment cannot draw at evaluation.
+    func checkEvaluation(lengths: [Int]) throws {
+        guard case let .randomized(maximumPosition) = self else { return }
+        let beyond = lengths.filter { $0 > maximumPosition }
+        guard beyond.isEmpty else {
+            throw ConfigurationError(parameter: "evaluation length", value: beyond.map(String.init).joined(separator: ", "),
+                                     allowed: "at most \(maximumPosition) tokens: the run was trained on randomized positions "
+                                        + "from [0, \(maximumPosition)), and is evaluated on positions drawn from that range")
         }
     }
 }

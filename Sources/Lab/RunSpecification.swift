@@ -103,7 +103,10 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         if checkingFit, let problem = built.trainingProblem(length: trainLength) {
             throw ConfigurationError(parameter: "trainLength", value: "\(trainLength)", allowed: problem)
         }
-        if checkingFit { try built.checkEvaluation(lengths: self.evalLengths) }
+        if checkingFit {
+            try built.checkEvaluation(lengths: self.evalLengths)
+            try positions.checkEvaluation(lengths: self.evalLengths)
+        }
         let rows = try positionsUsed(by: built) + 1
         self.pe = SchemeSpecification(try pe.resolved(trainingLength: trainLength, maximumLength: max(tableLength, rows),
                                                       modelDimension: modelDimension))

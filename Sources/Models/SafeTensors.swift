@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import PositionalEncodings
 import TensorCore
 #if canImport(Glibc)
 import Glibc
@@ -105,6 +106,8 @@ public enum SafeTensors {
             guard let header = try? JSONSerialization.jsonObject(with: data[start..<bufferStart]) as? [String: Any] else {
                 throw fail("the header is not a JSON object")
             }
+            // JSONSerialization keeps one of two entries of the same name: which bytes a tensor has must not be a guess.
+            if let name = DuplicateKeys.first(in: Data(data[start..<bufferStart])) { throw fail("the header names \(name) twice") }
             var metadata: [String: String] = [:]
             var entries: [String: (dtype: String, shape: [Int], count: Int, range: Range<Int>)] = [:]
             if let given = header["__metadata__"] {

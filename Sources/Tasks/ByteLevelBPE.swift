@@ -66,6 +66,11 @@ public struct ByteLevelBPE: Sendable {
             guard case let .number(n) = value, n >= 0, n < 1e8, n == n.rounded() else {
                 throw fail("model.vocab[\"\(token)\"] = \(value.compactText) is not an ID (a whole number from 0 to 99999999)")
             }
+            if let other = tokens[Int(n)] {
+                // Decoding would have to pick one of the two: a broken vocabulary, refused rather than guessed.
+                let (first, second) = other < token ? (other, token) : (token, other)
+                throw fail("model.vocab gives the id \(Int(n)) to both \"\(first)\" and \"\(second)\"; each id names one token")
+            }
             vocabulary[token] = Int(n); tokens[Int(n)] = token
         }
         var ranks: [Pair: Int] = [:]
@@ -96,6 +101,9 @@ public struct ByteLevelBPE: Sendable {
                     throw fail("added token \"\(content)\" has id \(number); allowed: a whole number from 0 to 99999999")
                 }
                 let id = Int(number)
+                if let other = tokens[id], other != content {
+                    throw fail("added token \"\(content)\" has the id \(id) of \"\(other)\"; each id names one token")
+                }
                 added.append((content, id))
                 tokens[id] = content
                 vocabulary[content] = id

@@ -35,6 +35,7 @@ struct Export: ParsableCommand {
         guard !FileManager.default.fileExists(atPath: destination.path) else {
             throw ValidationError("--out \(out) already exists; export writes a new folder and overwrites nothing")
         }
+        try TransformersExport.checkDestination(destination)
         let (run, trained) = try loadRun(model)
         let positions = maxPositions ?? ([run.trainLength] + run.evalLengths).max()!
         let export = try TransformersExport(model: trained, maximumPositions: positions)

@@ -29,6 +29,10 @@ struct Generate: ParsableCommand {
         let bpe = prompt != nil && TransformersImport.isTransformersFolder(URL(fileURLWithPath: model))
             && transformer.configuration.vocabularySize != 256
             && FileManager.default.fileExists(atPath: tokenizerFile.path) ? try ByteLevelBPE(contentsOf: tokenizerFile) : nil
+        if let bpe, bpe.vocabularySize > transformer.configuration.vocabularySize {
+            throw ValidationError("\(tokenizerFile.path) has ids up to \(bpe.vocabularySize - 1), but the model embeds "
+                                  + "\(transformer.configuration.vocabularySize) tokens (vocab_size): they do not belong together")
+        }
         let byteLevel = transformer.configuration.vocabularySize == 256
         let promptTokens: [Int]
         switch (prompt, tokens) {

@@ -173,6 +173,15 @@ final class TransformersRoundTripTests: XCTestCase {
         XCTAssertThrowsError(try export.write(to: folder)) { XCTAssertTrue("\($0)".contains("does not exist yet"), "\($0)") }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: parent.path), ["model"])
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)), ["config.json", "model.safetensors"])
+        // A folder that cannot be written is named before anything is made (root may write anywhere).
+        guard getuid() != 0 else { return }
+        let locked = parent.appendingPathComponent("locked")
+        try FileManager.default.createDirectory(at: locked, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o555])
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: locked.path) }
+        XCTAssertThrowsError(try export.write(to: locked.appendingPathComponent("model"))) {
+            XCTAssertTrue("\($0)".contains("is not"), "\($0)")
+        }
     }
 }
 
@@ -228,6 +237,26 @@ final class TransformersBadInputTests: XCTestCase {
             try Data(#"{"weight_map": {"model.norm.weight": "../../etc/passwd"}}"#.utf8).write(to: url)
         })
         XCTAssertTrue(hostile.contains("not a file name in the folder"), hostile)
+        let repeated = message(try editedCopy(of: "foreign/llama-gqa-bf16-sharded") {
+            let url = $0.appendingPathComponent("model.safetensors.index.json")
+            try Data(#"{"weight_map": {"model.norm.weight": "a.safetensors", "model.norm.weight": "b.safetensors"}}"#.utf8).write(to: url)
+        })
+        XCTAssertTrue(repeated.contains("names weight_map.model.norm.weight twice"), repeated)
+        let header = message(try editedCopy(of: "foreign/gpt2") {
+            // The same tensor entry twice in model.safetensors' header (the JSON text edited, its length kept).
+            let url = $0.appendingPathComponent("model.safetensors")
+            var data = try Data(contentsOf: url)
+            let length = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+            var text = String(decoding: data[8..<(8 + length)], as: UTF8.self)
+            let names = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]).keys
+                .filter { $0 != "__metadata__" }.sorted()
+            let b = try XCTUnwrap(names.first { n in names.contains { $0 != n && $0.utf8.count == n.utf8.count } })
+            let a = try XCTUnwrap(names.first { $0 != b && $0.utf8.count == b.utf8.count })
+            text = text.replacingOccurrences(of: "\"\(b)\"", with: "\"\(a)\"")
+            data.replaceSubrange(8..<(8 + length), with: Data(text.utf8))
+            try data.write(to: url)
+        })
+        XCTAssertTrue(header.contains("names") && header.contains("twice"), header)
         let empty = message(try editedCopy(of: "foreign/gpt2") {
             try FileManager.default.removeItem(at: $0.appendingPathComponent("model.safetensors"))
         })

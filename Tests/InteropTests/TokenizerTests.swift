@@ -47,6 +47,11 @@ final class ByteLevelBPETests: XCTestCase {
         XCTAssertTrue(whitespace.contains("pre_tokenizer"), whitespace)
         XCTAssertTrue(message("[1, 2]").contains("not a JSON object"))
         XCTAssertTrue(message(#"{"model": {"type": "BPE", "vocab": {}, "merges": [], "merges": []}}"#).contains("merges"))
+        let twice = message(#"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}}"#)
+        XCTAssertTrue(twice.contains("gives the id 0 to both \"a\" and \"b\""), twice)
+        let added = message(#"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"},"#
+                            + #" "added_tokens": [{"id": 0, "content": "<s>"}]}"#)
+        XCTAssertTrue(added.contains("added token \"<s>\" has the id 0 of \"a\""), added)
         let decodeError: String
         do {
             _ = try ByteLevelBPE(json: TokenizerFiles.files(.bytes, maximumLength: 8)["tokenizer.json"]!).decode([300])

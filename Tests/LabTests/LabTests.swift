@@ -81,6 +81,44 @@ final class LabTests: XCTestCase {
         }
     }
 
+    /// A run trained on randomized positions is evaluated on positions drawn from the same range
+    /// (Ruoss et al. 2023), on the same examples as every other run; a length beyond the range is refused.
+    func testRandomizedRunsAreEvaluatedOnRandomizedPositions() throws {
+        XCTAssertEqual(PositionAssignment.randomized(maximumPosition: 96).atEvaluation, .randomized(maximumPosition: 96))
+        XCTAssertEqual(PositionAssignment.randomOffset(maximumOffset: 30).atEvaluation, .sequential, "offset 0, as Cho et al.")
+        XCTAssertEqual(PositionAssignment.sequential.atEvaluation, .sequential)
+        let randomized = PositionAssignment.randomized(maximumPosition: 64)
+        func results(_ scheme: String, _ positions: PositionAssignment, text: Bool = false) throws -> [LengthResult] {
+            let run = try RunSpecification(task: "reverse", pe: SchemeSpecification(name: scheme), trainLength: 12, modelDimension: 16,
+                                           layers: 1, evalLengths: [12, 24])
+            var configuration = try run.modelConfiguration()
+            if text { configuration.vocabularySize = 256 }
+            let model = try Transformer(configuration: configuration, seed: 3)
+            let corpus = Array(String(repeating: "in the beginning was the word. ", count: 20).utf8)
+            let task = text ? LabTask.text(try TextTask(bytes: corpus)) : try run.makeTask()
+            return try Evaluator.evaluate(model: model, task: task, lengths: run.evalLengths, samples: 6, positions: positions)
+        }
+        // RoPE sees the positions: randomized ones score differently from 0..T−1, and the same twice.
+        XCTAssertNotEqual(try results("rope", randomized), try results("rope", .sequential))
+        XCTAssertEqual(try results("rope", randomized), try results("rope", randomized))
+        // NoPE does not: the same figures, so the examples themselves are unchanged. Text too.
+        XCTAssertEqual(try results("nope", randomized), try results("nope", .sequential))
+        XCTAssertNotEqual(try results("rope", randomized, text: true), try results("rope", .sequential, text: true))
+        // The run records its training assignment and evaluation follows it.
+        let run = try RunSpecification(task: "reverse", pe: SchemeSpecification(name: "rope"), positions: randomized, trainLength: 12,
+                                       modelDimension: 16, layers: 1, evalLengths: [12, 24], evalSamples: 6)
+        let model = try Transformer(configuration: run.modelConfiguration(), seed: 3)
+        XCTAssertEqual(try Evaluator.report(model: model, run: run).results, try results("rope", randomized))
+        // Lengths beyond the range cannot draw their positions from it: refused before any compute.
+        XCTAssertThrowsError(try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: [12, 80], samples: 2,
+                                                    positions: randomized)) {
+            XCTAssertTrue("\($0)".contains("invalid evaluation length = 80; allowed: at most 64 tokens"), "\($0)")
+        }
+        XCTAssertThrowsError(try RunSpecification(task: "reverse", positions: randomized, trainLength: 12, evalLengths: [12, 96])) {
+            XCTAssertTrue("\($0)".contains("evaluation length = 96"), "\($0)")
+        }
+    }
+
     func testSweepWritesResultsSkipsFinishedRunsAndResumesKilledOnes() throws {
         let specification = try SweepSpecification(tasks: ["copy"], pes: ["nope", "rope"].map { try SchemeSpecification(name: $0) }, trainLengths: [12], modelDimensions: [16],
                                                    evalMultipliers: [1, 2], layers: 1, heads: 2, steps: 6, batchSize: 4, evalSamples: 3)
