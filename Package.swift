@@ -4,7 +4,7 @@ import PackageDescription
 /// PositionLab: positional encodings for Transformers, on a CPU engine of our own.
 ///
 /// Modules depend one way only:
-/// TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← Lab ← poslab (CLI);
+/// CKernels (AVX2 element-wise loops) ← TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← Lab ← poslab (CLI);
 /// Interop (transformers folders, tokenizers) sits beside Lab on Models and Tasks.
 
 let package = Package(
@@ -18,7 +18,9 @@ let package = Package(
     ],
     targets: [
         // OpenBLAS (Debian's libopenblas0) is loaded at run time, after choosing its kernels: see BLAS.swift.
-        .target(name: "TensorCore"),
+        // AVX2/FMA element-wise kernels in C, each with a target attribute (no compiler flags); chosen at run time.
+        .target(name: "CKernels"),
+        .target(name: "TensorCore", dependencies: ["CKernels"]),
         .target(name: "NN", dependencies: ["TensorCore"]),
         .target(name: "PositionalEncodings", dependencies: ["TensorCore", "NN"]),
         .target(name: "Models", dependencies: ["TensorCore", "NN", "PositionalEncodings"]),

@@ -81,9 +81,14 @@ public struct TrainingSession: Codable, Equatable {
     public let started: Date
     public let cores: Int
     public let kernels: BLASKernels
+    /// The element-wise kernels (exponentials, activations): "avx2+fma" or "portable"; nil in
+    /// records written before they were chosen at run time.
+    public let elementwise: Kernels.ElementwiseKernels?
 
-    public init(fromStep: Int, started: Date = Date(), cores: Int = Parallel.coreCount, kernels: BLASKernels) {
+    public init(fromStep: Int, started: Date = Date(), cores: Int = Parallel.coreCount, kernels: BLASKernels,
+                elementwise: Kernels.ElementwiseKernels = Kernels.elementwise) {
         (self.fromStep, self.started, self.cores, self.kernels) = (fromStep, started, cores, kernels)
+        self.elementwise = elementwise
     }
 
     /// The sessions recorded in `folder` (none for runs made before this record existed).

@@ -101,7 +101,7 @@ struct BenchTrain: ParsableCommand {
         }
         if json {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
-                           "blas": .string(try BLAS.load().summary),
+                           "blas": .string(try BLAS.load().summary), "elementwise": .string(Kernels.elementwise.rawValue),
                            "configurations": .array(rows.map { .object($0) })])
         }
     }
@@ -144,6 +144,7 @@ struct BenchAttention: ParsableCommand {
                              String(format: "%.2f", backward * 1e3), String(format: "%.1f", 2.5 * forwardFlops / backward / 1e9)])
             }
         }
+        print("element-wise kernels: \(Kernels.elementwise.rawValue)")
         print(table(["T", "path", "forward ms", "GFLOP/s", "backward ms", "GFLOP/s"], rows))
     }
 }
@@ -252,7 +253,8 @@ struct BenchGenerate: ParsableCommand {
         }
         if json {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
-                           "blas": .string(try BLAS.load().summary), "contexts": .array(rows.map { .object($0) })])
+                           "blas": .string(try BLAS.load().summary), "elementwise": .string(Kernels.elementwise.rawValue),
+                           "contexts": .array(rows.map { .object($0) })])
         }
     }
 
@@ -310,7 +312,8 @@ struct BenchForward: ParsableCommand {
         let parameters = imported.model.namedParameters.reduce(0) { $0 + $1.tensor.count }
         if json {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
-                           "blas": .string(try BLAS.load().summary), "parameters": .number(Double(parameters)),
+                           "blas": .string(try BLAS.load().summary), "elementwise": .string(Kernels.elementwise.rawValue),
+                           "parameters": .number(Double(parameters)),
                            "load_seconds": .number(loadSeconds), "resident_after_load_mib": .number(Double(afterLoad) / 1_048_576),
                            "lengths": .array(rows.map { .object($0) })])
         } else {

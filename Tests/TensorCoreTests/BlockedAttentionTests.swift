@@ -42,8 +42,16 @@ final class BlockedAttentionTests: XCTestCase {
             Case(b: 2, h: 2, tq: 3, tk: 70, d: 8, biased: true, perRow: true),   // queries after a cache
             Case(b: 1, h: 4, tq: 70, tk: 200, d: 8, biased: true, perRow: false), // chunked prefill
         ]
+        // Across the tiles' edges, whatever their sizes: one row or column past a query block and
+        // a key block, and several key blocks with the queries after a cache.
+        let (qb, kb) = (Kernels.attentionQueryBlock, Kernels.attentionKeyBlock)
+        let edges = [
+            Case(b: 1, h: 1, tq: qb + 1, tk: qb + 1, d: 8, biased: true, perRow: false),
+            Case(b: 1, h: 2, tq: kb + 1, tk: kb + 1, d: 4, biased: false, perRow: false),
+            Case(b: 1, h: 1, tq: qb + 3, tk: 2 * kb + 5, d: 4, biased: true, perRow: true),
+        ]
         var generator = SplitMix64(seed: 21)
-        for c in cases {
+        for c in cases + edges {
             let label = "\(c)"
             let q = try Tensor(normal: [c.b, c.h, c.tq, c.d], generator: &generator, requiresGradient: true)
             let k = try Tensor(normal: [c.b, c.h, c.tk, c.d], generator: &generator, requiresGradient: true)

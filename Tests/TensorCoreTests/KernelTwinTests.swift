@@ -1,3 +1,4 @@
+import CKernels
 import TensorCore
 import XCTest
 
@@ -176,14 +177,17 @@ final class KernelTwinTests: XCTestCase {
     func testActivationKernels() {
         for count in [1, 9, 4_095, 8_191, 8_192, 20_003] {
             let x = Random.floats(count, seed: UInt64(count) + 8, -6, 6), dy = Random.floats(count, seed: UInt64(count) + 9)
-            for activation in Activation.allCases {
+            // Both kernel sets: AVX2 (where this CPU has it) and the portable one, each against the reference.
+            for (activation, kernels) in Activation.allCases.flatMap({ a in elementwiseKernels.map { (a, $0) } }) {
                 let f = Reference.activation(activation)
                 var y = [Float](repeating: .nan, count: count), dx = [Float](repeating: 0.5, count: count)
-                y.withUnsafeMutableBufferPointer { Kernels.activationForward(activation, x, $0.baseAddress!, count: count) }
-                dx.withUnsafeMutableBufferPointer { Kernels.activationBackward(activation, dy, x, $0.baseAddress!, count: count) }
-                assertClose(y, x.map { f(Double($0)) }, tolerance: 1e-5, "\(activation) forward \(count)")
+                y.withUnsafeMutableBufferPointer { Kernels.activationForward(activation, x, $0.baseAddress!, count: count, kernels: kernels) }
+                dx.withUnsafeMutableBufferPointer {
+                    Kernels.activationBackward(activation, dy, x, $0.baseAddress!, count: count, kernels: kernels)
+                }
+                assertClose(y, x.map { f(Double($0)) }, tolerance: 1e-5, "\(activation) \(kernels) forward \(count)")
                 let expected = (0..<count).map { 0.5 + Double(dy[$0]) * Reference.derivative(f, at: Double(x[$0])) }
-                assertClose(dx, expected, tolerance: 1e-4, "\(activation) backward \(count)")
+                assertClose(dx, expected, tolerance: 1e-4, "\(activation) \(kernels) backward \(count)")
             }
         }
     }
@@ -257,3 +261,6 @@ final class KernelTwinTests: XCTestCase {
 }
 
 import Foundation
+
+/// The element-wise kernel sets this CPU can run: the portable one always, AVX2 where it has it.
+let elementwiseKernels: [Kernels.ElementwiseKernels] = ck_has_avx2_fma() != 0 ? [.avx2FMA, .portable] : [.portable]

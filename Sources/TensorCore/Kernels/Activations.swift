@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Pointwise activations: forward y = f(x) and backward dx += dy · f′(x), side by side.
@@ -78,8 +79,14 @@ extension Activation {
 extension Kernels {
     /// The SIMD path (eight lanes, the tail padded) where the activation has one; the scalar
     /// `value` and `derivative` (Foundation's tanh, exp, erf) are its naive twins in the tests.
-    public static func activationForward(_ activation: Activation, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+    public static func activationForward(_ activation: Activation, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+                                         kernels: ElementwiseKernels = elementwise) {
         Parallel.forEachChunk(count: count, minimumPerChunk: 4096) { _, range in
+            if kernels == .avx2FMA, activation != .geluErf {
+                let (xs, ys) = (x + range.lowerBound, y + range.lowerBound)
+                if activation == .geluTanh { ck_gelu_tanh_forward(xs, ys, range.count) } else { ck_silu_forward(xs, ys, range.count) }
+                return
+            }
             var i = range.lowerBound
             if activation.isVectorized {
                 let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
@@ -101,8 +108,13 @@ extension Kernels {
     }
 
     public static func activationBackward(_ activation: Activation, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                          _ dx: UnsafeMutablePointer<Float>, count: Int) {
+                                          _ dx: UnsafeMutablePointer<Float>, count: Int, kernels: ElementwiseKernels = elementwise) {
         Parallel.forEachChunk(count: count, minimumPerChunk: 4096) { _, range in
+            if kernels == .avx2FMA, activation != .geluErf {
+                let (gs, xs, ds) = (dy + range.lowerBound, x + range.lowerBound, dx + range.lowerBound)
+                if activation == .geluTanh { ck_gelu_tanh_backward(gs, xs, ds, range.count) } else { ck_silu_backward(gs, xs, ds, range.count) }
+                return
+            }
             var i = range.lowerBound
             if activation.isVectorized {
                 let xr = UnsafeRawPointer(x), gr = UnsafeRawPointer(dy), dr = UnsafeMutableRawPointer(dx)

@@ -1,3 +1,6 @@
+import CKernels
+import Foundation
+
 extension Kernels {
     /// e^x for eight lanes at once: Cephes' expf (S. L. Moshier, Cephes Mathematical Library),
     /// range reduction x = n·ln2 + r with ln2 split in two for accuracy, a degree-5 polynomial for
@@ -26,9 +29,26 @@ extension Kernels {
         return (y * scale).replacing(with: 0, where: x .< low)
     }
 
-    /// x[i] ← e^(x[i] − shift) for i < count; returns the sum of the results.
-    @inlinable
+    /// The element-wise kernels this process runs: `avx2FMA` (CKernels, compiled for AVX2 with FMA)
+    /// when the CPU has them, else `portable` (Swift's SIMD types, built for the x86-64 baseline, SSE2).
+    /// `POSITIONLAB_ELEMENTWISE=portable` forces the portable ones (to compare, or to rule them out).
+    public enum ElementwiseKernels: String, Codable, Sendable {
+        case avx2FMA = "avx2+fma", portable
+    }
+
+    public static let elementwise: ElementwiseKernels = {
+        if ProcessInfo.processInfo.environment["POSITIONLAB_ELEMENTWISE"] == "portable" { return .portable }
+        return ck_has_avx2_fma() != 0 ? .avx2FMA : .portable
+    }()
+
+    /// x[i] ← e^(x[i] − shift) for i < count; returns the sum of the results (AVX2 when the CPU has it).
     public static func exponentiate(_ x: UnsafeMutablePointer<Float>, count: Int, subtracting shift: Float) -> Float {
+        elementwise == .avx2FMA ? ck_exponentiate(x, count, shift) : exponentiatePortable(x, count: count, subtracting: shift)
+    }
+
+    /// `exponentiate` on Swift's SIMD8 (SSE2 on x86-64): the kernel of CPUs without AVX2, and a twin of the C one.
+    @inlinable
+    public static func exponentiatePortable(_ x: UnsafeMutablePointer<Float>, count: Int, subtracting shift: Float) -> Float {
         var i = 0
         var sums = SIMD8<Float>(repeating: 0)
         let raw = UnsafeMutableRawPointer(x)
@@ -47,5 +67,26 @@ extension Kernels {
             sum += e.sum()
         }
         return sum
+    }
+
+    /// The largest of x[0..<count] (−∞ when count is 0), eight lanes at a time. NaN is not expected
+    /// (scores of finite inputs); its naive twin is a scalar `max` loop, compared in the tests.
+    public static func maximum(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        elementwise == .avx2FMA ? ck_maximum(x, count) : maximumPortable(x, count: count)
+    }
+
+    @inlinable
+    public static func maximumPortable(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var i = 0
+        var lanes = SIMD8<Float>(repeating: -.infinity)
+        let raw = UnsafeRawPointer(x)
+        while i + 8 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            lanes = lanes.replacing(with: v, where: v .> lanes)
+            i += 8
+        }
+        var best = lanes.max()
+        while i < count { if x[i] > best { best = x[i] }; i += 1 }
+        return best
     }
 }

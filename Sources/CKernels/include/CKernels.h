@@ -1,0 +1,33 @@
+// Kernels compiled for AVX2 with FMA, for the few element-wise loops where Swift's SIMD types,
+// built for the x86-64 baseline (SSE2) without unsafe flags, leave half the vector width and every
+// fused multiply-add unused. Each function carries its instruction set as a target attribute, so
+// the package needs no compiler flags; call one only when ck_has_avx2_fma() says the CPU runs it.
+// Each has a naive twin in Swift (Foundation's expf, the scalar activations), compared in the tests.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+
+/// 1 when this CPU (and its operating system) runs AVX2 and FMA instructions, else 0.
+int ck_has_avx2_fma(void);
+
+/// x[i] ← e^(x[i] − shift) for i < count; returns the sum of the results. Below −87.3 (including
+/// −∞, the causal mask) the result is exactly 0.
+float ck_exponentiate(float *x, ptrdiff_t count, float shift);
+
+/// The largest of x[0..<count], −∞ when count is 0.
+float ck_maximum(const float *x, ptrdiff_t count);
+
+/// y = GELU(x) with the tanh approximation, written as x·σ(2u), u = √(2/π)(x + 0.044715x³).
+void ck_gelu_tanh_forward(const float *x, float *y, ptrdiff_t count);
+
+/// dx += dy · GELU′(x), the tanh approximation's derivative.
+void ck_gelu_tanh_backward(const float *dy, const float *x, float *dx, ptrdiff_t count);
+
+/// y = x·σ(x).
+void ck_silu_forward(const float *x, float *y, ptrdiff_t count);
+
+/// dx += dy · σ(x)(1 + x(1 − σ(x))).
+void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t count);
+
+#endif
