@@ -68,7 +68,10 @@ AVX2 float ck_exponentiate(float *x, ptrdiff_t count, float shift) {
     }
     float sum = sum8(sums);
     if (i < count) {
-        __m256 e = exp8(_mm256_sub_ps(load_partial(x + i, count - i, -INFINITY), s));
+        // The lanes past count are −∞ after the shift is subtracted (so e^ gives 0 even for shift −∞).
+        float lanes[8];
+        for (int j = 0; j < 8; j++) lanes[j] = j < count - i ? x[i + j] - shift : -INFINITY;
+        __m256 e = exp8(_mm256_loadu_ps(lanes));
         store_partial(x + i, e, count - i);
         sum += sum8(e);
     }
@@ -78,7 +81,8 @@ AVX2 float ck_exponentiate(float *x, ptrdiff_t count, float shift) {
 AVX2 float ck_maximum(const float *x, ptrdiff_t count) {
     __m256 best = _mm256_set1_ps(-INFINITY);
     ptrdiff_t i = 0;
-    for (; i + 8 <= count; i += 8) best = _mm256_max_ps(best, _mm256_loadu_ps(x + i));
+    // A NaN lane is passed over (max returns its second operand when either is NaN), as the Swift twin does.
+    for (; i + 8 <= count; i += 8) best = _mm256_max_ps(_mm256_loadu_ps(x + i), best);
     float lanes[8], result = -INFINITY;
     _mm256_storeu_ps(lanes, best);
     for (int j = 0; j < 8; j++) result = lanes[j] > result ? lanes[j] : result;

@@ -48,8 +48,10 @@ public enum Analyzer {
 
     public static func analyze(model: Transformer, run: RunSpecification, length: Int, samples: Int = 16) throws -> AnalysisReport {
         let task = try run.makeTask()
+        // A run trained on randomized positions is analysed on positions drawn as in training (as it is evaluated).
+        try run.positions.atEvaluation.checkEvaluation(lengths: [length])
         var generator = SplitMix64(seed: 0xA7A1 ^ UInt64(length))
-        let batch: TokenBatch
+        var batch: TokenBatch
         switch task {
         case let .sequence(sequenceTask):
             let size = max(sequenceTask.minimumSize, sequenceTask.size(fittingIn: length))
@@ -60,6 +62,8 @@ public enum Analyzer {
             let inputs = (0..<count).flatMap { i in text.heldOut[(i * length)..<((i + 1) * length)].map(Int.init) }
             batch = TokenBatch(inputs: inputs, targets: inputs, lossMask: inputs.map { _ in true }, batchSize: count, length: length)
         }
+        var ids = Evaluator.EvaluationPositions(assignment: run.positions.atEvaluation, generator: SplitMix64(seed: 0x5EED_A7A1 ^ UInt64(length)))
+        try ids.assign(to: &batch)
         let rotary = model.positionalEncodings.first as? RotaryEncoding
         let pairing = rotary?.configuration.pairing ?? .halfSplit
         let rotaryDimension = rotary?.rotaryDimension ?? 0

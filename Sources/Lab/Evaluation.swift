@@ -48,9 +48,21 @@ public struct EvaluationReport: Codable, Equatable, Sendable {
     /// loss); nil in files written before the status was recorded (finished).
     public var status: String?
     public var divergedAtStep: Int?
+    /// The position IDs evaluation gave examples that carry none of their own: "sequential", or
+    /// "randomized:N" for a run trained on randomized positions; nil in files written before it was
+    /// recorded (when such runs were evaluated on 0..T−1, see `PositionAssignment.atEvaluation`).
+    public var positions: String?
 
     enum CodingKeys: String, CodingKey {
         case task, pe, scheme, label, trainLength = "train_length", seed, results, status, divergedAtStep = "diverged_at_step"
+        case positions = "evaluation_positions"
+    }
+
+    /// Whether this report of `run` predates evaluation on the run's own kind of positions: a run
+    /// trained on randomized positions and scored on 0..T−1. A sweep evaluates such a run again.
+    public func isStale(for run: RunSpecification) -> Bool {
+        guard case .randomized = run.positions, status == nil || status == "finished" else { return false }
+        return positions != run.positions.atEvaluation.text
     }
 
     /// The report of a run whose training diverged.
@@ -86,6 +98,7 @@ public enum Evaluator {
         var report = EvaluationReport(task: run.task, pe: run.pe.name, scheme: run.pe.description, label: run.label,
                                       trainLength: run.trainLength, seed: run.seed, results: results)
         report.status = "finished"
+        report.positions = run.positions.atEvaluation.text
         return report
     }
 
@@ -270,14 +283,26 @@ extension PositionAssignment {
         return .sequential
     }
 
+    /// The assignment as written on the command line: sequential, offset:N, randomized:N, coupled.
+    public var text: String {
+        switch self {
+        case .sequential: return "sequential"
+        case let .randomOffset(n): return "offset:\(n)"
+        case let .randomized(n): return "randomized:\(n)"
+        case .coupled: return "coupled"
+        }
+    }
+
     /// Refuses, before any compute, lengths whose positions this assignment cannot draw at evaluation.
     func checkEvaluation(lengths: [Int]) throws {
         guard case let .randomized(maximumPosition) = self else { return }
         let beyond = lengths.filter { $0 > maximumPosition }
         guard beyond.isEmpty else {
             throw ConfigurationError(parameter: "evaluation length", value: beyond.map(String.init).joined(separator: ", "),
-                                     allowed: "at most \(maximumPosition) tokens: the run was trained on randomized positions "
-                                        + "from [0, \(maximumPosition)), and is evaluated on positions drawn from that range")
+                                     allowed: "at most \(maximumPosition) tokens: a run trained on randomized positions from "
+                                        + "[0, \(maximumPosition)) is evaluated on positions drawn from that range (choose "
+                                        + "--eval-lengths, whose default is 1, 2, 4 and 8 times the training length, or a larger "
+                                        + "randomized:N)")
         }
     }
 }

@@ -104,6 +104,10 @@ public struct RunSpecification: Codable, Equatable, Sendable {
             throw ConfigurationError(parameter: "trainLength", value: "\(trainLength)", allowed: problem)
         }
         if checkingFit {
+            if case let .randomized(n) = positions, n < trainLength {
+                throw ConfigurationError(parameter: "positions", value: "randomized:\(n)",
+                                         allowed: "randomized:N with N at least the training length \(trainLength)")
+            }
             try built.checkEvaluation(lengths: self.evalLengths)
             try positions.checkEvaluation(lengths: self.evalLengths)
         }

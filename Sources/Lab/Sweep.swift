@@ -217,7 +217,13 @@ public final class Sweep: Sendable {
            try Experiment.specification(in: runFolder) != run {
             throw LabError.invalid("\(runFolder.path) holds a run with another specification; remove it or choose another sweep folder")
         }
-        if FileManager.default.fileExists(atPath: evaluationURL.path) { report(.skipped(run)); return }
+        if let data = FileManager.default.contents(atPath: evaluationURL.path) {
+            // A run trained on randomized positions and scored on 0..T−1 (before evaluation drew its
+            // positions as training did) is evaluated again from its final checkpoint, not reported.
+            let recorded = try decodeJSON(EvaluationReport.self, from: data, file: evaluationURL.path)
+            guard recorded.isStale(for: run), experiment.hasCheckpoint else { report(.skipped(run)); return }
+            try FileManager.default.removeItem(at: evaluationURL)
+        }
         do {
             try train(run, experiment: experiment, evaluationURL: evaluationURL, stop: stop, report: report)
             try? FileManager.default.removeItem(at: runFolder.appendingPathComponent(RunFailure.file))
@@ -247,8 +253,10 @@ public final class Sweep: Sendable {
         // Analysis at twice the training length: inside and just beyond what training covered (within
         // a learned table's positions).
         let representable = model.positionalEncodings.compactMap(\.maximumPosition).min().map { $0 + 1 } ?? Int.max
+        var drawable = Int.max
+        if case let .randomized(n) = run.positions { drawable = n }
         let analysis = try Analyzer.analyze(model: model, run: run,
-                                            length: min(2 * run.trainLength, representable, Analyzer.maximumLength))
+                                            length: min(2 * run.trainLength, representable, drawable, Analyzer.maximumLength))
         try AtomicFile.write(prettyJSON(analysis), to: runFolder.appendingPathComponent(Analyzer.fileName))
         try AtomicFile.write(prettyJSON(evaluation), to: evaluationURL)
         report(.finished(run, evaluation, seconds: Date().timeIntervalSince(start)))

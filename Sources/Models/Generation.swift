@@ -49,6 +49,20 @@ extension Transformer {
         let request = ContinuationRequest(prompt: prompt, generatedPositions: .sequential)
         return try continueRows([request], count: count, sampling: sampling, stop: stop)[0].tokens
     }
+
+    /// As `generate(prompt:count:sampling:stop:)`, with the position ID of every token given:
+    /// `positions` holds the prompt's IDs, then at least `count` for the new tokens (a model trained
+    /// on randomized positions decodes on positions drawn as in training).
+    public func generate(prompt: [Int], positions: [Int], count: Int, sampling: SamplingConfiguration,
+                         stop: Int? = nil) throws -> [Int] {
+        guard positions.count >= prompt.count + count else {
+            throw ConfigurationError(parameter: "positions", value: "\(positions.count) IDs",
+                                     allowed: "one for each of the \(prompt.count) prompt tokens and \(count) new ones")
+        }
+        let request = ContinuationRequest(prompt: prompt, promptPositions: Array(positions[..<prompt.count]),
+                                          generatedPositions: .given(Array(positions[prompt.count...])))
+        return try continueRows([request], count: count, sampling: sampling, stop: stop)[0].tokens
+    }
 }
 
 /// The index (from 0) of the largest value, the first among equals.

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
 import Interop
+import Lab
 import Models
+import PositionalEncodings
+import TensorCore
 import Tasks
 
 struct Generate: ParsableCommand {
@@ -58,7 +61,23 @@ struct Generate: ParsableCommand {
                                   + "\(promptTokens.count + count - 1); this model's position table ends at \(last)")
         }
         let sampling = try SamplingConfiguration(temperature: temperature, topK: topK, seed: seed)
-        let output = try transformer.generate(prompt: promptTokens, count: count, sampling: sampling)
+        let output: [Int]
+        let folder = URL(fileURLWithPath: model), configuration = folder.appendingPathComponent(Experiment.configurationFile)
+        if !TransformersImport.isTransformersFolder(folder), FileManager.default.fileExists(atPath: configuration.path),
+           case let .randomized(n) = try Experiment.specification(in: folder).positions {
+            // Trained on randomized positions: decoded on positions drawn from the same range, as it is evaluated.
+            let total = promptTokens.count + count
+            guard total <= n else {
+                throw ValidationError("--count \(count) after a prompt of \(promptTokens.count) tokens makes \(total) tokens; "
+                                      + "\(model) was trained on randomized positions from [0, \(n)), so at most \(n)")
+            }
+            var generator = SplitMix64(seed: seed ^ 0x9051_7105)
+            let positions = try PositionAssignment.randomized(maximumPosition: n).positions(batchSize: 1, length: total,
+                                                                                              generator: &generator).values
+            output = try transformer.generate(prompt: promptTokens, positions: positions, count: count, sampling: sampling)
+        } else {
+            output = try transformer.generate(prompt: promptTokens, count: count, sampling: sampling)
+        }
         if let bpe, tokens == nil {
             print(try bpe.decode(output))
         } else if byteLevel, tokens == nil {

@@ -429,7 +429,16 @@ struct Analyze: ParsableCommand {
         }
         let folder = URL(fileURLWithPath: model)
         let (run, trained) = try loadRun(model)
-        let report = try Analyzer.analyze(model: trained, run: run, length: length ?? min(2 * run.trainLength, Analyzer.maximumLength),
+        var longest = Analyzer.maximumLength
+        if case let .randomized(n) = run.positions {
+            // Analysed on positions drawn from the run's training range, as it is evaluated.
+            if let length, length > n {
+                throw ValidationError("--length \(length) exceeds \(n): \(model) was trained on randomized positions from "
+                                      + "[0, \(n)) and is analysed on positions drawn from that range")
+            }
+            longest = n
+        }
+        let report = try Analyzer.analyze(model: trained, run: run, length: length ?? min(2 * run.trainLength, longest),
                                           samples: samples)
         print(table(["layer", "effective k", "mean distance", "attention at distance 0", "at 1", "at 2"], report.layers.enumerated().map { i, layer in
             let byDistance = (0..<3).map { d in layer.attentionByDistance.map { $0.indices.contains(d) ? $0[d] : 0 }.reduce(0, +) / Double(layer.attentionByDistance.count) }

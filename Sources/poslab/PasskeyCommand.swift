@@ -54,6 +54,11 @@ struct PasskeyCommand: ParsableCommand {
         guard run.task == "text" else {
             throw ValidationError("--model \(model) trained on \(run.task); passkey retrieval needs a text model")
         }
+        if case .randomized = run.positions {
+            // Its prompts run on positions 0..T−1, which such a run has hardly seen: a figure that would mislead.
+            throw ValidationError("--model \(model) was trained on randomized positions (\(run.positions.text)); passkey "
+                                  + "prompts use positions 0..T−1 and are not drawn from that range, so they are not run")
+        }
         let codec: any TextCodec = try run.taskOptions.tokenizer.map { try ByteLevelBPE(contentsOf: $0) } ?? ByteCodec()
         let minimum = try Passkey.minimumLength(codec: codec)
         let chosen = given ?? run.evalLengths.filter { $0 >= minimum }

@@ -26,6 +26,7 @@ struct PosLab: ParsableCommand {
             if String(describing: type(of: command)) != "HelpCommand" {
                 let kernels = try BLAS.load()
                 if let warning = kernels.warning { printError(warning) }
+                try Kernels.checkElementwiseSetting()
             }
             do { try command.run() } catch let error as ValidationError {
                 // Found while running (a folder's state, a file's content): the message, without the usage.

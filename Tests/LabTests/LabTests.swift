@@ -115,8 +115,52 @@ final class LabTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("invalid evaluation length = 80; allowed: at most 64 tokens"), "\($0)")
         }
         XCTAssertThrowsError(try RunSpecification(task: "reverse", positions: randomized, trainLength: 12, evalLengths: [12, 96])) {
-            XCTAssertTrue("\($0)".contains("evaluation length = 96"), "\($0)")
+            XCTAssertTrue("\($0)".contains("evaluation length = 96") && "\($0)".contains("--eval-lengths"), "\($0)")
         }
+        XCTAssertThrowsError(try RunSpecification(task: "reverse", positions: .randomized(maximumPosition: 10), trainLength: 12,
+                                                  evalLengths: [10])) {
+            XCTAssertTrue("\($0)".contains("positions = randomized:10"), "\($0)")
+        }
+        // The report records the positions it was scored on; one without them, of a randomized run, is stale.
+        var report = try Evaluator.report(model: model, run: run)
+        XCTAssertEqual(report.positions, "randomized:64")
+        XCTAssertFalse(report.isStale(for: run))
+        report.positions = nil
+        XCTAssertTrue(report.isStale(for: run), "scored on 0..T−1 before evaluation drew randomized positions")
+        let plain = try RunSpecification(task: "reverse", trainLength: 12, modelDimension: 16, layers: 1, evalLengths: [12])
+        XCTAssertFalse(report.isStale(for: plain))
+        // Analysis draws them too, and refuses a length beyond the range.
+        XCTAssertNoThrow(try Analyzer.analyze(model: model, run: run, length: 24, samples: 2))
+        XCTAssertThrowsError(try Analyzer.analyze(model: model, run: run, length: 80, samples: 2))
+    }
+
+    /// A finished run trained on randomized positions whose eval.json predates evaluation on such
+    /// positions is evaluated again from its checkpoint (not trained again, not reported as it was).
+    func testSweepEvaluatesAStaleRandomizedRunAgain() throws {
+        let run = try RunSpecification(task: "reverse", pe: SchemeSpecification(name: "rope"), positions: .randomized(maximumPosition: 40),
+                                       trainLength: 12, modelDimension: 16, layers: 1, heads: 2, steps: 4, batchSize: 4,
+                                       evalLengths: [12, 24], evalSamples: 3)
+        let sweep = try Sweep(plan: [run], folder: folder)
+        try sweep.run(jobs: 1) { _ in }
+        let url = sweep.runFolder(run).appendingPathComponent("eval.json")
+        let fresh = try JSONDecoder().decode(EvaluationReport.self, from: Data(contentsOf: url))
+        XCTAssertEqual(fresh.positions, "randomized:40")
+        // As an older build wrote it: no record of the positions, other figures.
+        var old = fresh
+        old.positions = nil
+        old.results = old.results.map { var r = $0; r.accuracy = 0.123; return r }
+        try JSONEncoder().encode(old).write(to: url)
+        let events = EventLog()
+        try sweep.run(jobs: 1) { event in
+            if case .skipped = event { events.append("skipped") }
+            if case let .step(_, progress) = event { events.append("step \(progress.step)") }
+            if case .finished = event { events.append("finished") }
+        }
+        XCTAssertEqual(events.all, ["finished"], "evaluated again, with no training step")
+        XCTAssertEqual(try JSONDecoder().decode(EvaluationReport.self, from: Data(contentsOf: url)), fresh)
+        let skips = EventLog()
+        try sweep.run(jobs: 1) { event in if case .skipped = event { skips.append("skipped") } }
+        XCTAssertEqual(skips.all, ["skipped"])
     }
 
     func testSweepWritesResultsSkipsFinishedRunsAndResumesKilledOnes() throws {

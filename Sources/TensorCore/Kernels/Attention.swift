@@ -33,8 +33,9 @@ public struct AttentionBiasLayout {
 extension Kernels {
     /// Tile sizes: the cores split (pair, query block) units, each tile product a single-threaded
     /// OpenBLAS call. With D = 32, 128 × 256 tiles beat 64 × 64 ones (fewer, larger calls, less
-    /// packing per flop): `poslab bench attention` (B = 1, H = 4) on an AMD EPYC, 2 cores, forward
-    /// / backward GFLOP/s at T = 2048 32 / 43 → 34 / 57, at T = 8192 29 / 49 → 37 / 62.
+    /// packing per flop): `poslab bench attention` (B = 1, H = 4) on an AMD EPYC, 2 cores, with the
+    /// portable (SSE2) exponentials, forward / backward GFLOP/s at T = 2048 32 / 43 → 34–35 / 50–57,
+    /// at T = 8192 29 / 49 → 31–38 / 46–62 (README, "Element-wise kernels for the CPU").
     public static let attentionQueryBlock = 128
     public static let attentionKeyBlock = 256
 
