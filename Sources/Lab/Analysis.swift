@@ -62,7 +62,8 @@ public enum Analyzer {
             let inputs = (0..<count).flatMap { i in text.heldOut[(i * length)..<((i + 1) * length)].map(Int.init) }
             batch = TokenBatch(inputs: inputs, targets: inputs, lossMask: inputs.map { _ in true }, batchSize: count, length: length)
         }
-        var ids = Evaluator.EvaluationPositions(assignment: run.positions.atEvaluation, generator: SplitMix64(seed: 0x5EED_A7A1 ^ UInt64(length)))
+        var ids = Evaluator.EvaluationPositions(assignment: run.positions.atEvaluation,
+                                                generator: SplitMix64(seed: 0x5EED_A7A1 ^ UInt64(length)))
         try ids.assign(to: &batch)
         let rotary = model.positionalEncodings.first as? RotaryEncoding
         let pairing = rotary?.configuration.pairing ?? .halfSplit

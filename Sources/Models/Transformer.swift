@@ -35,7 +35,7 @@ public final class FeedForward: Layer {
             // nGPT (§2.4.2): ν = s_ν·√C ⊙ W_ν h, so the SiLU sees inputs of order one from unit-norm rows.
             preActivation = try preActivation * activationScale.scaled(by: Float(modelDimension).squareRoot())
         }
-        let hidden = try preActivation.activated(activation)
+        let hidden = preActivation.activated(activation)
         guard let gate else { return try contraction(hidden) }
         var linear = try gate(x)
         if let gateScale { linear = try linear * gateScale }
