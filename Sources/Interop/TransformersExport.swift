@@ -78,7 +78,8 @@ public struct TransformersExport {
     public static func checkDestination(_ folder: URL) throws {
         let manager = FileManager.default
         guard !manager.fileExists(atPath: folder.path) else {
-            throw ConfigurationError(parameter: "--out", value: folder.path, allowed: "a folder that does not exist yet (nothing is overwritten)")
+            throw ConfigurationError(parameter: "--out", value: "\(folder.path), which already exists",
+                                     allowed: "a folder that does not exist yet (nothing is overwritten)")
         }
         let parent = folder.deletingLastPathComponent()
         var isFolder: ObjCBool = false

@@ -293,9 +293,16 @@ extension PositionAssignment {
         }
     }
 
+    /// The longest sequence whose positions this assignment draws at evaluation (and in analysis
+    /// and generation): N for randomized:N; nil, no bound, for the others.
+    public var longestEvaluation: Int? {
+        if case let .randomized(n) = atEvaluation { return n }
+        return nil
+    }
+
     /// Refuses, before any compute, lengths whose positions this assignment cannot draw at evaluation.
     func checkEvaluation(lengths: [Int]) throws {
-        guard case let .randomized(maximumPosition) = self else { return }
+        guard let maximumPosition = longestEvaluation else { return }
         let beyond = lengths.filter { $0 > maximumPosition }
         guard beyond.isEmpty else {
             throw ConfigurationError(parameter: "evaluation length", value: beyond.map(String.init).joined(separator: ", "),

@@ -104,7 +104,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
             throw ConfigurationError(parameter: "trainLength", value: "\(trainLength)", allowed: problem)
         }
         if checkingFit {
-            if case let .randomized(n) = positions, n < trainLength {
+            if let n = positions.longestEvaluation, n < trainLength {
                 throw ConfigurationError(parameter: "positions", value: "randomized:\(n)",
                                          allowed: "randomized:N with N at least the training length \(trainLength)")
             }

@@ -253,8 +253,7 @@ public final class Sweep: Sendable {
         // Analysis at twice the training length: inside and just beyond what training covered (within
         // a learned table's positions).
         let representable = model.positionalEncodings.compactMap(\.maximumPosition).min().map { $0 + 1 } ?? Int.max
-        var drawable = Int.max
-        if case let .randomized(n) = run.positions { drawable = n }
+        let drawable = run.positions.longestEvaluation ?? Int.max
         let analysis = try Analyzer.analyze(model: model, run: run,
                                             length: min(2 * run.trainLength, representable, drawable, Analyzer.maximumLength))
         try AtomicFile.write(prettyJSON(analysis), to: runFolder.appendingPathComponent(Analyzer.fileName))

@@ -32,9 +32,6 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let destination = URL(fileURLWithPath: out)
-        guard !FileManager.default.fileExists(atPath: destination.path) else {
-            throw ValidationError("--out \(out) already exists; export writes a new folder and overwrites nothing")
-        }
         try TransformersExport.checkDestination(destination)
         let (run, trained) = try loadRun(model)
         let positions = maxPositions ?? ([run.trainLength] + run.evalLengths).max()!

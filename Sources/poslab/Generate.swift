@@ -64,7 +64,8 @@ struct Generate: ParsableCommand {
         let output: [Int]
         let folder = URL(fileURLWithPath: model), configuration = folder.appendingPathComponent(Experiment.configurationFile)
         if !TransformersImport.isTransformersFolder(folder), FileManager.default.fileExists(atPath: configuration.path),
-           case let .randomized(n) = try Experiment.specification(in: folder).positions {
+           case let assignment = try Experiment.specification(in: folder).positions.atEvaluation,
+           let n = assignment.longestEvaluation {
             // Trained on randomized positions: decoded on positions drawn from the same range, as it is evaluated.
             let total = promptTokens.count + count
             guard total <= n else {
@@ -72,8 +73,7 @@ struct Generate: ParsableCommand {
                                       + "\(model) was trained on randomized positions from [0, \(n)), so at most \(n)")
             }
             var generator = SplitMix64(seed: seed ^ 0x9051_7105)
-            let positions = try PositionAssignment.randomized(maximumPosition: n).positions(batchSize: 1, length: total,
-                                                                                              generator: &generator).values
+            let positions = try assignment.positions(batchSize: 1, length: total, generator: &generator).values
             output = try transformer.generate(prompt: promptTokens, positions: positions, count: count, sampling: sampling)
         } else {
             output = try transformer.generate(prompt: promptTokens, count: count, sampling: sampling)

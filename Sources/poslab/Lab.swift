@@ -430,13 +430,13 @@ struct Analyze: ParsableCommand {
         let folder = URL(fileURLWithPath: model)
         let (run, trained) = try loadRun(model)
         var longest = Analyzer.maximumLength
-        if case let .randomized(n) = run.positions {
+        if let n = run.positions.longestEvaluation {
             // Analysed on positions drawn from the run's training range, as it is evaluated.
             if let length, length > n {
                 throw ValidationError("--length \(length) exceeds \(n): \(model) was trained on randomized positions from "
                                       + "[0, \(n)) and is analysed on positions drawn from that range")
             }
-            longest = n
+            longest = min(longest, n)
         }
         let report = try Analyzer.analyze(model: trained, run: run, length: length ?? min(2 * run.trainLength, longest),
                                           samples: samples)
