@@ -91,25 +91,51 @@ public struct TransformersExport {
         }
     }
 
-    public func write(to folder: URL, extraFiles: [String: Data] = [:]) throws {
+    /// An export stopped on request (`write`'s `shouldStop`): nothing was written.
+    public struct Interrupted: Error, CustomStringConvertible {
+        public let folder: String
+        public var description: String { "export to \(folder) interrupted: nothing written" }
+    }
+
+    /// Writes the folder under a hidden temporary name beside it and renames it when complete.
+    /// `shouldStop` is asked between files (a Ctrl-C, say): the temporary folder is removed and
+    /// `Interrupted` thrown. A temporary folder left by an export that was killed outright (its
+    /// process gone) is removed by the next export to the same destination.
+    public func write(to folder: URL, extraFiles: [String: Data] = [:], shouldStop: () -> Bool = { false }) throws {
         let manager = FileManager.default
         try Self.checkDestination(folder)
         let parent = folder.deletingLastPathComponent()
-        let temporary = parent.appendingPathComponent(".\(folder.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
+        let stem = ".\(folder.lastPathComponent).partial-"
+        Self.removeAbandoned(in: parent, stem: stem)
+        let temporary = parent.appendingPathComponent(stem + "\(ProcessInfo.processInfo.processIdentifier)")
         try? manager.removeItem(at: temporary)
         try manager.createDirectory(at: temporary, withIntermediateDirectories: false)
         do {
+            func checkpoint() throws { if shouldStop() { throw Interrupted(folder: folder.path) } }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try AtomicFile.write(encoder.encode(JSONValue.object(configuration)), to: temporary.appendingPathComponent("config.json"))
+            try checkpoint()
             try SafeTensors.write(tensors, metadata: ["format": "pt"], to: temporary.appendingPathComponent("model.safetensors"))
             for (name, data) in extraFiles.sorted(by: { $0.key < $1.key }) {
+                try checkpoint()
                 try AtomicFile.write(data, to: temporary.appendingPathComponent(name))
             }
+            try checkpoint()
             try manager.moveItem(at: temporary, to: folder)
         } catch {
             try? manager.removeItem(at: temporary)
             throw error
+        }
+    }
+
+    /// Removes `stem`PID folders in `parent` whose process no longer exists.
+    static func removeAbandoned(in parent: URL, stem: String) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
+        for name in names where name.hasPrefix(stem) {
+            guard let pid = Int32(name.dropFirst(stem.count)), pid > 0, pid != ProcessInfo.processInfo.processIdentifier,
+                  kill(pid, 0) == -1, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(at: parent.appendingPathComponent(name))
         }
     }
 

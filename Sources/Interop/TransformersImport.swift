@@ -8,7 +8,8 @@ import TensorCore
 /// (`TransformersFamily`) and its weights in model.safetensors or in shards listed by
 /// model.safetensors.index.json, in Float32, Float16, BFloat16 or Float64 (converted to Float32 on
 /// load). Biases a checkpoint does not have (Llama without attention_bias) load as zeros. Every
-/// tensor is checked by name and shape before the model is returned; there is no partial model.
+/// tensor is checked by name and shape before the model is returned, and a tensor the model has no
+/// place for is refused (`checkEveryTensorUsed`); there is no partial model.
 public struct TransformersImport {
     public let family: TransformersFamily
     public let model: Transformer
@@ -301,6 +302,32 @@ public struct TransformersImport {
             try r.copyNorm(prefix + "ln_f", into: model.finalNorm!)
             if let head = model.outputHead { try r.copy("lm_head.weight", into: head.weight) }
         }
+        try checkEveryTensorUsed(family, reader: r, tiedHead: model.outputHead == nil, path: path)
+    }
+
+    /// A tensor the model has no place for would be dropped, and the model would compute other
+    /// logits than the checkpoint's (a config.json with fewer layers than its weights, a module this
+    /// family lacks, such as Qwen's attention norms): refused, naming it. Known buffers that carry
+    /// no weights are not tensors of the model: rotary inverse frequencies and the causal-mask
+    /// buffers of old GPT-2 and GPT-NeoX checkpoints; with a tied head, transformers ties a stored
+    /// lm_head to the embedding and ignores it, as the import does.
+    static func checkEveryTensorUsed(_ family: TransformersFamily, reader: TensorReader, tiedHead: Bool, path: String) throws {
+        func isBuffer(_ name: String) -> Bool {
+            let last = name.split(separator: ".").suffix(2).joined(separator: ".")
+            switch family {
+            case .llama: return name.hasSuffix("rotary_emb.inv_freq")
+            case .gptNeoX: return name.hasSuffix("rotary_emb.inv_freq") || last == "attention.bias" || last == "attention.masked_bias"
+            case .gpt2: return last == "attn.bias" || last == "attn.masked_bias"
+            }
+        }
+        let head = ["lm_head.weight", "embed_out.weight"]
+        let unused = reader.tensors.files.keys.filter { name in
+            !reader.log.names.contains(name) && !isBuffer(name) && !(tiedHead && head.contains(name))
+        }.sorted()
+        guard let first = unused.first else { return }
+        throw Checkpoint.LoadError(path: path, reason: "tensor \"\(first)\"\(unused.count > 1 ? " (and \(unused.count - 1) more)" : "") "
+            + "has no place in a \(family.rawValue) model of this config.json; it would be dropped and the logits would not be "
+            + "the checkpoint's (more layers than num_hidden_layers, or a module the \(family.rawValue) family lacks?)")
     }
 }
 
@@ -360,10 +387,16 @@ struct WeightSource {
     func tensor(_ name: String) throws -> Tensor? { try files[name]?.tensor(name) }
 }
 
+/// The names a `TensorReader` has read.
+final class ReadLog {
+    var names = Set<String>()
+}
+
 /// Reads a checkpoint's tensors by name, checking each one's shape against the model's before decoding it.
 struct TensorReader {
     let tensors: WeightSource
     let path: String
+    let log = ReadLog()
 
     func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         guard let found = tensors.shape(of: name) else {
@@ -372,6 +405,7 @@ struct TensorReader {
         guard found == shape else {
             throw Checkpoint.LoadError(path: path, reason: "tensor \"\(name)\" has shape \(found), expected \(shape)")
         }
+        log.names.insert(name)
         return try tensors.tensor(name)!
     }
 

@@ -19,16 +19,22 @@ public struct LengthResult: Codable, Equatable, Sendable {
     public var count: Int
     public var slidingLoss: Double?
     public var slidingPerplexity: Double?
+    /// Symbolic tasks: entry i is the share of examples whose i-th target token is right (over the
+    /// examples that have one): where along the answer a model goes wrong beyond its training
+    /// length (the first digits of a sum right and the last wrong, say). nil for text.
+    public var tokenAccuracyByIndex: [Double]?
 
     enum CodingKeys: String, CodingKey {
         case length, accuracy, tokenAccuracy = "token_accuracy", loss, perplexity, count
         case slidingLoss = "sliding_loss", slidingPerplexity = "sliding_perplexity"
+        case tokenAccuracyByIndex = "token_accuracy_by_index"
     }
 
     public init(length: Int, accuracy: Double, tokenAccuracy: Double, loss: Double, perplexity: Double, count: Int,
-                slidingLoss: Double? = nil, slidingPerplexity: Double? = nil) {
+                slidingLoss: Double? = nil, slidingPerplexity: Double? = nil, tokenAccuracyByIndex: [Double]? = nil) {
         self.length = length; self.accuracy = accuracy; self.tokenAccuracy = tokenAccuracy; self.loss = loss
         self.perplexity = perplexity; self.count = count; self.slidingLoss = slidingLoss; self.slidingPerplexity = slidingPerplexity
+        self.tokenAccuracyByIndex = tokenAccuracyByIndex
     }
 }
 
@@ -146,6 +152,7 @@ public enum Evaluator {
         var tally = Tally()
         let chunk = max(1, min(samples, batchTokens / length))
         var done = 0, exact = 0, correct = 0, scored = 0
+        var decoded = IndexTally()
         while done < samples {
             let count = min(chunk, samples - done)
             let examples = try (0..<count).map { _ in try task.example(size: size, generator: &generator) }
@@ -163,7 +170,9 @@ public enum Evaluator {
                 let continuations = try model.greedyContinuations(requests, count: steps)
                 for ((example, split), continuation) in zip(zip(examples, splits), continuations) {
                     let target = Array(example.tokens[split...])
-                    let right = zip(target, continuation.tokens).filter { $0 == $1 }.count
+                    let hits = zip(target, continuation.tokens + [Int](repeating: -1, count: target.count)).map { $0 == $1 }
+                    decoded.add(hits)
+                    let right = hits.filter { $0 }.count
                     correct += right; scored += target.count
                     if right == target.count { exact += 1 }
                 }
@@ -175,6 +184,7 @@ public enum Evaluator {
             // Accuracies from free-running decoding; loss and perplexity stay teacher-forced at the true IDs.
             result.accuracy = Double(exact) / Double(samples)
             result.tokenAccuracy = Double(correct) / Double(scored)
+            result.tokenAccuracyByIndex = decoded.accuracies
         }
         return result
     }
@@ -235,9 +245,22 @@ public enum Evaluator {
         }
     }
 
+    /// Right answers by the index of the target token within its example.
+    struct IndexTally {
+        var right: [Int] = [], seen: [Int] = []
+
+        mutating func add(_ hits: [Bool]) {
+            while seen.count < hits.count { right.append(0); seen.append(0) }
+            for (i, hit) in hits.enumerated() { seen[i] += 1; if hit { right[i] += 1 } }
+        }
+
+        var accuracies: [Double] { zip(right, seen).map { Double($0) / Double($1) } }
+    }
+
     /// Running sums over scored tokens and sequences.
     struct Tally {
         var lossSum = 0.0, tokens = 0, correctTokens = 0, sequences = 0, exact = 0
+        var byIndex = IndexTally()
 
         mutating func add(model: Transformer, batch: TokenBatch, exactMatch: Bool) throws {
             let v = model.configuration.vocabularySize
@@ -245,7 +268,7 @@ public enum Evaluator {
                 try model.logits(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: batch.positionIDs()).scalars
             }
             for row in 0..<batch.batchSize {
-                var allRight = true, any = false
+                var allRight = true, any = false, hits: [Bool] = []
                 for t in 0..<batch.length {
                     let i = row * batch.length + t
                     guard batch.lossMask[i] else { continue }
@@ -257,9 +280,12 @@ public enum Evaluator {
                     for value in z { sum += exp(Double(value - top)) }
                     lossSum += log(sum) - Double(z[z.startIndex + batch.targets[i]] - top)
                     tokens += 1
-                    if best - z.startIndex == batch.targets[i] { correctTokens += 1 } else { allRight = false }
+                    let hit = best - z.startIndex == batch.targets[i]
+                    if hit { correctTokens += 1 } else { allRight = false }
+                    if exactMatch { hits.append(hit) }
                 }
                 if any { sequences += 1; if allRight { exact += 1 } }
+                if exactMatch { byIndex.add(hits) }
             }
         }
 
@@ -267,7 +293,8 @@ public enum Evaluator {
             let loss = tokens > 0 ? lossSum / Double(tokens) : .nan
             return LengthResult(length: length, accuracy: sequences > 0 ? Double(exact) / Double(sequences) : 0,
                                 tokenAccuracy: tokens > 0 ? Double(correctTokens) / Double(tokens) : 0,
-                                loss: loss, perplexity: exp(loss), count: sequences)
+                                loss: loss, perplexity: exp(loss), count: sequences,
+                                tokenAccuracyByIndex: byIndex.seen.isEmpty ? nil : byIndex.accuracies)
         }
     }
 }

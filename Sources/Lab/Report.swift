@@ -65,6 +65,9 @@ public enum Report {
                 plot.marker = (Double(group.trainLength), "train")
                 body.append("<figure>\(plot.render())</figure>")
             }
+            if !isText, let along = alongTheAnswer(members, schemes: schemes, names: names, color: color) {
+                body.append("<figure>\(along.render())</figure>")
+            }
             var curves = SVGPlot(title: "training loss", xLabel: "step", yLabel: "loss (moving mean of 20 steps)", series: schemes.compactMap { pe in
                 let own = members.filter { $0.run.identityWithoutSeed == pe }
                 guard let first = own.first else { return nil }
@@ -85,6 +88,29 @@ public enum Report {
         body.append(contentsOf: extraSections)
         body.append("<h2>Runs</h2>" + runTable(runs))
         return page(title: title, body: body)
+    }
+
+    /// Token accuracy by index along the answer at the longest length every series was evaluated
+    /// at (eval.json's `token_accuracy_by_index`): where beyond its training length a model goes
+    /// wrong. nil when no run recorded it (files from older builds).
+    static func alongTheAnswer(_ members: [Run], schemes: [String], names: [String: String], color: [String: String]) -> SVGPlot? {
+        let recorded = members.map { Set($0.evaluation.results.filter { $0.tokenAccuracyByIndex != nil }.map(\.length)) }
+        guard let common = recorded.first.map({ recorded.reduce($0) { $0.intersection($1) } }), let longest = common.max() else {
+            return nil
+        }
+        var plot = SVGPlot(title: "token accuracy along the answer at \(longest) tokens", xLabel: "answer token (1 = the first)",
+                           yLabel: "token accuracy", series: schemes.compactMap { pe in
+            let rows = members.filter { $0.run.identityWithoutSeed == pe }
+                .compactMap { $0.evaluation.results.first { $0.length == longest }?.tokenAccuracyByIndex }
+            guard let count = rows.map(\.count).max(), count > 0 else { return nil }
+            let points = (0..<count).map { i -> (x: Double, y: Double, low: Double, high: Double) in
+                let values = rows.compactMap { i < $0.count ? $0[i] : nil }
+                return (Double(i + 1), values.reduce(0, +) / Double(values.count), values.min()!, values.max()!)
+            }
+            return SVGPlot.Series(name: names[pe] ?? pe, color: color[pe] ?? SVGPlot.palette[0], points: points)
+        })
+        plot.yRange = 0...1
+        return plot
     }
 
     /// A self-contained page: inline CSS, `body`'s sections in order.

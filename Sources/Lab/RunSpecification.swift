@@ -146,8 +146,13 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         }
         // Likewise a run written before the sparse task had a target setting trained on the sum mod q.
         var taskOptions = try c.decodeIfPresent(TaskOptions.self, forKey: .taskOptions) ?? TaskOptions()
-        if (try? c.nestedContainer(keyedBy: LegacyTaskKeys.self, forKey: .taskOptions))?.contains(.sparseTarget) != true {
+        let recordedTaskKeys = try? c.nestedContainer(keyedBy: LegacyTaskKeys.self, forKey: .taskOptions)
+        if recordedTaskKeys?.contains(.sparseTarget) != true {
             taskOptions.sparseTarget = .sumModulo
+        }
+        // And one written before addition's markers were coupled had them at fixed IDs.
+        if recordedTaskKeys?.contains(.additionMarkers) != true {
+            taskOptions.additionMarkers = .fixed
         }
         try self.init(task: c.decode(String.self, forKey: .task), taskOptions: taskOptions,
                       pe: pe, positions: c.decodeIfPresent(PositionAssignment.self, forKey: .positions) ?? .sequential,
@@ -162,7 +167,7 @@ public struct RunSpecification: Codable, Equatable, Sendable {
                       fineTuneFrom: c.decodeIfPresent(FineTuneSource.self, forKey: .fineTuneFrom), checkingFit: false)
     }
 
-    private enum LegacyTaskKeys: String, CodingKey { case sparseTarget }
+    private enum LegacyTaskKeys: String, CodingKey { case sparseTarget, additionMarkers }
 
     public func makeTask() throws -> LabTask { try LabTask.make(name: task, options: taskOptions) }
 

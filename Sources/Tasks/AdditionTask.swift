@@ -13,6 +13,20 @@ public enum DigitOrder: String, Codable, CaseIterable, Sendable {
     case reversedResult
 }
 
+/// Where the "+" and "=" markers of an addition sit among the coupled position IDs.
+public enum AdditionMarkers: String, Codable, CaseIterable, Sendable {
+    /// As Cho et al. 2024 (their code gives "+" and "=" the ID one step below the units digit):
+    /// both markers take the ID of the significance before the sum's first written digit: −1 when
+    /// the sum is written units first, so every sum digit, the first included, is predicted from a
+    /// token whose ID is one significance below its own, at every offset; for a sum written most
+    /// significant first, one above the highest significance the operands allow (n, the carry).
+    case coupled
+    /// Fixed IDs (plus 1, separator 2) whatever the offset: the layout of runs made before
+    /// 2026-11-29. With random offsets the first sum digit is predicted from an ID that says
+    /// nothing about where the units digits are.
+    case fixed
+}
+
 /// Multi-digit addition a + b = c with Position Coupling (Cho et al. 2024, "Position Coupling:
 /// Improving Length Generalization of Arithmetic Transformers Using Task Structure"): the position
 /// IDs follow significance, so digits of equal significance in a, b and c share one ID and the
@@ -25,41 +39,50 @@ public enum DigitOrder: String, Codable, CaseIterable, Sendable {
 /// et al.), so every example has the longest length. Digits are written in `digitOrder`.
 ///
 ///     tokens     addition: 6 5 3 + 4 9 = 2 0 7     (653 + 49 = 702 in the default .reversedResult)
-///     positions  0         5 4 3 1 4 3 2 3 4 5     (offset 0)
+///     positions  0         4 3 2 1 3 2 1 2 3 4     (offset 0)
 ///
 /// Tokens: prefix 10, a's digits, plus 4, b's digits, separator 1, c's digits; at most
 /// 3n + 4 tokens (n + 1 sum digits); the loss counts c's digits.
 ///
-/// Position IDs (`Example.positions`): prefix 0, plus 1, separator 2, a digit of significance j
-/// (j = 0 for units) 3 + offset + j, in a, b and c alike; the largest is 3 + maximumOffset + n.
+/// Position IDs (`Example.positions`): prefix 0, a digit of significance j (j = 0 for units)
+/// 2 + offset + j, in a, b and c alike; "+" and "=" as `markers` says (by default the ID of
+/// significance −1, 1 + offset, for a sum written units first).
+/// The largest is 3 + maximumOffset + n.
 /// `Example.positionTargets` holds each token's successor's ID, the targets of Predictive Position
 /// Coupling (Golowich et al. 2025), where a head learns to predict the coupled IDs so that they
 /// need not be computed from the input at inference.
 public struct AdditionTask: SequenceTask {
-    public static let prefixPosition = 0, plusPosition = 1, separatorPosition = 2, firstDigitPosition = 3
+    public static let prefixPosition = 0, firstDigitPosition = 2
+    /// The markers' IDs in the `.fixed` layout.
+    public static let fixedPlusPosition = 1, fixedSeparatorPosition = 2
     public let digitOrder: DigitOrder
     public let maximumOffset: Int
     public let padOperands: Bool
+    public let markers: AdditionMarkers
 
     /// `maximumOffset` ≥ 0: the random offset of the digits' position IDs (0 for evaluation).
-    public init(digitOrder: DigitOrder = .reversedResult, maximumOffset: Int = 0, padOperands: Bool = false) throws {
+    public init(digitOrder: DigitOrder = .reversedResult, maximumOffset: Int = 0, padOperands: Bool = false,
+                markers: AdditionMarkers = .coupled) throws {
         try requireArgument(maximumOffset >= 0, "AdditionTask", "maximumOffset", maximumOffset, "a non-negative offset")
         self.digitOrder = digitOrder
         self.maximumOffset = maximumOffset
         self.padOperands = padOperands
+        self.markers = markers
     }
 
     public var vocabularySize: Int { TaskVocabulary.size }
     public var name: String { "addition" }
     public func sequenceLength(size: Int) -> Int { 3 * size + 4 }
-    /// The largest position ID of an example of `size` (for tables of learned position embeddings).
     /// Evaluation places the digits at offset 0, as Cho et al. do: a longer sum's IDs then reach
     /// 3 + n, which training covered when its offsets went up to n − 10 or more.
     public var evaluationTask: any SequenceTask {
-        (try? AdditionTask(digitOrder: digitOrder, maximumOffset: 0, padOperands: padOperands)) ?? self
+        (try? AdditionTask(digitOrder: digitOrder, maximumOffset: 0, padOperands: padOperands, markers: markers)) ?? self
     }
 
-    public func maximumPositionID(size: Int) -> Int { AdditionTask.firstDigitPosition + maximumOffset + size }
+    /// The largest position ID of an example of `size` (for tables of learned position embeddings):
+    /// the sum's n + 1 digits, or with `.coupled` markers and a sum written most significant first,
+    /// "=" one above them (the old `.fixed` layout started the digits one ID higher).
+    public func maximumPositionID(size: Int) -> Int { 3 + maximumOffset + size }
 
     public func example(size: Int, generator: inout SplitMix64) throws -> Example {
         try checkSize(size, "AdditionTask")
@@ -87,10 +110,21 @@ public struct AdditionTask: SequenceTask {
             return leastFirst ? indexed : indexed.reversed()
         }
         let wa = written(pa, operandsReversed), wb = written(pb, operandsReversed), wc = written(pc, sumReversed)
-        let digitID = { (significance: Int) in AdditionTask.firstDigitPosition + offset + significance }
+        // The fixed layout started the digits at 3 (IDs 1 and 2 were the markers').
+        let first = markers == .fixed ? AdditionTask.firstDigitPosition + 1 : AdditionTask.firstDigitPosition
+        let digitID = { (significance: Int) in first + offset + significance }
+        let (plusID, separatorID): (Int, Int)
+        switch markers {
+        case .fixed: (plusID, separatorID) = (AdditionTask.fixedPlusPosition, AdditionTask.fixedSeparatorPosition)
+        case .coupled:
+            // Before the sum's first written digit: −1 units first; else one above the highest
+            // significance a sum of these operands can have (not the sum's own length, which is the answer's).
+            let beforeSum = sumReversed ? -1 : max(pa.count, pb.count) + 1
+            (plusID, separatorID) = (digitID(beforeSum), digitID(beforeSum))
+        }
         let input = wa.map { TaskVocabulary.digit($0.digit) } + [TaskVocabulary.plus] + wb.map { TaskVocabulary.digit($0.digit) }
-        let positions = [AdditionTask.prefixPosition] + wa.map { digitID($0.significance) } + [AdditionTask.plusPosition]
-            + wb.map { digitID($0.significance) } + [AdditionTask.separatorPosition] + wc.map { digitID($0.significance) }
+        let positions = [AdditionTask.prefixPosition] + wa.map { digitID($0.significance) } + [plusID]
+            + wb.map { digitID($0.significance) } + [separatorID] + wc.map { digitID($0.significance) }
         return Example.framed(prefix: TaskVocabulary.prefix(.addition), input: input,
                               target: wc.map { TaskVocabulary.digit($0.digit) }, positions: positions)
     }

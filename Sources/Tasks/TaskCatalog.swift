@@ -15,6 +15,8 @@ public struct TaskOptions: Codable, Equatable, Sendable {
     /// Random offset of the coupled position IDs (addition).
     public var maximumOffset: Int
     public var padOperands: Bool
+    /// Where "+" and "=" sit among the coupled IDs (addition; `.fixed` in runs made before 2026-11-29).
+    public var additionMarkers: AdditionMarkers
     /// The JSON-lines file of the jsonl task.
     public var data: URL?
     /// Mixture weights, one per task of a "+" name (nil: uniform).
@@ -27,9 +29,11 @@ public struct TaskOptions: Codable, Equatable, Sendable {
 
     public init(alphabetSize: Int? = nil, k: Int = 2, locality: Int? = nil, keyLength: Int = 2,
                 digitOrder: DigitOrder = .reversedResult, maximumOffset: Int = 0, padOperands: Bool = false,
-                data: URL? = nil, weights: [Double]? = nil, sparseTarget: SparseTarget = .sum, tokenizer: URL? = nil) {
+                additionMarkers: AdditionMarkers = .coupled, data: URL? = nil, weights: [Double]? = nil,
+                sparseTarget: SparseTarget = .sum, tokenizer: URL? = nil) {
         self.alphabetSize = alphabetSize; self.k = k; self.locality = locality; self.keyLength = keyLength
         self.digitOrder = digitOrder; self.maximumOffset = maximumOffset; self.padOperands = padOperands
+        self.additionMarkers = additionMarkers
         self.data = data; self.weights = weights; self.sparseTarget = sparseTarget; self.tokenizer = tokenizer
     }
 
@@ -41,6 +45,7 @@ public struct TaskOptions: Codable, Equatable, Sendable {
                   digitOrder: try c.decodeIfPresent(DigitOrder.self, forKey: .digitOrder) ?? .reversedResult,
                   maximumOffset: try c.decodeIfPresent(Int.self, forKey: .maximumOffset) ?? 0,
                   padOperands: try c.decodeIfPresent(Bool.self, forKey: .padOperands) ?? false,
+                  additionMarkers: try c.decodeIfPresent(AdditionMarkers.self, forKey: .additionMarkers) ?? .coupled,
                   data: try c.decodeIfPresent(String.self, forKey: .data).map { URL(fileURLWithPath: $0) },
                   weights: try c.decodeIfPresent([Double].self, forKey: .weights),
                   sparseTarget: try c.decodeIfPresent(SparseTarget.self, forKey: .sparseTarget) ?? .sum,
@@ -52,13 +57,15 @@ public struct TaskOptions: Codable, Equatable, Sendable {
         try c.encodeIfPresent(alphabetSize, forKey: .alphabetSize); try c.encode(k, forKey: .k)
         try c.encodeIfPresent(locality, forKey: .locality); try c.encode(keyLength, forKey: .keyLength)
         try c.encode(digitOrder, forKey: .digitOrder); try c.encode(maximumOffset, forKey: .maximumOffset)
-        try c.encode(padOperands, forKey: .padOperands); try c.encodeIfPresent(data?.path, forKey: .data)
+        try c.encode(padOperands, forKey: .padOperands); try c.encode(additionMarkers, forKey: .additionMarkers)
+        try c.encodeIfPresent(data?.path, forKey: .data)
         try c.encodeIfPresent(weights, forKey: .weights); try c.encode(sparseTarget, forKey: .sparseTarget)
         try c.encodeIfPresent(tokenizer?.path, forKey: .tokenizer)
     }
 
     enum CodingKeys: String, CodingKey {
-        case alphabetSize, k, locality, keyLength, digitOrder, maximumOffset, padOperands, data, weights, sparseTarget, tokenizer
+        case alphabetSize, k, locality, keyLength, digitOrder, maximumOffset, padOperands, additionMarkers, data, weights,
+             sparseTarget, tokenizer
     }
 }
 
@@ -85,7 +92,9 @@ public enum TaskCatalog {
                                   target: o.sparseTarget)
         case "parity": return try ParityTask(k: o.k, locality: o.locality)
         case "recall": return try RecallTask(alphabetSize: o.alphabetSize ?? 32, keyLength: o.keyLength)
-        case "addition": return try AdditionTask(digitOrder: o.digitOrder, maximumOffset: o.maximumOffset, padOperands: o.padOperands)
+        case "addition":
+            return try AdditionTask(digitOrder: o.digitOrder, maximumOffset: o.maximumOffset, padOperands: o.padOperands,
+                                    markers: o.additionMarkers)
         case "incontext": return try InContextCopyTask(alphabetSize: o.alphabetSize ?? TaskVocabulary.symbolCount)
         case "jsonl":
             guard let data = o.data else {

@@ -44,7 +44,15 @@ struct Export: ParsableCommand {
         }
         var files = try TokenizerFiles.files(vocabulary, maximumLength: positions)
         files[InteropRun.fileName] = Data(try prettyJSON(run).utf8)
-        try export.write(to: destination, extraFiles: files)
+        // Ctrl-C or SIGTERM: stop between files and remove what was written (a second Ctrl-C ends
+        // the process at once; the next export to this destination removes its leftovers).
+        let stop = StopOnSignal.installed
+        do {
+            try export.write(to: destination, extraFiles: files, shouldStop: { stop.isRequested })
+        } catch let interrupted as TransformersExport.Interrupted {
+            FileHandle.standardError.write(Data("\(interrupted)\n".utf8))
+            throw ExitCode(130)
+        }
         print("\(run.label) → \(export.family.architecture) (\(export.tensors.count) tensors): \(destination.path)")
     }
 }

@@ -36,6 +36,7 @@ struct ModelOptions: ParsableArguments {
 extension FeedForwardKind: ExpressibleByArgument {}
 extension DigitOrder: ExpressibleByArgument {}
 extension SparseTarget: ExpressibleByArgument {}
+extension AdditionMarkers: ExpressibleByArgument {}
 extension NormalizationKind: ExpressibleByArgument {}
 extension NormalizationPlacement: ExpressibleByArgument {}
 
@@ -47,13 +48,16 @@ struct TaskArguments: ParsableArguments {
     @Option(help: "Random offset of coupled position IDs in training (addition).") var maximumOffset = 0
     @Option(help: "Digit order (addition): \(DigitOrder.allCases.map(\.rawValue).joined(separator: ", ")).") var digitOrder = DigitOrder.reversedResult
     @Flag(help: "Pad both operands to the longer's digits and the sum to one more (addition).") var padOperands = false
+    @Option(help: ArgumentHelp("IDs of \"+\" and \"=\" (addition): coupled (the significance before the sum's first digit, "
+        + "as Cho et al.) or fixed (1 and 2 whatever the offset; runs before 2026-11-29)."))
+    var additionMarkers = AdditionMarkers.coupled
     @Option(help: "The sparse task's target: sum (of the k marked symbols) or sumModulo (mod the alphabet, a sparse parity).")
     var sparseTarget = SparseTarget.sum
     @Option(help: "Data file: text for --task text (default: the King James Bible), JSON lines for --task jsonl.") var data: String?
 
     var options: TaskOptions {
         TaskOptions(alphabetSize: alphabetSize, k: k, locality: locality, digitOrder: digitOrder, maximumOffset: maximumOffset,
-                    padOperands: padOperands, data: data.map { URL(fileURLWithPath: $0) }, sparseTarget: sparseTarget)
+                    padOperands: padOperands, additionMarkers: additionMarkers, data: data.map { URL(fileURLWithPath: $0) }, sparseTarget: sparseTarget)
     }
 }
 

@@ -175,6 +175,35 @@ final class TransformersRoundTripTests: XCTestCase {
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)), ["config.json", "model.safetensors"])
     }
 
+    /// An export asked to stop leaves nothing; one killed outright leaves a hidden folder that the
+    /// next export to the same destination removes (its process being gone), and no other.
+    func testInterruptedAndAbandonedExportsLeaveNothing() throws {
+        let export = try TransformersExport(model: try randomModel(.none), maximumPositions: 8)
+        let manager = FileManager.default
+        let parent = manager.temporaryDirectory.appendingPathComponent("poslab-export-\(UUID().uuidString)")
+        try manager.createDirectory(at: parent, withIntermediateDirectories: false)
+        defer { try? manager.removeItem(at: parent) }
+        let folder = parent.appendingPathComponent("model")
+        var asked = 0
+        XCTAssertThrowsError(try export.write(to: folder, extraFiles: ["a.json": Data("{}".utf8)], shouldStop: {
+            asked += 1
+            return asked == 2
+        })) { XCTAssertTrue($0 is TransformersExport.Interrupted, "\($0)") }
+        XCTAssertEqual(try manager.contentsOfDirectory(atPath: parent.path), [], "nothing written")
+        // A process that no longer exists (a child that has exited), and one that does (this one's parent).
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        let gone = ".model.partial-\(child.processIdentifier)", alive = ".model.partial-\(getppid())"
+        for name in [gone, alive, ".other.partial-\(child.processIdentifier)"] {
+            try manager.createDirectory(at: parent.appendingPathComponent(name), withIntermediateDirectories: false)
+        }
+        try export.write(to: folder)
+        XCTAssertEqual(Set(try manager.contentsOfDirectory(atPath: parent.path)),
+                       ["model", alive, ".other.partial-\(child.processIdentifier)"])
+    }
+
     func testWriteRefusesAFolderItCannotWrite() throws {
         try XCTSkipIf(getuid() == 0, "root writes into any folder: the permission check cannot be seen")
         let export = try TransformersExport(model: try randomModel(.none), maximumPositions: 8)
@@ -267,6 +296,29 @@ final class TransformersBadInputTests: XCTestCase {
             try FileManager.default.removeItem(at: $0.appendingPathComponent("model.safetensors"))
         })
         XCTAssertTrue(empty.contains("holds neither model.safetensors nor model.safetensors.index.json"), empty)
+    }
+
+    /// A tensor the model has no place for is refused by name (its logits would not be the
+    /// checkpoint's); known weightless buffers are not.
+    func testTensorsWithoutAPlaceAreRefusedAndBuffersAreNot() throws {
+        func adding(_ extra: [(name: String, tensor: Tensor)], to fixture: String) throws -> URL {
+            try editedCopy(of: fixture) { folder in
+                let url = folder.appendingPathComponent("model.safetensors")
+                let file = try SafeTensors.read(url)
+                try SafeTensors.write(file.tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } + extra,
+                                      metadata: file.metadata, to: url)
+            }
+        }
+        let layer = message(try adding([("transformer.h.9.mlp.c_fc.weight", Tensor(zeros: [16, 64]))], to: "foreign/gpt2"))
+        XCTAssertTrue(layer.contains("\"transformer.h.9.mlp.c_fc.weight\"") && layer.contains("has no place"), layer)
+        let two = message(try adding([("transformer.h.0.attn.q_norm.weight", Tensor(zeros: [4])),
+                                      ("transformer.h.0.attn.k_norm.weight", Tensor(zeros: [4]))], to: "foreign/gpt2"))
+        XCTAssertTrue(two.contains("k_norm.weight\" (and 1 more)"), two)
+        let buffers = message(try adding([("transformer.h.0.attn.bias", Tensor(zeros: [1, 1, 4, 4])),
+                                          ("transformer.h.0.attn.masked_bias", Tensor(zeros: [1]))], to: "foreign/gpt2"))
+        XCTAssertEqual(buffers, "imported", "GPT-2's causal-mask buffers carry no weights")
+        let frequencies = message(try adding([("model.layers.0.self_attn.rotary_emb.inv_freq", Tensor(zeros: [4]))], to: "foreign/llama-gqa"))
+        XCTAssertEqual(frequencies, "imported")
     }
 
     func testARunFolderIsNotATransformersFolder() throws {

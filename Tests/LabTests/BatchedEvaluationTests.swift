@@ -26,3 +26,26 @@ final class BatchedEvaluationTests: XCTestCase {
         }
     }
 }
+
+/// `token_accuracy_by_index`: the accuracy of each answer token across examples, consistent with
+/// the token accuracy it breaks down, and drawn in the sweep report.
+final class AccuracyAlongTheAnswerTests: XCTestCase {
+    func testByIndexBreaksDownTheTokenAccuracy() throws {
+        let copy = LabTask.sequence(try CopyTask())
+        let configuration = try TransformerConfiguration(vocabularySize: copy.vocabularySize, modelDimension: 16, numberOfLayers: 1,
+                                                         numberOfHeads: 2, positionalScheme: .rope(try RotaryConfiguration()))
+        let model = try Transformer(configuration: configuration, seed: 5)
+        for result in try Evaluator.evaluate(model: model, task: copy, lengths: [12, 30], samples: 40) {
+            let byIndex = try XCTUnwrap(result.tokenAccuracyByIndex)
+            // Copy answers at one length all have one length: the mean over indices is the token accuracy.
+            XCTAssertEqual(byIndex.count, (result.length - 2) / 2)
+            XCTAssertEqual(byIndex.reduce(0, +) / Double(byIndex.count), result.tokenAccuracy, accuracy: 1e-12)
+            XCTAssertTrue(byIndex.allSatisfy { (0...1).contains($0) })
+            XCTAssertGreaterThan(Set(byIndex).count, 1, "an untrained model is not uniformly right or wrong along the answer")
+        }
+        let text = LabTask.text(try TextTask(bytes: Array(String(repeating: "abc ", count: 200).utf8)))
+        XCTAssertNil(try Evaluator.evaluate(model: try Transformer(configuration: TransformerConfiguration(
+            vocabularySize: 256, modelDimension: 16, numberOfLayers: 1, numberOfHeads: 2, positionalScheme: .alibi), seed: 1),
+            task: text, lengths: [16], samples: 4)[0].tokenAccuracyByIndex)
+    }
+}

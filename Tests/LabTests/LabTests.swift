@@ -200,6 +200,7 @@ final class LabTests: XCTestCase {
         XCTAssertFalse(html.contains("<script"), "self-contained, no scripts")
         for scheme in ["nope", "rope"] { XCTAssertTrue(html.contains(">\(scheme)</text>"), "legend names \(scheme)") }
         XCTAssertGreaterThanOrEqual(html.components(separatedBy: "<svg").count - 1, 4)
+        XCTAssertTrue(html.contains("token accuracy along the answer at"), "where along the answer each scheme goes wrong")
     }
 
     func testEffectiveKAndAttentionByDistanceOnAKnownPattern() throws {

@@ -49,6 +49,17 @@ final class RunIdentityTests: XCTestCase {
         let sparse = try JSONDecoder().decode(RunSpecification.self, from: JSONSerialization.data(withJSONObject: object))
         XCTAssertEqual(sparse.taskOptions.sparseTarget, .sumModulo)
         XCTAssertEqual(try RunSpecification(task: "sparse").taskOptions.sparseTarget, .sum, "new runs: the plain sum")
+        // An addition run written before the markers were coupled had them at fixed IDs, and is
+        // another run than today's (a sweep retrains it).
+        options["additionMarkers"] = nil
+        object["taskOptions"] = options
+        object["task"] = "addition"
+        let addition = try JSONDecoder().decode(RunSpecification.self, from: JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(addition.taskOptions.additionMarkers, .fixed)
+        var today = addition
+        today.taskOptions.additionMarkers = .coupled
+        XCTAssertNotEqual(today.identity, addition.identity)
+        XCTAssertEqual(try RunSpecification(task: "addition").taskOptions.additionMarkers, .coupled)
     }
 
     func testSweepsRerunAChangedSpecificationAndReportOnlyTheirPlan() throws {
