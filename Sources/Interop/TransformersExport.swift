@@ -100,12 +100,13 @@ public struct TransformersExport {
     /// Writes the folder under a hidden temporary name beside it and renames it when complete.
     /// `shouldStop` is asked between files (a Ctrl-C, say): the temporary folder is removed and
     /// `Interrupted` thrown. A temporary folder left by an export that was killed outright (its
-    /// process gone) is removed by the next export to the same destination.
+    /// process gone from this machine) is removed by the next export to the same destination.
     public func write(to folder: URL, extraFiles: [String: Data] = [:], shouldStop: () -> Bool = { false }) throws {
         let manager = FileManager.default
         try Self.checkDestination(folder)
         let parent = folder.deletingLastPathComponent()
-        let stem = ".\(folder.lastPathComponent).partial-"
+        // The host in the name: on a folder shared between machines, only this one's processes can be checked.
+        let stem = ".\(folder.lastPathComponent).partial-\(Self.hostName)-"
         Self.removeAbandoned(in: parent, stem: stem)
         let temporary = parent.appendingPathComponent(stem + "\(ProcessInfo.processInfo.processIdentifier)")
         try? manager.removeItem(at: temporary)
@@ -129,7 +130,11 @@ public struct TransformersExport {
         }
     }
 
-    /// Removes `stem`PID folders in `parent` whose process no longer exists.
+    /// This machine's name as a file name may hold it.
+    public static let hostName = ProcessInfo.processInfo.hostName.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }
+        .reduce(into: "") { $0.append($1) }
+
+    /// Removes `stem`PID folders in `parent` whose process (on this machine) no longer exists.
     static func removeAbandoned(in parent: URL, stem: String) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
         for name in names where name.hasPrefix(stem) {

@@ -150,8 +150,8 @@ public struct RunSpecification: Codable, Equatable, Sendable {
         if recordedTaskKeys?.contains(.sparseTarget) != true {
             taskOptions.sparseTarget = .sumModulo
         }
-        // And one written before addition's markers were coupled had them at fixed IDs.
-        if recordedTaskKeys?.contains(.additionMarkers) != true {
+        // And an addition run written before the markers were coupled had them at fixed IDs.
+        if recordedTaskKeys?.contains(.additionMarkers) != true, Self.involvesAddition(try c.decode(String.self, forKey: .task)) {
             taskOptions.additionMarkers = .fixed
         }
         try self.init(task: c.decode(String.self, forKey: .task), taskOptions: taskOptions,
@@ -168,6 +168,36 @@ public struct RunSpecification: Codable, Equatable, Sendable {
     }
 
     private enum LegacyTaskKeys: String, CodingKey { case sparseTarget, additionMarkers }
+
+    enum CodingKeys: String, CodingKey {
+        case task, taskOptions, pe, positions, seed, trainLength, modelDimension, layers, heads, steps, batchSize, learningRate
+        case evalLengths, evalSamples, checkpointEvery, predictPositions, architecture, fineTuneFrom
+    }
+
+    /// Whether `task` (a name, or a "+" mixture of names) includes addition.
+    static func involvesAddition(_ task: String) -> Bool { task.split(separator: "+").contains("addition") }
+
+    /// As synthesized, but `taskOptions.additionMarkers` only for an addition run with coupled
+    /// markers (`TaskOptions.encode(to:includingAdditionMarkers:)`): the identity of every run
+    /// made before the markers existed is unchanged.
+    public func encode(to encoder: Encoder) throws {
+        struct RecordedTaskOptions: Encodable {
+            let options: TaskOptions, markers: Bool
+            func encode(to encoder: Encoder) throws { try options.encode(to: encoder, includingAdditionMarkers: markers) }
+        }
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(task, forKey: .task)
+        try c.encode(RecordedTaskOptions(options: taskOptions,
+                                         markers: Self.involvesAddition(task) && taskOptions.additionMarkers == .coupled),
+                     forKey: .taskOptions)
+        try c.encode(pe, forKey: .pe); try c.encode(positions, forKey: .positions); try c.encode(seed, forKey: .seed)
+        try c.encode(trainLength, forKey: .trainLength); try c.encode(modelDimension, forKey: .modelDimension)
+        try c.encode(layers, forKey: .layers); try c.encode(heads, forKey: .heads); try c.encode(steps, forKey: .steps)
+        try c.encode(batchSize, forKey: .batchSize); try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(evalLengths, forKey: .evalLengths); try c.encode(evalSamples, forKey: .evalSamples)
+        try c.encode(checkpointEvery, forKey: .checkpointEvery); try c.encode(predictPositions, forKey: .predictPositions)
+        try c.encode(architecture, forKey: .architecture); try c.encodeIfPresent(fineTuneFrom, forKey: .fineTuneFrom)
+    }
 
     public func makeTask() throws -> LabTask { try LabTask.make(name: task, options: taskOptions) }
 

@@ -47,7 +47,7 @@ public enum AdditionMarkers: String, Codable, CaseIterable, Sendable {
 /// Position IDs (`Example.positions`): prefix 0, a digit of significance j (j = 0 for units)
 /// 2 + offset + j, in a, b and c alike; "+" and "=" as `markers` says (by default the ID of
 /// significance −1, 1 + offset, for a sum written units first).
-/// The largest is 3 + maximumOffset + n.
+/// None exceeds 3 + maximumOffset + n (`maximumPositionID`).
 /// `Example.positionTargets` holds each token's successor's ID, the targets of Predictive Position
 /// Coupling (Golowich et al. 2025), where a head learns to predict the coupled IDs so that they
 /// need not be computed from the input at inference.

@@ -52,12 +52,18 @@ public struct TaskOptions: Codable, Equatable, Sendable {
                   tokenizer: try c.decodeIfPresent(String.self, forKey: .tokenizer).map { URL(fileURLWithPath: $0) })
     }
 
-    public func encode(to encoder: Encoder) throws {
+    public func encode(to encoder: Encoder) throws { try encode(to: encoder, includingAdditionMarkers: true) }
+
+    /// Without `additionMarkers` when `includingAdditionMarkers` is false: a run's config.json
+    /// records them only for an addition run with coupled markers, so that every run made before
+    /// they existed (addition with fixed markers, and every other task) keeps its identity.
+    public func encode(to encoder: Encoder, includingAdditionMarkers: Bool) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encodeIfPresent(alphabetSize, forKey: .alphabetSize); try c.encode(k, forKey: .k)
         try c.encodeIfPresent(locality, forKey: .locality); try c.encode(keyLength, forKey: .keyLength)
         try c.encode(digitOrder, forKey: .digitOrder); try c.encode(maximumOffset, forKey: .maximumOffset)
-        try c.encode(padOperands, forKey: .padOperands); try c.encode(additionMarkers, forKey: .additionMarkers)
+        try c.encode(padOperands, forKey: .padOperands)
+        if includingAdditionMarkers { try c.encode(additionMarkers, forKey: .additionMarkers) }
         try c.encodeIfPresent(data?.path, forKey: .data)
         try c.encodeIfPresent(weights, forKey: .weights); try c.encode(sparseTarget, forKey: .sparseTarget)
         try c.encodeIfPresent(tokenizer?.path, forKey: .tokenizer)

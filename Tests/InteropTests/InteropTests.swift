@@ -195,13 +195,15 @@ final class TransformersRoundTripTests: XCTestCase {
         child.executableURL = URL(fileURLWithPath: "/bin/true")
         try child.run()
         child.waitUntilExit()
-        let gone = ".model.partial-\(child.processIdentifier)", alive = ".model.partial-\(getppid())"
-        for name in [gone, alive, ".other.partial-\(child.processIdentifier)"] {
+        let host = TransformersExport.hostName
+        let gone = ".model.partial-\(host)-\(child.processIdentifier)", alive = ".model.partial-\(host)-\(getppid())"
+        let elsewhere = ".model.partial-another-host-\(child.processIdentifier)", other = ".other.partial-\(host)-\(child.processIdentifier)"
+        for name in [gone, alive, elsewhere, other] {
             try manager.createDirectory(at: parent.appendingPathComponent(name), withIntermediateDirectories: false)
         }
         try export.write(to: folder)
-        XCTAssertEqual(Set(try manager.contentsOfDirectory(atPath: parent.path)),
-                       ["model", alive, ".other.partial-\(child.processIdentifier)"])
+        XCTAssertEqual(Set(try manager.contentsOfDirectory(atPath: parent.path)), ["model", alive, elsewhere, other],
+                       "another machine's export, a live one and another destination's are left alone")
     }
 
     func testWriteRefusesAFolderItCannotWrite() throws {

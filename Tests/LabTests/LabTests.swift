@@ -236,7 +236,8 @@ final class PredictivePositionCouplingLabTests: XCTestCase {
         XCTAssertThrowsError(try RunSpecification(task: "copy", pe: SchemeSpecification(name: "learned"), predictPositions: true)) {
             XCTAssertTrue("\($0)".contains("predictPositions"), "\($0)")
         }
-        let run = try RunSpecification(task: "addition", taskOptions: TaskOptions(maximumOffset: 2), pe: SchemeSpecification(name: "learned"), trainLength: 13,
+        let run = try RunSpecification(task: "addition", taskOptions: TaskOptions(maximumOffset: 2, padOperands: true),
+                                       pe: SchemeSpecification(name: "learned"), trainLength: 13,
                                        modelDimension: 16, layers: 1, heads: 2, steps: 2, evalLengths: [13, 19], evalSamples: 5,
                                        predictPositions: true)
         let configuration = try run.modelConfiguration()
@@ -246,6 +247,13 @@ final class PredictivePositionCouplingLabTests: XCTestCase {
         let model = try Transformer(configuration: configuration, seed: 0)
         let results = try Evaluator.evaluate(model: model, task: run.makeTask(), lengths: run.evalLengths, samples: run.evalSamples)
         XCTAssertEqual(results.map(\.count), [5, 5])
-        for r in results { XCTAssertTrue((0...1).contains(r.tokenAccuracy) && r.loss.isFinite) }
+        for r in results {
+            XCTAssertTrue((0...1).contains(r.tokenAccuracy) && r.loss.isFinite)
+            // Accuracy along the answer from the same free-running decoding: the padded operands
+            // give every answer one length (digits + 1), so its mean is the token accuracy.
+            let byIndex = try XCTUnwrap(r.tokenAccuracyByIndex)
+            XCTAssertEqual(byIndex.count, (r.length - 4) / 3 + 1)
+            XCTAssertEqual(byIndex.reduce(0, +) / Double(byIndex.count), r.tokenAccuracy, accuracy: 1e-12)
+        }
     }
 }

@@ -39,14 +39,18 @@ final class ReproductionTests: XCTestCase {
 
     func testSparsityVerdicts() throws {
         let claim = try ReproductionCatalog.claim(named: "sparsity")
-        func sparse(_ beyond: [Double], atL: Double = 1) throws -> Claim.Verdict {
+        func sparse(_ beyond: [Double], atL: Double = 1, k4AtL: Double = 1) throws -> Claim.Verdict {
             var values: [String: [Int: (Double, Double, Double)]] = [:]
             for (label, value) in zip(["k=1", "k=2", "k=3", "k=2, local 6"], beyond) {
                 values[label] = [24: (atL, 1, 1), 48: (value, 0.5, 2), 96: (value, 0.5, 2)]
             }
+            values["k=4"] = [24: (k4AtL, 1, 1), 48: (0.7, 0.5, 2), 96: (0.7, 0.5, 2)]
             return claim.verdict(for: try figures(claim, values))
         }
         XCTAssertEqual(try sparse([0.9, 0.5, 0.2, 0.8]).holds, true)
+        let shown = try sparse([0.9, 0.5, 0.2, 0.8], k4AtL: 0.1)
+        XCTAssertEqual(shown.holds, true, "k = 4 is shown, not judged: its failing at L makes nothing inconclusive")
+        XCTAssertTrue(shown.summary.contains("k=4: 0.10 at L, 0.70 beyond"), shown.summary)
         XCTAssertEqual(try sparse([0.9, 0.5, 0.6, 0.8]).holds, false, "k = 3 above k = 2")
         XCTAssertEqual(try sparse([0.9, 0.5, 0.2, 0.52]).holds, false, "locality helps by less than 0.05")
         XCTAssertNil(try sparse([0.9, 0.5, 0.2, 0.8], atL: 0.5).holds)

@@ -49,17 +49,32 @@ final class RunIdentityTests: XCTestCase {
         let sparse = try JSONDecoder().decode(RunSpecification.self, from: JSONSerialization.data(withJSONObject: object))
         XCTAssertEqual(sparse.taskOptions.sparseTarget, .sumModulo)
         XCTAssertEqual(try RunSpecification(task: "sparse").taskOptions.sparseTarget, .sum, "new runs: the plain sum")
-        // An addition run written before the markers were coupled had them at fixed IDs, and is
-        // another run than today's (a sweep retrains it).
-        options["additionMarkers"] = nil
-        object["taskOptions"] = options
-        object["task"] = "addition"
-        let addition = try JSONDecoder().decode(RunSpecification.self, from: JSONSerialization.data(withJSONObject: object))
+        // Addition's markers are recorded only where they matter: every run made before they
+        // existed keeps its identity (its folder name), and an addition run written then had them
+        // at fixed IDs, another run than today's coupled default (a sweep retrains it).
+        XCTAssertNil(options["additionMarkers"], "a copy run's config.json does not name them")
+        let copyToday = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(base)) as? [String: Any])
+        XCTAssertNil((copyToday["taskOptions"] as? [String: Any])?["additionMarkers"])
+        let newAddition = try RunSpecification(task: "addition", trainLength: 16, modelDimension: 16, layers: 1, heads: 2,
+                                               steps: 2, evalLengths: [16])
+        XCTAssertEqual(newAddition.taskOptions.additionMarkers, .coupled)
+        let recorded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(newAddition)) as? [String: Any])
+        XCTAssertEqual((recorded["taskOptions"] as? [String: Any])?["additionMarkers"] as? String, "coupled")
+        XCTAssertEqual(try JSONDecoder().decode(RunSpecification.self, from: JSONEncoder().encode(newAddition)), newAddition)
+        var before = recorded, beforeOptions = try XCTUnwrap(recorded["taskOptions"] as? [String: Any])
+        beforeOptions["additionMarkers"] = nil
+        before["taskOptions"] = beforeOptions
+        let oldData = try JSONSerialization.data(withJSONObject: before)
+        let addition = try JSONDecoder().decode(RunSpecification.self, from: oldData)
         XCTAssertEqual(addition.taskOptions.additionMarkers, .fixed)
-        var today = addition
-        today.taskOptions.additionMarkers = .coupled
-        XCTAssertNotEqual(today.identity, addition.identity)
-        XCTAssertEqual(try RunSpecification(task: "addition").taskOptions.additionMarkers, .coupled)
+        XCTAssertNotEqual(addition.identity, newAddition.identity)
+        // Its identity is the hash of what it recorded: re-encoded, it is the same JSON.
+        let reencoded = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(addition)) as? [String: Any])
+        let canonical = { (o: [String: Any]) in try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]) }
+        XCTAssertEqual(try canonical(reencoded), try canonical(before), "an old addition run keeps its identity")
+        var fixedToday = newAddition
+        fixedToday.taskOptions.additionMarkers = .fixed
+        XCTAssertEqual(fixedToday.identity, addition.identity, "fixed markers today are the old runs' layout, and the same run")
     }
 
     func testSweepsRerunAChangedSpecificationAndReportOnlyTheirPlan() throws {
@@ -218,7 +233,7 @@ final class RunIdentityTests: XCTestCase {
         let options = TaskOptions(maximumOffset: 60)
         let run = try RunSpecification(task: "addition", taskOptions: options, pe: SchemeSpecification(name: "learned"),
                                        trainLength: 16, modelDimension: 16, layers: 1, heads: 2, evalLengths: [16, 22])
-        // Training IDs reach 3 + 60 + 4 = 67 (4-digit operands fit in 16 tokens): 68 rows at least.
+        // Training IDs reach at most 3 + 60 + 4 = 67 (4-digit operands fit in 16 tokens): 68 rows at least.
         guard case let .learnedAbsolute(rows) = try run.scheme else { return XCTFail("\(try run.scheme)") }
         XCTAssertGreaterThanOrEqual(rows, 68)
         XCTAssertThrowsError(try RunSpecification(task: "addition", taskOptions: options,
