@@ -20,7 +20,7 @@ struct PosLab: ParsableCommand {
         // Progress reaches a log file or a pipe line by line, not when a 4 KiB buffer fills.
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             // Before any compute: OpenBLAS with kernels for this CPU, or a clear message and exit 2
             // (help needs none: it works before the dependencies are installed).
             if String(describing: type(of: command)) != "HelpCommand" {
@@ -46,6 +46,24 @@ struct PosLab: ParsableCommand {
             Foundation.exit(2)
         }
     }
+}
+
+/// `--option -5` as `--option=-5`: the argument parser takes a word that starts with "-" for an
+/// option, so a negative value would be reported as a missing one; joined, it reaches the
+/// option's own check, which names the value and the allowed range. (No positional argument of
+/// poslab is a number, and a flag given a value is refused as before.)
+func joiningNegativeValues(_ arguments: [String]) -> [String] {
+    var joined: [String] = []
+    for argument in arguments {
+        let isNegativeNumber = argument.count > 1 && argument.first == "-"
+            && argument.dropFirst().first.map { $0.isNumber || $0 == "." } == true
+        if isNegativeNumber, let previous = joined.last, previous.hasPrefix("--"), previous.count > 2, !previous.contains("=") {
+            joined[joined.count - 1] = previous + "=" + argument
+        } else {
+            joined.append(argument)
+        }
+    }
+    return joined
 }
 
 /// Writes to standard error (progress and messages; results go to standard output).

@@ -121,6 +121,10 @@ final class CommandLineTests: XCTestCase {
             (["train", "--heads", "3", "--steps", "1"], "numberOfHeads"),
             (["train", "--learning-rate=-1", "--steps", "1"], "learningRate"),
             (["positions", "rope"], "--head-dim"),
+            // A negative value written as its own word reaches the option's check (not "missing value").
+            (["train", "--steps", "-5"], "steps = -5"),
+            (["train", "--learning-rate", "-0.5", "--steps", "1"], "learningRate"),
+            (["train", "--eval-lengths", "-32,64", "--steps", "1"], "-32"),
         ]
         for (arguments, parameter) in cases {
             let run = try poslab(arguments)
