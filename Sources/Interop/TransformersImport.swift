@@ -316,7 +316,8 @@ public struct TransformersImport {
             let last = name.split(separator: ".").suffix(2).joined(separator: ".")
             switch family {
             case .llama: return name.hasSuffix("rotary_emb.inv_freq")
-            case .gptNeoX: return name.hasSuffix("rotary_emb.inv_freq") || last == "attention.bias" || last == "attention.masked_bias"
+            case .gptNeoX:
+                return name.hasSuffix("rotary_emb.inv_freq") || last == "attention.bias" || last == "attention.masked_bias"
             case .gpt2: return last == "attn.bias" || last == "attn.masked_bias"
             }
         }
@@ -325,7 +326,8 @@ public struct TransformersImport {
             !reader.log.names.contains(name) && !isBuffer(name) && !(tiedHead && head.contains(name))
         }.sorted()
         guard let first = unused.first else { return }
-        throw Checkpoint.LoadError(path: path, reason: "tensor \"\(first)\"\(unused.count > 1 ? " (and \(unused.count - 1) more)" : "") "
+        let more = unused.count > 1 ? " (and \(unused.count - 1) more)" : ""
+        throw Checkpoint.LoadError(path: path, reason: "tensor \"\(first)\"\(more) "
             + "has no place in a \(family.rawValue) model of this config.json; it would be dropped and the logits would not be "
             + "the checkpoint's (more layers than num_hidden_layers, or a module the \(family.rawValue) family lacks?)")
     }

@@ -92,7 +92,8 @@ public enum Report {
 
     /// Token accuracy by index along the answer at the longest length every series was evaluated
     /// at (eval.json's `token_accuracy_by_index`): where beyond its training length a model goes
-    /// wrong; runs that did not record it are left out, and nil when none did.
+    /// wrong; runs that did not record it are left out, and nil when none did or answers are
+    /// shorter than three tokens.
     static func alongTheAnswer(_ members: [Run], schemes: [String], names: [String: String], color: [String: String]) -> SVGPlot? {
         // Runs without it (diverged, failed, or evaluated by an older build) are left out.
         let recorded = members.map { Set($0.evaluation.results.filter { $0.tokenAccuracyByIndex != nil }.map(\.length)) }
@@ -111,6 +112,8 @@ public enum Report {
             }
             return SVGPlot.Series(name: names[pe] ?? pe, color: color[pe] ?? SVGPlot.palette[0], points: points)
         })
+        // A one- or two-token answer (sparse, parity) has no "along": its points are the token accuracy.
+        guard plot.series.contains(where: { $0.points.count >= 3 }) else { return nil }
         plot.yRange = 0...1
         return plot
     }

@@ -57,7 +57,8 @@ struct TaskArguments: ParsableArguments {
 
     var options: TaskOptions {
         TaskOptions(alphabetSize: alphabetSize, k: k, locality: locality, digitOrder: digitOrder, maximumOffset: maximumOffset,
-                    padOperands: padOperands, additionMarkers: additionMarkers, data: data.map { URL(fileURLWithPath: $0) }, sparseTarget: sparseTarget)
+                    padOperands: padOperands, additionMarkers: additionMarkers, data: data.map { URL(fileURLWithPath: $0) },
+                    sparseTarget: sparseTarget)
     }
 }
 

@@ -197,7 +197,8 @@ final class TransformersRoundTripTests: XCTestCase {
         child.waitUntilExit()
         let host = TransformersExport.hostName
         let gone = ".model.partial-\(host)-\(child.processIdentifier)", alive = ".model.partial-\(host)-\(getppid())"
-        let elsewhere = ".model.partial-another-host-\(child.processIdentifier)", other = ".other.partial-\(host)-\(child.processIdentifier)"
+        let elsewhere = ".model.partial-another-host-\(child.processIdentifier)"
+        let other = ".other.partial-\(host)-\(child.processIdentifier)"
         for name in [gone, alive, elsewhere, other] {
             try manager.createDirectory(at: parent.appendingPathComponent(name), withIntermediateDirectories: false)
         }
@@ -319,7 +320,8 @@ final class TransformersBadInputTests: XCTestCase {
         let buffers = message(try adding([("transformer.h.0.attn.bias", Tensor(zeros: [1, 1, 4, 4])),
                                           ("transformer.h.0.attn.masked_bias", Tensor(zeros: [1]))], to: "foreign/gpt2"))
         XCTAssertEqual(buffers, "imported", "GPT-2's causal-mask buffers carry no weights")
-        let frequencies = message(try adding([("model.layers.0.self_attn.rotary_emb.inv_freq", Tensor(zeros: [4]))], to: "foreign/llama-gqa"))
+        let frequencies = message(try adding([("model.layers.0.self_attn.rotary_emb.inv_freq", Tensor(zeros: [4]))],
+                                             to: "foreign/llama-gqa"))
         XCTAssertEqual(frequencies, "imported")
     }
 
