@@ -73,6 +73,43 @@ final class AutogradTests: XCTestCase {
         XCTAssertNil(w.gradient, "w was not in these graphs")
     }
 
+    /// A matrix product's gradients add up wherever a tensor meets it: as both operands, in two
+    /// products, as a shared right operand of a batched product (its items summed), and in an empty
+    /// product (a zero gradient).
+    func testMatrixProductGradientsAddUpWhereverATensorMeetsIt() throws {
+        let x = try Random.uniform([3, 3], seed: 5)
+        x.requiresGradient = true
+        // By hand: d sum(x·x)/dx_ab = Σ_k x_bk + Σ_i x_ia; d sum(x·xᵀ)/dx_ab = 2 Σ_i x_ib.
+        try (x.matmul(x).sum() + x.matmul(x, transposeOther: true).sum()).backward()
+        let v = x.scalars.map(Double.init)
+        let rowSum = (0..<3).map { i in (0..<3).map { v[i * 3 + $0] }.reduce(0, +) }
+        let columnSum = (0..<3).map { j in (0..<3).map { v[$0 * 3 + j] }.reduce(0, +) }
+        let expected: [Double] = (0..<9).map { (index: Int) -> Double in
+            let (a, b) = (index / 3, index % 3)
+            let first: Double = rowSum[b] + columnSum[a]
+            return first + 2 * columnSum[b]
+        }
+        assertClose(try XCTUnwrap(x.gradient).scalars, expected, tolerance: 1e-5)
+
+        // Batched left operand, shared right operand taken transposed (the per-item path): dW sums items.
+        let batched = try Random.uniform([4, 3, 2], seed: 6), w = try Random.uniform([3, 5], seed: 7)
+        w.requiresGradient = true
+        try batched.matmul(w, transposeSelf: true).sum().backward()
+        let direct = try XCTUnwrap(w.gradient).scalars
+        w.zeroGradient()
+        for item in 0..<4 {
+            let slice = try Tensor(Array(batched.scalars[(item * 6)..<((item + 1) * 6)]), shape: [3, 2])
+            try slice.matmul(w, transposeSelf: true).sum().backward()
+        }
+        assertClose(direct, try XCTUnwrap(w.gradient).scalars.map(Double.init), tolerance: 1e-5)
+
+        // An empty product: zero rows, so dW is zero.
+        let empty = try Tensor([Float](), shape: [0, 3]), v2 = try Random.uniform([3, 2], seed: 8)
+        v2.requiresGradient = true
+        try empty.matmul(v2).sum().backward()
+        XCTAssertEqual(try XCTUnwrap(v2.gradient).scalars, [Float](repeating: 0, count: 6))
+    }
+
     func testTheSameGraphCanBeReplayed() throws {
         let (x, w) = try parameters()
         let y = try loss(x, w)
