@@ -323,7 +323,7 @@ public struct TransformersImport {
         }
         let head = ["lm_head.weight", "embed_out.weight"]
         let unused = reader.tensors.files.keys.filter { name in
-            !reader.log.names.contains(name) && !isBuffer(name) && !(tiedHead && head.contains(name))
+            !reader.read.contains(name) && !isBuffer(name) && !(tiedHead && head.contains(name))
         }.sorted()
         guard let first = unused.first else { return }
         let more = unused.count > 1 ? " (and \(unused.count - 1) more)" : ""
@@ -389,16 +389,17 @@ struct WeightSource {
     func tensor(_ name: String) throws -> Tensor? { try files[name]?.tensor(name) }
 }
 
-/// The names a `TensorReader` has read.
-final class ReadLog {
-    var names = Set<String>()
-}
-
-/// Reads a checkpoint's tensors by name, checking each one's shape against the model's before decoding it.
-struct TensorReader {
+/// Reads a checkpoint's tensors by name, checking each one's shape against the model's before
+/// decoding it, and remembers the names it read (`checkEveryTensorUsed`).
+final class TensorReader {
     let tensors: WeightSource
     let path: String
-    let log = ReadLog()
+    private(set) var read = Set<String>()
+
+    init(tensors: WeightSource, path: String) {
+        self.tensors = tensors
+        self.path = path
+    }
 
     func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         guard let found = tensors.shape(of: name) else {
@@ -407,7 +408,7 @@ struct TensorReader {
         guard found == shape else {
             throw Checkpoint.LoadError(path: path, reason: "tensor \"\(name)\" has shape \(found), expected \(shape)")
         }
-        log.names.insert(name)
+        read.insert(name)
         return try tensors.tensor(name)!
     }
 

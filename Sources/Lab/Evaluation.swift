@@ -170,9 +170,12 @@ public enum Evaluator {
                 let continuations = try model.greedyContinuations(requests, count: steps)
                 for ((example, split), continuation) in zip(zip(examples, splits), continuations) {
                     let target = Array(example.tokens[split...])
-                    let hits = zip(target, continuation.tokens + [Int](repeating: -1, count: target.count)).map { $0 == $1 }
-                    decoded.add(hits)
-                    let right = hits.filter { $0 }.count
+                    var right = 0
+                    for (index, token) in target.enumerated() {
+                        let hit = index < continuation.tokens.count && continuation.tokens[index] == token
+                        decoded.record(hit, at: index)
+                        if hit { right += 1 }
+                    }
                     correct += right; scored += target.count
                     if right == target.count { exact += 1 }
                 }
@@ -249,9 +252,10 @@ public enum Evaluator {
     struct IndexTally {
         var right: [Int] = [], seen: [Int] = []
 
-        mutating func add(_ hits: [Bool]) {
-            while seen.count < hits.count { right.append(0); seen.append(0) }
-            for (i, hit) in hits.enumerated() { seen[i] += 1; if hit { right[i] += 1 } }
+        mutating func record(_ hit: Bool, at index: Int) {
+            while seen.count <= index { right.append(0); seen.append(0) }
+            seen[index] += 1
+            if hit { right[index] += 1 }
         }
 
         var accuracies: [Double] { zip(right, seen).map { Double($0) / Double($1) } }
@@ -268,7 +272,7 @@ public enum Evaluator {
                 try model.logits(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: batch.positionIDs()).scalars
             }
             for row in 0..<batch.batchSize {
-                var allRight = true, any = false, hits: [Bool] = []
+                var allRight = true, any = false, index = 0
                 for t in 0..<batch.length {
                     let i = row * batch.length + t
                     guard batch.lossMask[i] else { continue }
@@ -282,10 +286,10 @@ public enum Evaluator {
                     tokens += 1
                     let hit = best - z.startIndex == batch.targets[i]
                     if hit { correctTokens += 1 } else { allRight = false }
-                    if exactMatch { hits.append(hit) }
+                    if exactMatch { byIndex.record(hit, at: index) }
+                    index += 1
                 }
                 if any { sequences += 1; if allRight { exact += 1 } }
-                if exactMatch { byIndex.add(hits) }
             }
         }
 

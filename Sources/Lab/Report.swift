@@ -92,10 +92,9 @@ public enum Report {
 
     /// Token accuracy by index along the answer at the longest length every series was evaluated
     /// at (eval.json's `token_accuracy_by_index`): where beyond its training length a model goes
-    /// wrong; runs that did not record it are left out, and nil when none did or answers are
-    /// shorter than three tokens.
+    /// wrong; runs that did not record it (diverged, failed, or evaluated by an older build) are
+    /// left out, and nil when none did or answers are shorter than three tokens.
     static func alongTheAnswer(_ members: [Run], schemes: [String], names: [String: String], color: [String: String]) -> SVGPlot? {
-        // Runs without it (diverged, failed, or evaluated by an older build) are left out.
         let recorded = members.map { Set($0.evaluation.results.filter { $0.tokenAccuracyByIndex != nil }.map(\.length)) }
             .filter { !$0.isEmpty }
         guard let common = recorded.first.map({ recorded.reduce($0) { $0.intersection($1) } }), let longest = common.max() else {

@@ -79,9 +79,9 @@ public struct AdditionTask: SequenceTask {
         (try? AdditionTask(digitOrder: digitOrder, maximumOffset: 0, padOperands: padOperands, markers: markers)) ?? self
     }
 
-    /// The largest position ID of an example of `size` (for tables of learned position embeddings):
-    /// the sum's n + 1 digits, or with `.coupled` markers and a sum written most significant first,
-    /// "=" one above them (the old `.fixed` layout started the digits one ID higher).
+    /// A bound on the position IDs of an example of `size` (for tables of learned position
+    /// embeddings): reached by "=" above a sum written most significant first (`.coupled`), or by
+    /// the carry digit of the `.fixed` layout, whose digits start one ID higher.
     public func maximumPositionID(size: Int) -> Int { 3 + maximumOffset + size }
 
     public func example(size: Int, generator: inout SplitMix64) throws -> Example {

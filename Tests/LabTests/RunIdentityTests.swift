@@ -75,6 +75,12 @@ final class RunIdentityTests: XCTestCase {
         var fixedToday = newAddition
         fixedToday.taskOptions.additionMarkers = .fixed
         XCTAssertEqual(fixedToday.identity, addition.identity, "fixed markers today are the old runs' layout, and the same run")
+        // encode(to:) is written by hand (for the markers): every stored setting must reach config.json.
+        var everything = newAddition
+        everything.fineTuneFrom = FineTuneSource(folder: "runs/base", identity: "0123456789abcdef", label: "rope")
+        let written = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(everything)) as? [String: Any])
+        XCTAssertEqual(Set(written.keys), Set(Mirror(reflecting: everything).children.compactMap(\.label)))
+        XCTAssertEqual(try JSONDecoder().decode(RunSpecification.self, from: JSONEncoder().encode(everything)), everything)
     }
 
     func testSweepsRerunAChangedSpecificationAndReportOnlyTheirPlan() throws {
