@@ -42,6 +42,7 @@ public struct TransformersImport {
         // Every parameter is copied from the checkpoint (a bias it lacks is set to zero): nothing drawn stays.
         let model = try Initialization.skippingDraws { try Transformer(configuration: configuration, seed: 0) }
         try Self.load(family, tensors: tensors, into: model, path: path)
+        TensorStorage.releaseFreeMemory()  // the decoding's temporary buffers
         self.family = family
         self.model = model
         self.configuration = config

@@ -163,6 +163,7 @@ public final class Transformer: Layer {
     }
 
     public init(configuration c: TransformerConfiguration, seed: UInt64) throws {
+        TensorStorage.prepareForInference()  // fixed mmap threshold unless a Trainer chose its own (see there)
         var generator = SplitMix64(seed: seed)
         configuration = c
         tokenEmbedding = try Embedding(count: c.vocabularySize, dimension: c.modelDimension, generator: &generator)
