@@ -107,19 +107,36 @@ struct BenchTrain: ParsableCommand {
     }
 }
 
+enum AttentionPath: String, ExpressibleByArgument, CaseIterable {
+    case blocked, materialized
+}
+
 struct BenchAttention: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "attention",
-        abstract: "Time causal attention forward and backward (B=1, H=4, D=32) on the blocked and materialised paths: GFLOP/s.")
+        abstract: "Time causal attention forward and backward (batch 1) on the blocked and materialised paths: GFLOP/s, "
+            + "and the blocked path's share of sgemm's GFLOP/s measured in the same run.")
 
-    @Option(help: "Sequence lengths (comma-separated).") var lengths = "512,2048,8192"
+    @Option(parsing: .upToNextOption, help: "Sequence lengths.") var lengths: [Int] = [512, 2048, 8192]
+    @Option(help: "Heads (H).") var heads = 4
+    @Option(help: "Head dimension (D).") var dimension = 32
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Paths to time; the materialised one only up to 4096 tokens "
+            + "(it holds T × T scores per head).", valueName: "path")) var paths: [AttentionPath] = AttentionPath.allCases
     @Option(help: "Timed runs (best of).") var repeats = 3
 
+    func validate() throws {
+        guard !lengths.isEmpty, lengths.allSatisfy({ (1...65_536).contains($0) }) else {
+            throw ValidationError("invalid lengths = \(lengths.map(String.init).joined(separator: " ")); allowed: lengths from 1 to 65536")
+        }
+        guard (1...64).contains(heads) else { throw ValidationError("invalid heads = \(heads); allowed: 1 to 64") }
+        guard (1...512).contains(dimension) else { throw ValidationError("invalid dimension = \(dimension); allowed: 1 to 512") }
+        guard (1...1_000).contains(repeats) else { throw ValidationError("invalid repeats = \(repeats); allowed: 1 to 1000") }
+        guard !paths.isEmpty else { throw ValidationError("invalid paths = (none); allowed: one or more of blocked, materialized") }
+    }
+
     func run() throws {
-        let ts = lengths.split(separator: ",").compactMap { Int($0) }
-        guard !ts.isEmpty, ts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--lengths must be positive integers, not \(lengths)") }
-        let (h, d) = (4, 32)
+        let (h, d) = (heads, dimension)
         var rows: [[String]] = []
-        for t in ts {
+        for t in lengths {
             var generator = SplitMix64(seed: 1)
             let q = try Tensor(normal: [1, h, t, d], generator: &generator, requiresGradient: true)
             let k = try Tensor(normal: [1, h, t, d], generator: &generator, requiresGradient: true)
@@ -128,24 +145,35 @@ struct BenchAttention: ParsableCommand {
             // Causal attention does half the work of full attention: 2·T²·D per head forward (two
             // products over the lower triangle), and 2.5× that backward (FlashAttention-2's count).
             let forwardFlops = 2 * Double(t) * Double(t) * Double(d) * Double(h)
-            let paths: [(String, () throws -> Tensor)] = [
-                ("blocked", { try Tensor.causalAttention(queries: q, keys: k, values: v, scale: 1 / Float(d).squareRoot()) }),
-                ("materialized", {
-                    let scores = try q.matmul(k, transposeOther: true).scaled(by: 1 / Float(d).squareRoot())
-                        + CausalSelfAttention.causalMask(queries: t, keys: t)
-                    return try scores.softmax(axis: -1).matmul(v)
-                }),
-            ]
-            for (name, attention) in paths where name == "blocked" || t <= 4096 {
+            let scale = 1 / Float(d).squareRoot()
+            for path in paths where path == .blocked || t <= 4096 {
+                let attention: () throws -> Tensor
+                switch path {
+                case .blocked: attention = { try Tensor.causalAttention(queries: q, keys: k, values: v, scale: scale) }
+                case .materialized:
+                    attention = {
+                        let scores = try q.matmul(k, transposeOther: true).scaled(by: scale)
+                            + CausalSelfAttention.causalMask(queries: t, keys: t)
+                        return try scores.softmax(axis: -1).matmul(v)
+                    }
+                }
                 let forward = try bestTime(repeats) { _ = try GradientMode.withoutGradient { try attention() } }
                 let out = try attention()
-                let backward = try bestTime(repeats) { try out.backward(seed: seed) } 
-                rows.append([String(t), name, String(format: "%.2f", forward * 1e3), String(format: "%.1f", forwardFlops / forward / 1e9),
+                let backward = try bestTime(repeats) { try out.backward(seed: seed) }
+                rows.append([String(t), path.rawValue, String(format: "%.2f", forward * 1e3),
+                             String(format: "%.1f", forwardFlops / forward / 1e9),
                              String(format: "%.2f", backward * 1e3), String(format: "%.1f", 2.5 * forwardFlops / backward / 1e9)])
             }
         }
-        print("element-wise kernels: \(Kernels.elementwise.rawValue)")
-        print(table(["T", "path", "forward ms", "GFLOP/s", "backward ms", "GFLOP/s"], rows))
+        // The goal is stated against the matrix product of the same run: the machine's speed that minute.
+        let sgemm = BenchMatrixProduct.gigaflops(size: 1024)
+        print("element-wise kernels: \(Kernels.elementwise.rawValue); B = 1, H = \(h), D = \(d); "
+              + "sgemm 1024² in this run: \(String(format: "%.1f", sgemm)) GFLOP/s")
+        let shares = rows.map { row in
+            [String(format: "%.0f%%", 100 * Double(row[3])! / sgemm), String(format: "%.0f%%", 100 * Double(row[5])! / sgemm)]
+        }
+        print(table(["T", "path", "forward ms", "GFLOP/s", "backward ms", "GFLOP/s", "fwd/sgemm", "bwd/sgemm"],
+                    zip(rows, shares).map { $0 + $1 }))
     }
 }
 
@@ -184,27 +212,38 @@ struct BenchMatrixProduct: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sgemm",
         abstract: "OpenBLAS sgemm throughput (row-major C = A·B) in GFLOP/s, the engine's matrix product.")
 
-    @Option(help: "Matrix sizes n (n×n times n×n), comma-separated.") var sizes = "128,256,512,1024"
+    @Option(parsing: .upToNextOption, help: "Matrix sizes n (n×n times n×n).") var sizes: [Int] = [128, 256, 512, 1024]
+
+    func validate() throws {
+        guard !sizes.isEmpty, sizes.allSatisfy({ (1...8192).contains($0) }) else {
+            throw ValidationError("invalid sizes = \(sizes.map(String.init).joined(separator: " ")); allowed: sizes from 1 to 8192")
+        }
+    }
 
     func run() throws {
-        let ns = sizes.split(separator: ",").compactMap { Int($0) }
-        guard !ns.isEmpty, ns.allSatisfy({ $0 > 0 }) else { throw ValidationError("--sizes must be positive integers, not \(sizes)") }
         var rows: [[String]] = []
-        for n in ns {
-            var generator = SplitMix64(seed: 1)
-            let a = try Tensor(normal: [n, n], generator: &generator), b = try Tensor(normal: [n, n], generator: &generator)
-            let c = TensorStorage(count: n * n)
-            let repeats = max(3, 2_000_000_000 / (2 * n * n * n))
-            let time = bestTime(5) {
-                for _ in 0..<repeats {
-                    Kernels.sgemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.storage.pointer, lda: n,
-                                  b: b.storage.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
-                }
-            } / Double(repeats)
-            rows.append(["\(n)×\(n)", String(format: "%.1f", 2 * Double(n * n * n) / time / 1e9), String(format: "%.3f", time * 1e3)])
+        for n in sizes {
+            let gigaflops = Self.gigaflops(size: n)
+            rows.append(["\(n)×\(n)", String(format: "%.1f", gigaflops), String(format: "%.3f", 2 * Double(n * n * n) / gigaflops / 1e6)])
         }
         print("sgemm on \(Parallel.coreCount) cores: \(try BLAS.load().summary)")
         print(table(["size", "GFLOP/s", "ms"], rows))
+    }
+
+    /// The engine's matrix product C = A·B of n × n matrices: the best of five rounds of ~2 GFLOP each.
+    static func gigaflops(size n: Int) -> Double {
+        var generator = SplitMix64(seed: 1)
+        let a = TensorStorage(count: n * n, zeroed: false), b = TensorStorage(count: n * n, zeroed: false)
+        for i in 0..<(n * n) { a.pointer[i] = generator.nextNormal(); b.pointer[i] = generator.nextNormal() }
+        let c = TensorStorage(count: n * n)
+        let repeats = max(3, 2_000_000_000 / (2 * n * n * n))
+        let time = bestTime(5) {
+            for _ in 0..<repeats {
+                Kernels.sgemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.pointer, lda: n,
+                              b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+            }
+        } / Double(repeats)
+        return 2 * Double(n * n * n) / time / 1e9
     }
 }
 

@@ -148,10 +148,19 @@ final class RunCommandTests: CommandTestCase {
         let memory = try cli.poslab(["bench", "memory", "--length", "600"])
         XCTAssertEqual(memory.status, 0, memory.error)
         XCTAssertTrue(memory.output.contains("peak resident memory"), memory.output)
-        let sgemm = try cli.poslab(["bench", "sgemm", "--sizes", "64,96"])
+        let sgemm = try cli.poslab(["bench", "sgemm", "--sizes", "64", "96"])
         XCTAssertTrue(sgemm.output.contains("GFLOP/s") && sgemm.output.contains("96×96"), sgemm.output)
-        let attention = try cli.poslab(["bench", "attention", "--lengths", "64,200", "--repeats", "1"])
+        let attention = try cli.poslab(["bench", "attention", "--lengths", "64", "200", "--repeats", "1", "--dimension", "16"])
         XCTAssertTrue(attention.output.contains("blocked") && attention.output.contains("materialized"), attention.output)
+        XCTAssertTrue(attention.output.contains("D = 16") && attention.output.contains("fwd/sgemm"), attention.output)
+        let blockedOnly = try cli.poslab(["bench", "attention", "--lengths", "64", "--repeats", "1", "--paths", "blocked"])
+        XCTAssertTrue(blockedOnly.output.contains("blocked") && !blockedOnly.output.contains("materialized"), blockedOnly.output)
+        for (arguments, named) in [(["--dimension", "0"], "invalid dimension = 0"), (["--lengths", "0"], "invalid lengths = 0"),
+                                   (["--paths", "fused"], "fused")] {
+            let bad = try cli.poslab(["bench", "attention"] + arguments)
+            XCTAssertEqual(bad.status, 2, "\(arguments)")
+            XCTAssertTrue(bad.error.contains(named), "\(arguments): \(bad.error)")
+        }
         XCTAssertTrue((train["blas"] as? String ?? "").contains("core "), "\(train)")
     }
 
