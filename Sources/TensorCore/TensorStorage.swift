@@ -50,6 +50,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// (`poslab bench forward`), against 2.4 GiB with the threshold fixed at 8 MiB (every buffer
     /// of a sequence's activations mapped and returned on release; smaller ones reused on the
     /// heap). A 1 MiB threshold saved 0.3 GiB more but cost 20% at 2,048 tokens in page faults.
+    /// The reference model at 16,384 tokens (`poslab bench memory`) peaks at 150 MiB, not 280.
     /// Called when a model is made (`Transformer.init`); a no-op once training has chosen its own.
     public static func prepareForInference() {
         _ = inferenceAllocator
