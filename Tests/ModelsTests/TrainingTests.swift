@@ -27,6 +27,34 @@ final class TrainingTests: XCTestCase {
         XCTAssertNotEqual(lossesA, lossesC)
     }
 
+    func testASteadyStateStepTakesEveryBufferFromThePool() throws {
+        let task = try CopyTask(alphabetSize: 8)
+        let model = try Transformer(configuration: TransformerConfiguration(vocabularySize: task.vocabularySize, modelDimension: 32,
+                                                                            numberOfLayers: 2, numberOfHeads: 4), seed: 3)
+        let trainer = try Trainer(model: model, configuration: TrainingConfiguration(steps: 100, batchSize: 8, seed: 3))
+        var generator = SplitMix64(seed: 3)
+        let batch = try task.batch(count: 8, sizes: 4...4, generator: &generator)
+        var tokens = 0
+        let step = { _ = try trainer.trainStep(nextBatch: { _ in batch }, tokens: &tokens, start: Date()) }
+        for _ in 0..<3 { try step() }
+        let before = TensorStorage.poolStatistics
+        for _ in 0..<3 { try step() }
+        let after = TensorStorage.poolStatistics
+        XCTAssertEqual(after.freshAllocations, before.freshAllocations, "a steady-state step allocated afresh")
+        XCTAssertEqual(after.heldBytes, before.heldBytes, "every buffer a step took went back to the pool")
+        // A recycled buffer comes back zeroed when zeroes are asked for.
+        let count = 12_347
+        let address: UnsafeMutablePointer<Float>
+        do {
+            let first = TensorStorage(count: count, zeroed: false)
+            first.pointer.update(repeating: 7, count: count)
+            address = first.pointer
+        }
+        let second = TensorStorage(count: count)
+        XCTAssertEqual(second.pointer, address, "a freed buffer is handed to the next storage of its size")
+        XCTAssertTrue(second.buffer.allSatisfy { $0 == 0 })
+    }
+
     func testLossFallsWellBelowUniform() throws {
         let (_, losses) = try train(seed: 1, steps: 150)
         let uniform = log(Float(8))
