@@ -92,6 +92,10 @@ public final class TensorStorage: @unchecked Sendable {
     /// because the pool had none of their size (a steady-state training step adds none).
     public static var poolStatistics: (heldBytes: Int, freshAllocations: Int) { StoragePool.shared.statistics }
 
+    /// Returns the buffers the pool holds to the allocator: when a training run ends, so that what
+    /// follows (evaluation, the next run of a sweep) does not live beside the last run's buffers.
+    public static func releasePooledBuffers() { StoragePool.shared.drain() }
+
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
@@ -136,6 +140,14 @@ final class StoragePool: @unchecked Sendable {
         free[count, default: []].append(raw)
         keptBytes += bytes
         return true
+    }
+
+    /// Deallocates every buffer held (the pool stays enabled and fills again as tensors are freed).
+    func drain() {
+        lock.lock(); defer { lock.unlock() }
+        for raw in free.values.joined() { raw.deallocate() }
+        free = [:]
+        keptBytes = 0
     }
 
     /// Bytes held for reuse, and storages allocated afresh because the pool had none of their count.

@@ -53,6 +53,10 @@ final class TrainingTests: XCTestCase {
         let second = TensorStorage(count: count)
         XCTAssertEqual(second.pointer, address, "a freed buffer is handed to the next storage of its size")
         XCTAssertTrue(second.buffer.allSatisfy { $0 == 0 })
+        withExtendedLifetime(second) {}
+        // A finished run returns what the pool held.
+        try trainer.train(nextBatch: { _ in batch }) { _ in }
+        XCTAssertEqual(TensorStorage.poolStatistics.heldBytes, 0)
     }
 
     func testLossFallsWellBelowUniform() throws {
