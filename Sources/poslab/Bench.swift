@@ -120,17 +120,25 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Heads (H).") var heads = 4
     @Option(help: "Head dimension (D).") var dimension = 32
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Paths to time; the materialised one only up to 4096 tokens "
-            + "(it holds T × T scores per head).", valueName: "path")) var paths: [AttentionPath] = AttentionPath.allCases
+            + "(it holds T × T scores per head).", valueName: "path"))
+    var paths: [AttentionPath] = AttentionPath.allCases
     @Option(help: "Timed runs (best of).") var repeats = 3
 
     func validate() throws {
         guard !lengths.isEmpty, lengths.allSatisfy({ (1...65_536).contains($0) }) else {
-            throw ValidationError("invalid lengths = \(lengths.map(String.init).joined(separator: " ")); allowed: lengths from 1 to 65536")
+            let written = lengths.map(String.init).joined(separator: " ")
+            throw ValidationError("invalid lengths = \(written); allowed: lengths from 1 to 65536")
         }
         guard (1...64).contains(heads) else { throw ValidationError("invalid heads = \(heads); allowed: 1 to 64") }
-        guard (1...512).contains(dimension) else { throw ValidationError("invalid dimension = \(dimension); allowed: 1 to 512") }
-        guard (1...1_000).contains(repeats) else { throw ValidationError("invalid repeats = \(repeats); allowed: 1 to 1000") }
-        guard !paths.isEmpty else { throw ValidationError("invalid paths = (none); allowed: one or more of blocked, materialized") }
+        guard (1...512).contains(dimension) else {
+            throw ValidationError("invalid dimension = \(dimension); allowed: 1 to 512")
+        }
+        guard (1...1_000).contains(repeats) else {
+            throw ValidationError("invalid repeats = \(repeats); allowed: 1 to 1000")
+        }
+        guard !paths.isEmpty else {
+            throw ValidationError("invalid paths = (none); allowed: one or more of blocked, materialized")
+        }
     }
 
     func run() throws {
@@ -170,7 +178,7 @@ struct BenchAttention: ParsableCommand {
         print("element-wise kernels: \(Kernels.elementwise.rawValue); B = 1, H = \(h), D = \(d); "
               + "sgemm 1024² in this run: \(String(format: "%.1f", sgemm)) GFLOP/s")
         let shares = rows.map { row in
-            [String(format: "%.0f%%", 100 * Double(row[3])! / sgemm), String(format: "%.0f%%", 100 * Double(row[5])! / sgemm)]
+            [3, 5].map { String(format: "%.0f%%", 100 * Double(row[$0])! / sgemm) }
         }
         print(table(["T", "path", "forward ms", "GFLOP/s", "backward ms", "GFLOP/s", "fwd/sgemm", "bwd/sgemm"],
                     zip(rows, shares).map { $0 + $1 }))
@@ -216,7 +224,8 @@ struct BenchMatrixProduct: ParsableCommand {
 
     func validate() throws {
         guard !sizes.isEmpty, sizes.allSatisfy({ (1...8192).contains($0) }) else {
-            throw ValidationError("invalid sizes = \(sizes.map(String.init).joined(separator: " ")); allowed: sizes from 1 to 8192")
+            let written = sizes.map(String.init).joined(separator: " ")
+            throw ValidationError("invalid sizes = \(written); allowed: sizes from 1 to 8192")
         }
     }
 
@@ -224,7 +233,8 @@ struct BenchMatrixProduct: ParsableCommand {
         var rows: [[String]] = []
         for n in sizes {
             let gigaflops = Self.gigaflops(size: n)
-            rows.append(["\(n)×\(n)", String(format: "%.1f", gigaflops), String(format: "%.3f", 2 * Double(n * n * n) / gigaflops / 1e6)])
+            let milliseconds = 2 * Double(n * n * n) / gigaflops / 1e6
+            rows.append(["\(n)×\(n)", String(format: "%.1f", gigaflops), String(format: "%.3f", milliseconds)])
         }
         print("sgemm on \(Parallel.coreCount) cores: \(try BLAS.load().summary)")
         print(table(["size", "GFLOP/s", "ms"], rows))

@@ -100,9 +100,9 @@ extension Kernels {
                         let slabCols = min(cols, max(0, i0 + r0 + slabRows - 1 + shift - j0 + 1))
                         if slabCols == 0 { r0 += slab; continue }  // no key of this tile is visible yet
                         let slabTile = tile + r0 * kb, slabAcc = acc + r0 * d
-                        attentionTile(slabTile, q: qp + r0 * d, k: k + (pair * tk + j0) * d, rows: slabRows, cols: slabCols,
-                                      d: d, i0: i0 + r0, j0: j0, shift: shift, scale: scale, head: h, batch: b, tq: tq,
-                                      tk: tk, bias: bias)
+                        attentionTile(slabTile, q: qp + r0 * d, k: k + (pair * tk + j0) * d, rows: slabRows,
+                                      cols: slabCols, d: d, i0: i0 + r0, j0: j0, shift: shift, scale: scale, head: h,
+                                      batch: b, tq: tq, tk: tk, bias: bias)
                         for r in r0..<(r0 + slabRows) {
                             let row = tile + r * kb
                             let newMax = max(m[r], maximum(row, count: slabCols))
@@ -117,8 +117,8 @@ extension Kernels {
                             if correction != 1 { let a = acc + r * d; for x in 0..<d { a[x] *= correction } }
                             m[r] = newMax
                         }
-                        sgemmBlock(transposeA: false, transposeB: false, m: slabRows, n: d, k: slabCols, alpha: 1, a: slabTile,
-                                   lda: kb, b: v + (pair * tk + j0) * d, ldb: d, beta: 1, c: slabAcc, ldc: d)
+                        sgemmBlock(transposeA: false, transposeB: false, m: slabRows, n: d, k: slabCols, alpha: 1,
+                                   a: slabTile, lda: kb, b: v + (pair * tk + j0) * d, ldb: d, beta: 1, c: slabAcc, ldc: d)
                         r0 += slab
                     }
                     j0 += kb
