@@ -96,7 +96,8 @@ public final class Trainer {
     public func train(nextBatch: (inout SplitMix64) throws -> TokenBatch, onStep: (TrainingProgress) throws -> Void) throws {
         let start = Date()
         var tokens = 0
-        defer { TensorStorage.releasePooledBuffers() }
+        TensorStorage.beginTrainingLoop()
+        defer { TensorStorage.endTrainingLoop() }
         while step < configuration.steps {
             let progress = try trainStep(nextBatch: nextBatch, tokens: &tokens, start: start)
             try onStep(progress)

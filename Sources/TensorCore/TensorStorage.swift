@@ -75,7 +75,8 @@ public final class TensorStorage: @unchecked Sendable {
     private static let trainingAllocator: Bool = {
         #if os(Linux)
         _ = inferenceAllocator  // so that a later model's `prepareForInference` changes nothing
-        _ = glibcMallopt(-3, 1 << 30)      // M_MMAP_THRESHOLD (malloc.h)
+        // M_MMAP_THRESHOLD (malloc.h); a glibc that refuses 1 GiB gets its own largest dynamic value.
+        if glibcMallopt(-3, 1 << 30) == 0 { _ = glibcMallopt(-3, 32 << 20) }
         _ = glibcMallopt(-1, Int32.max)    // M_TRIM_THRESHOLD
         #endif
         return true
@@ -92,9 +93,11 @@ public final class TensorStorage: @unchecked Sendable {
     /// because the pool had none of their size (a steady-state training step adds none).
     public static var poolStatistics: (heldBytes: Int, freshAllocations: Int) { StoragePool.shared.statistics }
 
-    /// Returns the buffers the pool holds to the allocator: when a training run ends, so that what
-    /// follows (evaluation, the next run of a sweep) does not live beside the last run's buffers.
-    public static func releasePooledBuffers() { StoragePool.shared.drain() }
+    /// Brackets a training loop (`Trainer.train`): the pool is on while any loop runs; when the
+    /// last ends it is switched off and emptied, so that what follows (evaluation, the next run of
+    /// a sweep) neither lives beside the loop's buffers nor fills the pool with its own.
+    public static func beginTrainingLoop() { StoragePool.shared.begin() }
+    public static func endTrainingLoop() { StoragePool.shared.end() }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
@@ -105,16 +108,18 @@ public final class TensorStorage: @unchecked Sendable {
 /// buffers step after step, so after the first step it takes every buffer from here. Under glibc
 /// alone, resident memory of `poslab bench train --configurations small --memory-steps 1000` rose
 /// by 9 to 125 MiB between the 10th and the 1,000th step from run to run (buffers freed on one
-/// thread's arena and wanted on another's). At most `capacity` bytes are kept (a quarter of
-/// an eighth of physical memory, at most 1 GiB); beyond it buffers go back to the allocator. Buffers are 64-byte aligned
-/// and carry no values over: `TensorStorage` zeroes them when asked, as for fresh memory.
+/// thread's arena and wanted on another's). At most `capacity` bytes are kept (an eighth of
+/// physical memory, at most 1 GiB); beyond it buffers go back to the allocator. When the last
+/// running training loop ends (`Trainer.train`), the pool is switched off and emptied, so that
+/// evaluation after training (buffers of other sizes) lives under the allocator alone.
+/// Buffers are 64-byte aligned and carry no values over: `TensorStorage` zeroes them when asked.
 final class StoragePool: @unchecked Sendable {
     static let shared = StoragePool()
 
     private let lock = NSLock()
     private var enabled = false
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
-    private var keptBytes = 0, missed = 0
+    private var keptBytes = 0, missed = 0, activeLoops = 0
     let capacity = min(1 << 30, Int(ProcessInfo.processInfo.physicalMemory / 8))
 
     func enable() {
@@ -142,9 +147,18 @@ final class StoragePool: @unchecked Sendable {
         return true
     }
 
-    /// Deallocates every buffer held (the pool stays enabled and fills again as tensors are freed).
-    func drain() {
+    /// A training loop starts: the pool is on until the last one running ends.
+    func begin() {
+        lock.lock(); enabled = true; activeLoops += 1; lock.unlock()
+    }
+
+    /// A training loop ends; when it was the last, the pool is switched off and every buffer held
+    /// is deallocated (buffers in use go back to the allocator when freed).
+    func end() {
         lock.lock(); defer { lock.unlock() }
+        activeLoops = max(0, activeLoops - 1)
+        guard activeLoops == 0 else { return }
+        enabled = false
         for raw in free.values.joined() { raw.deallocate() }
         free = [:]
         keptBytes = 0

@@ -125,9 +125,8 @@ struct BenchAttention: ParsableCommand {
     @Option(help: "Timed runs (best of).") var repeats = 3
 
     func validate() throws {
-        guard !lengths.isEmpty, lengths.allSatisfy({ (1...65_536).contains($0) }) else {
-            let written = lengths.map(String.init).joined(separator: " ")
-            throw ValidationError("invalid lengths = \(written); allowed: lengths from 1 to 65536")
+        if let bad = lengths.first(where: { !(1...65_536).contains($0) }) {
+            throw ValidationError("invalid lengths = \(bad); allowed: lengths from 1 to 65536")
         }
         guard (1...64).contains(heads) else { throw ValidationError("invalid heads = \(heads); allowed: 1 to 64") }
         guard (1...512).contains(dimension) else {
@@ -136,8 +135,21 @@ struct BenchAttention: ParsableCommand {
         guard (1...1_000).contains(repeats) else {
             throw ValidationError("invalid repeats = \(repeats); allowed: 1 to 1000")
         }
-        guard !paths.isEmpty else {
-            throw ValidationError("invalid paths = (none); allowed: one or more of blocked, materialized")
+        if !paths.contains(.blocked), let long = lengths.first(where: { $0 > 4096 }) {
+            throw ValidationError("invalid lengths = \(long) with --paths materialized; allowed: 1 to 4096 "
+                + "(the materialised path holds T × T scores per head; add --paths blocked for longer ones)")
+        }
+        // What a length holds (checked before anything is allocated): Q, K, V, the output, the seed and
+        // their gradients, and on the materialised path about eight [H, T, T] score tensors.
+        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        for t in lengths {
+            var bytes = 4 * 10 * Double(heads) * Double(t) * Double(dimension)
+            if paths.contains(.materialized), t <= 4096 { bytes += 4 * 8 * Double(heads) * Double(t) * Double(t) }
+            guard bytes <= 0.8 * available else {
+                throw ValidationError(String(format: "invalid memory = at least %.1f GiB for heads %d, dimension %d, "
+                    + "length %d; allowed: at most 80%% of this machine's %.1f GiB (fewer heads, a smaller dimension "
+                    + "or length)", bytes / 1_073_741_824, heads, dimension, t, available / 1_073_741_824))
+            }
         }
     }
 
@@ -223,9 +235,8 @@ struct BenchMatrixProduct: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Matrix sizes n (n×n times n×n).") var sizes: [Int] = [128, 256, 512, 1024]
 
     func validate() throws {
-        guard !sizes.isEmpty, sizes.allSatisfy({ (1...8192).contains($0) }) else {
-            let written = sizes.map(String.init).joined(separator: " ")
-            throw ValidationError("invalid sizes = \(written); allowed: sizes from 1 to 8192")
+        if let bad = sizes.first(where: { !(1...8192).contains($0) }) {
+            throw ValidationError("invalid sizes = \(bad); allowed: sizes from 1 to 8192")
         }
     }
 

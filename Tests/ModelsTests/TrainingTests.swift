@@ -41,6 +41,7 @@ final class TrainingTests: XCTestCase {
         for _ in 0..<3 { try step() }
         let after = TensorStorage.poolStatistics
         XCTAssertEqual(after.freshAllocations, before.freshAllocations, "a steady-state step allocated afresh")
+        XCTAssertGreaterThan(before.heldBytes, 0, "the pool holds what a step freed")
         XCTAssertEqual(after.heldBytes, before.heldBytes, "every buffer a step took went back to the pool")
         // A recycled buffer comes back zeroed when zeroes are asked for.
         let count = 12_347
@@ -54,8 +55,10 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(second.pointer, address, "a freed buffer is handed to the next storage of its size")
         XCTAssertTrue(second.buffer.allSatisfy { $0 == 0 })
         withExtendedLifetime(second) {}
-        // A finished run returns what the pool held.
+        // A finished training loop returns what the pool held, and what is freed after it is not kept.
         try trainer.train(nextBatch: { _ in batch }) { _ in }
+        XCTAssertEqual(TensorStorage.poolStatistics.heldBytes, 0)
+        _ = TensorStorage(count: count)
         XCTAssertEqual(TensorStorage.poolStatistics.heldBytes, 0)
     }
 

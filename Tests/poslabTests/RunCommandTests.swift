@@ -156,7 +156,9 @@ final class RunCommandTests: CommandTestCase {
         let blockedOnly = try cli.poslab(["bench", "attention", "--lengths", "64", "--repeats", "1", "--paths", "blocked"])
         XCTAssertTrue(blockedOnly.output.contains("blocked") && !blockedOnly.output.contains("materialized"), blockedOnly.output)
         for (arguments, named) in [(["--dimension", "0"], "invalid dimension = 0"), (["--lengths", "0"], "invalid lengths = 0"),
-                                   (["--paths", "fused"], "fused")] {
+                                   (["--paths", "fused"], "fused"),
+                                   (["--paths", "materialized", "--lengths", "8192"], "invalid lengths = 8192 with --paths"),
+                                   (["--heads", "64", "--dimension", "512", "--lengths", "65536"], "invalid memory")] {
             let bad = try cli.poslab(["bench", "attention"] + arguments)
             XCTAssertEqual(bad.status, 2, "\(arguments)")
             XCTAssertTrue(bad.error.contains(named), "\(arguments): \(bad.error)")
