@@ -43,8 +43,8 @@ public final class TensorStorage: @unchecked Sendable {
     /// buffers above its mmap threshold with fresh mappings and trims freed heap memory back to
     /// the system, so each step paid page faults and kernel zeroing for every activation (15% of
     /// a step in `perf`). Training (`Trainer`) therefore keeps large buffers on the heap and
-    /// untrimmed, so that they are reused, and from then on buffers are recycled by size
-    /// (`StoragePool`), so that a steady-state step takes every buffer from the pool. Idempotent;
+    /// untrimmed, so that they are reused, and buffers are recycled by size (`StoragePool`, on
+    /// until the last training loop ends), so that a steady-state step takes every buffer from it. Idempotent;
     /// takes effect for later allocations, and wins over `prepareForInference` whenever it is called.
     public static func prepareForTraining() {
         _ = trainingAllocator
