@@ -66,13 +66,14 @@ public enum RunLimits {
         return 4 * (4 * parameters + activations)
     }
 
-    /// Refuses a run whose `bytes` exceed `available` (the machine's physical memory).
-    static func checkMemory(_ bytes: Double, available: UInt64 = ProcessInfo.processInfo.physicalMemory,
-                            what: String) throws {
+    /// Refuses work whose `bytes` exceed `available` (the machine's physical memory), saying `what`
+    /// needs them and what to make smaller.
+    public static func checkMemory(_ bytes: Double, available: UInt64 = ProcessInfo.processInfo.physicalMemory,
+                                   what: String, advice: String = "fewer layers, a smaller model dimension, batch or length")
+        throws {
         guard bytes > Double(available) else { return }
         func gib(_ b: Double) -> String { String(format: "%.1f GiB", b / Double(1 << 30)) }
         throw ConfigurationError(parameter: "memory", value: "at least \(gib(bytes)) for \(what)",
-                                 allowed: "at most this machine's \(gib(Double(available))): "
-                                    + "fewer layers, a smaller model dimension, batch or length")
+                                 allowed: "at most this machine's \(gib(Double(available))): \(advice)")
     }
 }

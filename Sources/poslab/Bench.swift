@@ -1,6 +1,7 @@
 import ArgumentParser
 import Interop
 import Foundation
+import Lab
 import Models
 import PositionalEncodings
 import TensorCore
@@ -141,15 +142,11 @@ struct BenchAttention: ParsableCommand {
         }
         // What a length holds (checked before anything is allocated): Q, K, V, the output, the seed and
         // their gradients, and on the materialised path about eight [H, T, T] score tensors.
-        let available = Double(ProcessInfo.processInfo.physicalMemory)
         for t in lengths {
             var bytes = 4 * 10 * Double(heads) * Double(t) * Double(dimension)
             if paths.contains(.materialized), t <= 4096 { bytes += 4 * 8 * Double(heads) * Double(t) * Double(t) }
-            guard bytes <= 0.8 * available else {
-                throw ValidationError(String(format: "invalid memory = at least %.1f GiB for heads %d, dimension %d, "
-                    + "length %d; allowed: at most 80%% of this machine's %.1f GiB (fewer heads, a smaller dimension "
-                    + "or length)", bytes / 1_073_741_824, heads, dimension, t, available / 1_073_741_824))
-            }
+            try RunLimits.checkMemory(bytes, what: "heads \(heads), dimension \(dimension), length \(t)",
+                                      advice: "fewer heads, a smaller dimension or length")
         }
     }
 
@@ -186,7 +183,7 @@ struct BenchAttention: ParsableCommand {
             }
         }
         // The goal is stated against the matrix product of the same run: the machine's speed that minute.
-        let sgemm = BenchMatrixProduct.gigaflops(size: 1024)
+        let sgemm = try BenchMatrixProduct.gigaflops(size: 1024)
         print("element-wise kernels: \(Kernels.elementwise.rawValue); B = 1, H = \(h), D = \(d); "
               + "sgemm 1024² in this run: \(String(format: "%.1f", sgemm)) GFLOP/s")
         let shares = rows.map { row in
@@ -243,7 +240,7 @@ struct BenchMatrixProduct: ParsableCommand {
     func run() throws {
         var rows: [[String]] = []
         for n in sizes {
-            let gigaflops = Self.gigaflops(size: n)
+            let gigaflops = try Self.gigaflops(size: n)
             let milliseconds = 2 * Double(n * n * n) / gigaflops / 1e6
             rows.append(["\(n)×\(n)", String(format: "%.1f", gigaflops), String(format: "%.3f", milliseconds)])
         }
@@ -252,16 +249,15 @@ struct BenchMatrixProduct: ParsableCommand {
     }
 
     /// The engine's matrix product C = A·B of n × n matrices: the best of five rounds of ~2 GFLOP each.
-    static func gigaflops(size n: Int) -> Double {
+    static func gigaflops(size n: Int) throws -> Double {
         var generator = SplitMix64(seed: 1)
-        let a = TensorStorage(count: n * n, zeroed: false), b = TensorStorage(count: n * n, zeroed: false)
-        for i in 0..<(n * n) { a.pointer[i] = generator.nextNormal(); b.pointer[i] = generator.nextNormal() }
+        let a = try Tensor(normal: [n, n], generator: &generator), b = try Tensor(normal: [n, n], generator: &generator)
         let c = TensorStorage(count: n * n)
         let repeats = max(3, 2_000_000_000 / (2 * n * n * n))
         let time = bestTime(5) {
             for _ in 0..<repeats {
-                Kernels.sgemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.pointer, lda: n,
-                              b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+                Kernels.sgemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.storage.pointer, lda: n,
+                              b: b.storage.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
             }
         } / Double(repeats)
         return 2 * Double(n * n * n) / time / 1e9
