@@ -15,8 +15,7 @@ public final class Linear: Layer {
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        let y = try x.matmul(weight, transposeOther: true)
-        return try bias.map { try y + $0 } ?? y
+        try x.linear(weight: weight, bias: bias)
     }
 
     public var namedParameters: [(name: String, tensor: Tensor)] {

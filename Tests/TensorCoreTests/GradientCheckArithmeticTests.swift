@@ -94,6 +94,63 @@ final class GradientCheckArithmeticTests: XCTestCase {
         }
     }
 
+    /// The fused product x·Wᵀ + b against finite differences, and against its naive twin
+    /// (matmul, then add) value for value and gradient for gradient.
+    func testLinearAgainstFiniteDifferencesAndItsNaiveTwin() throws {
+        var seed: UInt64 = 300
+        for (leading, k, n, biased) in [([Int](), 4, 5, true), ([3], 4, 5, true), ([2, 3], 7, 9, true), ([2, 3], 7, 9, false),
+                                        ([5], 1, 17, true), ([2, 3], 0, 4, true)] {
+            seed += 3
+            let x = try Random.uniform(leading + [k], seed: seed), w = try Random.uniform([n, k], seed: seed + 1)
+            let b = try Random.uniform([n], seed: seed + 2)
+            let inputs = biased ? [x, w, b] : [x, w]
+            let name = "linear \(leading + [k])·\([n, k])ᵀ\(biased ? " + b" : "")"
+            func reference(_ d: [DoubleTensor]) -> DoubleTensor {
+                let product = Reference.matmul(DoubleTensor(shape: [max(1, leading.reduce(1, *)), k], values: d[0].values), d[1],
+                                               transposeA: false, transposeB: true)
+                let shaped = DoubleTensor(shape: leading + [n], values: product.values)
+                return biased ? Reference.binary(shaped, d[2], +) : shaped
+            }
+            if k > 0 {
+                try checkGradients(name, inputs) { try $0[0].linear(weight: $0[1], bias: biased ? $0[2] : nil) } reference: {
+                    reference($0)
+                }
+            }
+            // The naive twin: the same values and gradients as matmul followed by a broadcast add.
+            for t in inputs { t.zeroGradient(); t.requiresGradient = true }
+            let fused = try x.linear(weight: w, bias: biased ? b : nil)
+            var generator = SplitMix64(seed: seed)
+            let r = try Tensor(normal: fused.shape, generator: &generator)
+            try (fused * r).sum().backward()
+            let fusedGradients = inputs.map { $0.gradient?.scalars ?? [] }
+            for t in inputs { t.zeroGradient() }
+            let product = try (leading.isEmpty ? x.reshaped([1, k]) : x).matmul(w, transposeOther: true).reshaped(fused.shape)
+            let twin = biased ? try product + b : product
+            try (twin * r).sum().backward()
+            XCTAssertEqual(fused.shape, twin.shape, name)
+            assertClose(fused.scalars, twin.scalars.map(Double.init), tolerance: 1e-6, "\(name) against matmul + add")
+            for (i, t) in inputs.enumerated() {
+                assertClose(fusedGradients[i], (t.gradient?.scalars ?? []).map(Double.init), tolerance: 1e-5,
+                            "\(name) gradient \(i) against matmul + add")
+            }
+        }
+        // A large product: the parallel split of the product and of the bias gradient's column sums.
+        let x = try Random.uniform([64, 33, 40], seed: 900), w = try Random.uniform([24, 40], seed: 901)
+        let b = try Random.uniform([24], seed: 902)
+        try checkGradients("linear, parallel", [x, w, b], samples: 40, forwardTolerance: 1e-4) { try $0[0].linear(weight: $0[1], bias: $0[2]) } reference: {
+            let product = Reference.matmul(DoubleTensor(shape: [64 * 33, 40], values: $0[0].values), $0[1], transposeA: false,
+                                           transposeB: true)
+            return Reference.binary(DoubleTensor(shape: [64, 33, 24], values: product.values), $0[2], +)
+        }
+    }
+
+    func testLinearRejectsMismatchedShapes() throws {
+        let x = try Tensor(zeros: [2, 3])
+        XCTAssertThrowsError(try x.linear(weight: try Tensor(zeros: [4, 2]), bias: nil))
+        XCTAssertThrowsError(try x.linear(weight: try Tensor(zeros: [4, 3]), bias: try Tensor(zeros: [3])))
+        XCTAssertThrowsError(try x.linear(weight: try Tensor(zeros: [4, 3, 1]), bias: nil))
+    }
+
     func testMatrixProductOfATensorWithItself() throws {
         let x = try Random.uniform([2, 3, 4], seed: 7)
         try checkGradients("x·xᵀ", [x]) { try $0[0].matmul($0[0], transposeOther: true) } reference: {

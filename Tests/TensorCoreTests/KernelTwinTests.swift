@@ -163,6 +163,24 @@ final class KernelTwinTests: XCTestCase {
         }
     }
 
+    func testColumnSumsAndBroadcastRows() {
+        // Column counts around SIMD widths; row counts on both sides of the parallel split.
+        for (rows, columns) in [(0, 5), (3, 0), (1, 1), (5, 7), (9, 8), (17, 9), (1_000, 64), (4_096, 64), (2_049, 33),
+                                (600, 255), (KernelTwinTests.threshold / 16 + 3, 16)] {
+            let x = Random.floats(rows * columns, seed: UInt64(rows * 31 + columns)), y0 = Random.floats(columns, seed: 9)
+            var fast = y0, naive = y0
+            fast.withUnsafeMutableBufferPointer { Kernels.accumulateColumnSums(x, into: $0.baseAddress!, rows: rows, columns: columns) }
+            naive.withUnsafeMutableBufferPointer { Kernels.naiveColumnSums(x, into: $0.baseAddress!, rows: rows, columns: columns) }
+            // Each column is summed down the rows in the same order: the same bits.
+            XCTAssertEqual(bits(fast), bits(naive), "column sums \(rows)×\(columns)")
+            let exact = (0..<columns).map { j in Double(y0[j]) + (0..<rows).reduce(0.0) { $0 + Double(x[$1 * columns + j]) } }
+            assertClose(fast, exact, tolerance: 1e-4, "column sums \(rows)×\(columns) against Double")
+            var out = [Float](repeating: .nan, count: rows * columns)
+            out.withUnsafeMutableBufferPointer { Kernels.broadcastRows(y0, $0.baseAddress!, rows: rows, columns: columns) }
+            XCTAssertEqual(bits(out), bits((0..<rows).flatMap { _ in y0 }), "broadcast rows \(rows)×\(columns)")
+        }
+    }
+
     func testSumAndSumOfSquares() {
         for count in lengths + [4_095, 4_096, 4_097, 12_289] {
             let x = Random.floats(count, seed: UInt64(count) + 7, 0, 2)

@@ -90,3 +90,50 @@ extension Kernels {
         for i in 0..<count { out[i] = Op.apply(a[i], b[i]) }
     }
 }
+
+extension Kernels {
+    /// y[j] += Σ_r x[r·columns + j]: the column sums of a row-major [rows, columns] matrix (a bias's
+    /// gradient), SIMD across columns. Each column is summed down the rows in order by one thread
+    /// (columns split over the cores when the matrix is large), so the result is the same on every run.
+    public static func accumulateColumnSums(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int,
+                                            columns: Int) {
+        guard rows > 0, columns > 0 else { return }
+        let blocks = (columns + 7) / 8
+        let chunks = rows * columns >= 2 * Parallel.minimumElementsPerChunk ? min(Parallel.coreCount, blocks) : 1
+        let body = { (chunk: Int) in
+            let start = chunk * blocks / chunks * 8, end = min(columns, (chunk + 1) * blocks / chunks * 8)
+            var j = start
+            while j + 8 <= end {
+                var total = SIMD8<Float>(repeating: 0)
+                var p = x + j
+                for _ in 0..<rows { total += loadVector(p); p += columns }
+                storeVector(loadVector(y + j) + total, y + j)
+                j += 8
+            }
+            while j < end {
+                var total: Float = 0
+                for r in 0..<rows { total += x[r &* columns &+ j] }
+                y[j] += total
+                j += 1
+            }
+        }
+        if chunks <= 1 { body(0) } else { Parallel.perform(iterations: chunks, body) }
+    }
+
+    /// Naive twin of `accumulateColumnSums`: one scalar loop, no SIMD, no threads.
+    public static func naiveColumnSums(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        for j in 0..<columns {
+            var total: Float = 0
+            for r in 0..<rows { total += x[r * columns + j] }
+            y[j] += total
+        }
+    }
+
+    /// Each of `rows` rows of `out` (row-major, `columns` wide) set to `row`: a bias written into an
+    /// output before a product is added to it.
+    public static func broadcastRows(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        Parallel.forEachRow(rows: rows, elementsPerRow: columns) { range in
+            for r in range { (out + r &* columns).update(from: row, count: columns) }
+        }
+    }
+}

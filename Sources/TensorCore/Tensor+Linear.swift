@@ -1,0 +1,43 @@
+/// The affine map of a fully connected layer, with its bias in the matrix product.
+extension Tensor {
+    /// self·Wᵀ + b, one product: the bias is written into the output's rows and the product added
+    /// to it (BLAS beta = 1), so no separate pass reads the product again to add the bias; the
+    /// backward sums the output gradient's columns for the bias in one pass. Same values as
+    /// `matmul(weight, transposeOther: true) + bias` (its naive twin in the tests) up to the order
+    /// of the additions.
+    ///
+    /// Shapes: self [..., K], weight [N, K] (PyTorch's layout), bias [N] or nil; result [..., N].
+    public func linear(weight: Tensor, bias: Tensor?) throws -> Tensor {
+        let name = "linear"
+        guard rank >= 1, weight.rank == 2, weight.shape[1] == shape[rank - 1] else {
+            throw TensorError.shapeMismatch(operation: name, shapes: [shape, weight.shape],
+                                            detail: "expects input [..., K] and weight [N, K] with the same K")
+        }
+        let (k, n) = (weight.shape[1], weight.shape[0])
+        if let bias, bias.shape != [n] {
+            throw TensorError.shapeMismatch(operation: name, shapes: [shape, weight.shape, bias.shape],
+                                            detail: "the bias must be [N] = [\(n)]")
+        }
+        let rows = shape.dropLast().reduce(1, *)
+        let outShape = Array(shape.dropLast()) + [n]
+        let out = TensorStorage(count: rows * n, zeroed: false)
+        if let bias { Kernels.broadcastRows(bias.storage.pointer, out.pointer, rows: rows, columns: n) }
+        Kernels.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: k, alpha: 1, a: storage.pointer, lda: k,
+                      b: weight.storage.pointer, ldb: k, beta: bias == nil ? 0 : 1, c: out.pointer, ldc: n)
+        let x = self, w = weight, xs = storage, ws = weight.storage
+        let inputs = [x, w] + (bias.map { [$0] } ?? [])
+        return Tensor.result(shape: outShape, storage: out, operation: name, inputs: inputs) { g in
+            if x.isTracked {  // dX [rows, K] += dY · W
+                Kernels.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: n, alpha: 1, a: g, lda: n,
+                              b: ws.pointer, ldb: k, beta: 1, c: x.gradientPointer(), ldc: k)
+            }
+            if w.isTracked {  // dW [N, K] += dYᵀ · X
+                Kernels.sgemm(transposeA: true, transposeB: false, m: n, n: k, k: rows, alpha: 1, a: g, lda: n,
+                              b: xs.pointer, ldb: k, beta: 1, c: w.gradientPointer(), ldc: k)
+            }
+            if let bias, bias.isTracked {  // db [N] += Σ_rows dY
+                Kernels.accumulateColumnSums(g, into: bias.gradientPointer(), rows: rows, columns: n)
+            }
+        }
+    }
+}
