@@ -128,17 +128,20 @@ static inline AVX2 __m256 silu_derivative(__m256 x) {
         if (i < count) store_partial(y + i, value(load_partial(x + i, count - i, 0)), count - i); \
     }
 
+/* dx += dy·f'(x), or dx = dy·f'(x) when accumulate is 0 (dx is then not read). */
 #define BACKWARD(name, derivative)                                                  \
-    AVX2 void name(const float *dy, const float *x, float *dx, ptrdiff_t count) {   \
+    AVX2 void name(const float *dy, const float *x, float *dx, ptrdiff_t count, int accumulate) { \
         ptrdiff_t i = 0;                                                            \
         for (; i + 8 <= count; i += 8) {                                            \
             __m256 d = derivative(_mm256_loadu_ps(x + i));                          \
-            _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), d, _mm256_loadu_ps(dx + i))); \
+            __m256 old = accumulate ? _mm256_loadu_ps(dx + i) : _mm256_setzero_ps(); \
+            _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(_mm256_loadu_ps(dy + i), d, old)); \
         }                                                                           \
         if (i < count) {                                                            \
             ptrdiff_t n = count - i;                                                \
             __m256 d = derivative(load_partial(x + i, n, 0));                       \
-            __m256 r = _mm256_fmadd_ps(load_partial(dy + i, n, 0), d, load_partial(dx + i, n, 0)); \
+            __m256 old = accumulate ? load_partial(dx + i, n, 0) : _mm256_setzero_ps(); \
+            __m256 r = _mm256_fmadd_ps(load_partial(dy + i, n, 0), d, old);         \
             store_partial(dx + i, r, n);                                            \
         }                                                                           \
     }
@@ -174,10 +177,10 @@ void ck_gelu_tanh_forward(const float *x, float *y, ptrdiff_t count) {
     for (ptrdiff_t i = 0; i < count; i++) y[i] = x[i] * gelu_sigma(x[i]);
 }
 
-void ck_gelu_tanh_backward(const float *dy, const float *x, float *dx, ptrdiff_t count) {
+void ck_gelu_tanh_backward(const float *dy, const float *x, float *dx, ptrdiff_t count, int accumulate) {
     for (ptrdiff_t i = 0; i < count; i++) {
         float s = gelu_sigma(x[i]), slope = 0.79788456f * (1 + 0.134145f * x[i] * x[i]);
-        dx[i] += dy[i] * (s + 2 * x[i] * s * (1 - s) * slope);
+        dx[i] = (accumulate ? dx[i] : 0) + dy[i] * (s + 2 * x[i] * s * (1 - s) * slope);
     }
 }
 
@@ -185,10 +188,10 @@ void ck_silu_forward(const float *x, float *y, ptrdiff_t count) {
     for (ptrdiff_t i = 0; i < count; i++) y[i] = x[i] / (1 + expf(-x[i]));
 }
 
-void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t count) {
+void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t count, int accumulate) {
     for (ptrdiff_t i = 0; i < count; i++) {
         float s = 1 / (1 + expf(-x[i]));
-        dx[i] += dy[i] * s * (1 + x[i] * (1 - s));
+        dx[i] = (accumulate ? dx[i] : 0) + dy[i] * s * (1 + x[i] * (1 - s));
     }
 }
 #endif

@@ -11,7 +11,8 @@ extension Tensor {
         let out = TensorStorage(count: count, zeroed: false)
         Kernels.affine(storage.pointer, out.pointer, count: count, alpha: alpha, beta: beta)
         return Tensor.result(shape: shape, storage: out, operation: "affine", inputs: [self]) { [self] g in
-            Kernels.accumulate(g, into: gradientPointer(), count: count, alpha: alpha)
+            let (dx, add) = gradientDestination()
+            Kernels.accumulate(g, into: dx, count: count, alpha: alpha, accumulate: add)
         }
     }
 
@@ -83,18 +84,23 @@ extension Tensor {
 /// layout of operand `factorOperand`.
 private func accumulateBroadcast(_ g: UnsafePointer<Float>, times factor: UnsafePointer<Float>?, factorStride: Int, scale: Float,
                                  into target: Tensor, operand: Int, walk: BroadcastWalk?, factorOperand: Int? = nil) {
-    let grad = target.gradientPointer()
     guard let walk else {
-        // Same shapes: contiguous, parallel, SIMD.
+        // Same shapes: contiguous, parallel, SIMD; the first gradient to arrive is written, not added.
+        let (grad, add) = target.gradientDestination()
         if let factor {
             Parallel.forEachChunk(count: target.count) { _, range in
-                for i in range { grad[i] += scale * g[i] * factor[i] }
+                if add {
+                    for i in range { grad[i] += scale * g[i] * factor[i] }
+                } else {
+                    for i in range { grad[i] = scale * g[i] * factor[i] }
+                }
             }
         } else {
-            Kernels.accumulate(g, into: grad, count: target.count, alpha: scale)
+            Kernels.accumulate(g, into: grad, count: target.count, alpha: scale, accumulate: add)
         }
         return
     }
+    let grad = target.gradientPointer()
     let n = walk.rowLength
     let st = walk.rowStride(operand)
     let sf = factorOperand.map { walk.rowStride($0) } ?? 1

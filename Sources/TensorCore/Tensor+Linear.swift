@@ -27,16 +27,20 @@ extension Tensor {
         let x = self, w = weight, xs = storage, ws = weight.storage
         let inputs = [x, w] + (bias.map { [$0] } ?? [])
         return Tensor.result(shape: outShape, storage: out, operation: name, inputs: inputs) { g in
+            // Each gradient is written (beta = 0) when it is the first to arrive, added (beta = 1) otherwise.
             if x.isTracked {  // dX [rows, K] += dY · W
+                let (dx, add) = x.gradientDestination()
                 Kernels.sgemm(transposeA: false, transposeB: false, m: rows, n: k, k: n, alpha: 1, a: g, lda: n,
-                              b: ws.pointer, ldb: k, beta: 1, c: x.gradientPointer(), ldc: k)
+                              b: ws.pointer, ldb: k, beta: add ? 1 : 0, c: dx, ldc: k)
             }
             if w.isTracked {  // dW [N, K] += dYᵀ · X
+                let (dw, add) = w.gradientDestination()
                 Kernels.sgemm(transposeA: true, transposeB: false, m: n, n: k, k: rows, alpha: 1, a: g, lda: n,
-                              b: xs.pointer, ldb: k, beta: 1, c: w.gradientPointer(), ldc: k)
+                              b: xs.pointer, ldb: k, beta: add ? 1 : 0, c: dw, ldc: k)
             }
             if let bias, bias.isTracked {  // db [N] += Σ_rows dY
-                Kernels.accumulateColumnSums(g, into: bias.gradientPointer(), rows: rows, columns: n)
+                let (db, add) = bias.gradientDestination()
+                Kernels.accumulateColumnSums(g, into: db, rows: rows, columns: n, accumulate: add)
             }
         }
     }

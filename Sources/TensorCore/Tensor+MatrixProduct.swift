@@ -47,35 +47,39 @@ extension Tensor {
         let (tA, tB) = (transposeSelf, transposeOther)
         return Tensor.result(shape: outShape, storage: out, operation: name, inputs: [lhs, rhs]) { g in
             // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ and dop(B) = op(A)ᵀ·dC; beta = 1 accumulates in place.
+            // Each gradient is written (beta = 0) when it is the first to arrive, added (beta = 1) otherwise.
             if lhs.isTracked {
-                let gA = lhs.gradientPointer()
+                let (gA, addA) = lhs.gradientDestination()
+                let betaA: Float = addA ? 1 : 0
                 if shared && !tA {
                     Kernels.sgemm(transposeA: false, transposeB: !tB, m: batch * m, n: k, k: n, alpha: 1,
-                                  a: g, lda: n, b: b.pointer, ldb: ldb, beta: 1, c: gA, ldc: lda)
+                                  a: g, lda: n, b: b.pointer, ldb: ldb, beta: betaA, c: gA, ldc: lda)
                 } else {
                     // Each batch item's dA is its own block: items run in parallel.
                     Tensor.forEachProduct(batch, work: m * n * k) { i in
                         if !tA { // dA (m×k) = dC · op(B)ᵀ
                             Kernels.sgemmBlock(transposeA: false, transposeB: !tB, m: m, n: k, k: n, alpha: 1,
                                                a: g + i * cStride, lda: n, b: b.pointer + i * bStride, ldb: ldb,
-                                               beta: 1, c: gA + i * aStride, ldc: lda)
+                                               beta: betaA, c: gA + i * aStride, ldc: lda)
                         } else { // dA (k×m) = op(B) · dCᵀ
                             Kernels.sgemmBlock(transposeA: tB, transposeB: true, m: k, n: m, k: n, alpha: 1,
                                                a: b.pointer + i * bStride, lda: ldb, b: g + i * cStride, ldb: n,
-                                               beta: 1, c: gA + i * aStride, ldc: lda)
+                                               beta: betaA, c: gA + i * aStride, ldc: lda)
                         }
                     }
                 }
             }
             if rhs.isTracked {
-                let gB = rhs.gradientPointer()
+                let (gB, addB) = rhs.gradientDestination()
+                // A shared dB sums every item: only the first item may overwrite it.
+                func betaB(_ item: Int) -> Float { addB || item > 0 ? 1 : 0 }
                 if shared && !tA {
                     if !tB { // dB (k×n) = Aᵀ · dC over all rows
                         Kernels.sgemm(transposeA: true, transposeB: false, m: k, n: n, k: batch * m, alpha: 1,
-                                      a: a.pointer, lda: lda, b: g, ldb: n, beta: 1, c: gB, ldc: ldb)
+                                      a: a.pointer, lda: lda, b: g, ldb: n, beta: betaB(0), c: gB, ldc: ldb)
                     } else { // dB (n×k) = dCᵀ · A
                         Kernels.sgemm(transposeA: true, transposeB: false, m: n, n: k, k: batch * m, alpha: 1,
-                                      a: g, lda: n, b: a.pointer, ldb: lda, beta: 1, c: gB, ldc: ldb)
+                                      a: g, lda: n, b: a.pointer, ldb: lda, beta: betaB(0), c: gB, ldc: ldb)
                     }
                 } else {
                     // A shared right operand (bStride = 0) sums every item into one dB: then in order.
@@ -83,11 +87,11 @@ extension Tensor {
                         if !tB { // dB (k×n) = op(A)ᵀ · dC
                             Kernels.sgemmBlock(transposeA: !tA, transposeB: false, m: k, n: n, k: m, alpha: 1,
                                                a: a.pointer + i * aStride, lda: lda, b: g + i * cStride, ldb: n,
-                                               beta: 1, c: gB + i * bStride, ldc: ldb)
+                                               beta: betaB(shared ? i : 0), c: gB + i * bStride, ldc: ldb)
                         } else { // dB (n×k) = dCᵀ · op(A)
                             Kernels.sgemmBlock(transposeA: true, transposeB: tA, m: n, n: k, k: m, alpha: 1,
                                                a: g + i * cStride, lda: n, b: a.pointer + i * aStride, ldb: lda,
-                                               beta: 1, c: gB + i * bStride, ldc: ldb)
+                                               beta: betaB(shared ? i : 0), c: gB + i * bStride, ldc: ldb)
                         }
                     }
                 }

@@ -12,10 +12,12 @@ extension Tensor {
         let x = self
         let inputs = [x, gamma] + (beta.map { [$0] } ?? [])
         return Tensor.result(shape: shape, storage: out, operation: name, inputs: inputs) { g in
+            let dx = x.isTracked ? x.gradientDestination() : nil
             Kernels.layerNormBackward(g, x.storage.pointer, gamma: gamma.storage.pointer, mean: mean.pointer, inverseStd: rstd.pointer,
-                                      rows: rows, n: n, dx: x.isTracked ? x.gradientPointer() : nil,
+                                      rows: rows, n: n, dx: dx?.pointer,
                                       dGamma: gamma.isTracked ? gamma.gradientPointer() : nil,
-                                      dBeta: (beta?.isTracked ?? false) ? beta!.gradientPointer() : nil)
+                                      dBeta: (beta?.isTracked ?? false) ? beta!.gradientPointer() : nil,
+                                      accumulateDx: dx?.accumulate ?? true)
         }
     }
 
@@ -30,9 +32,11 @@ extension Tensor {
                                rows: rows, n: n, epsilon: epsilon)
         let x = self
         return Tensor.result(shape: shape, storage: out, operation: name, inputs: [x, gamma]) { g in
+            let dx = x.isTracked ? x.gradientDestination() : nil
             Kernels.layerNormBackward(g, x.storage.pointer, gamma: gamma.storage.pointer, mean: rinv.pointer, inverseStd: rinv.pointer,
-                                      rows: rows, n: n, dx: x.isTracked ? x.gradientPointer() : nil,
-                                      dGamma: gamma.isTracked ? gamma.gradientPointer() : nil, dBeta: nil, centered: false)
+                                      rows: rows, n: n, dx: dx?.pointer,
+                                      dGamma: gamma.isTracked ? gamma.gradientPointer() : nil, dBeta: nil, centered: false,
+                                      accumulateDx: dx?.accumulate ?? true)
         }
     }
 

@@ -15,13 +15,14 @@ public enum RotaryPairing: String, Codable, CaseIterable, Sendable {
 extension Kernels {
     /// y = R(θ)·x on the first `rotary` values of each row of length `width`: for pair i,
     /// (x₁, x₂) ↦ (x₁·c − x₂·s, x₂·c + x₁·s) with c = cos[row's table][i], s = sin[…][i]; the other
-    /// values pass through. `transposed` applies Rᵀ (the backward, which also accumulates into y).
-    /// Rows are [B, H, T]; the table row of (b, h, t) is (b mod tableBatch)·T + t.
+    /// values pass through. `transposed` applies Rᵀ (the backward, which also accumulates into y
+    /// when `accumulate` is true). Rows are [B, H, T]; the table row of (b, h, t) is (b mod tableBatch)·T + t.
     public static func rotatePairs(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>,
                                    sin: UnsafePointer<Float>, batch: Int, heads: Int, length: Int, width: Int, rotary: Int,
-                                   tableBatch: Int, pairing: RotaryPairing, transposed: Bool) {
+                                   tableBatch: Int, pairing: RotaryPairing, transposed: Bool, accumulate: Bool = true) {
         let half = rotary / 2
         let sign: Float = transposed ? -1 : 1
+        let transposed = transposed && accumulate  // written, not added: the forward's loop with −sin
         Parallel.forEachRow(rows: batch * heads * length, elementsPerRow: width) { range in
             for row in range {
                 let t = row % length, b = row / (heads * length)
@@ -82,8 +83,10 @@ extension Tensor {
                             length: t, width: d, rotary: rotaryDimension, tableBatch: tableBatch, pairing: pairing, transposed: false)
         let x = self
         return Tensor.result(shape: shape, storage: out, operation: name, inputs: [x]) { g in
-            Kernels.rotatePairs(g, x.gradientPointer(), cos: cosStorage.pointer, sin: sinStorage.pointer, batch: b, heads: h,
-                                length: t, width: d, rotary: rotaryDimension, tableBatch: tableBatch, pairing: pairing, transposed: true)
+            let (dx, add) = x.gradientDestination()
+            Kernels.rotatePairs(g, dx, cos: cosStorage.pointer, sin: sinStorage.pointer, batch: b, heads: h, length: t,
+                                width: d, rotary: rotaryDimension, tableBatch: tableBatch, pairing: pairing, transposed: true,
+                                accumulate: add)
         }
     }
 

@@ -22,7 +22,8 @@ extension Tensor {
         }
         let input = self
         return Tensor.result(shape: resolved, storage: storage, operation: name, inputs: [input]) { g in
-            Kernels.accumulate(g, into: input.gradientPointer(), count: input.count)
+            let (dx, add) = input.gradientDestination()
+            Kernels.accumulate(g, into: dx, count: input.count, accumulate: add)
         }
     }
 
@@ -54,7 +55,8 @@ extension Tensor {
         let outStrides = Shape.strides(outShape)
         let scatterStrides = inverse.map { outStrides[$0] }
         return Tensor.result(shape: outShape, storage: out, operation: "permute", inputs: [input]) { g in
-            Kernels.permute(g, input.gradientPointer(), shape: input.shape, sourceStrides: scatterStrides, accumulate: true)
+            let (dx, add) = input.gradientDestination()
+            Kernels.permute(g, dx, shape: input.shape, sourceStrides: scatterStrides, accumulate: add)
         }
     }
 

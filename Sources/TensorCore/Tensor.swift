@@ -122,6 +122,17 @@ public final class Tensor {
         return fresh.pointer
     }
 
+    /// Where a backward kernel puts this tensor's gradient. When it is the first gradient to arrive,
+    /// a fresh buffer that the kernel must overwrite entirely (`accumulate` false: no zeroing pass
+    /// beforehand); otherwise the gradient already there, to add to (`accumulate` true). Kernels
+    /// that can write either way take this; the others take `gradientPointer()`.
+    func gradientDestination() -> (pointer: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        if let existing = gradientStorage { return (existing.pointer, true) }
+        let fresh = TensorStorage(count: count, zeroed: false)
+        gradientStorage = fresh
+        return (fresh.pointer, false)
+    }
+
     /// A new leaf with a copy of the values and no graph.
     public func detached() -> Tensor {
         Tensor(shape: shape, storage: TensorStorage(copying: storage))

@@ -37,6 +37,14 @@ import XCTest
 /// tenth of Σ lr ≈ 0.045, what a real gradient of constant sign would move it).
 final class TrainingParityTests: XCTestCase {
     static let relativeTolerance: Float = 1e-4
+    /// A tensor's final values may differ from PyTorch's float64 run by up to this many times the
+    /// difference between PyTorch's own float32 and float64 runs on that tensor, when that is larger
+    /// than `relativeTolerance`. In these fixtures it matters only for the key projection's bias in
+    /// the rotary schemes: its gradient is small but not zero (rotation makes the score's q·R·b
+    /// depend on the key's position), PyTorch's float32 run ends 2.5e-5 to 3e-5 from its float64 run
+    /// on it, and a change of summation order in our LayerNorm (SIMD) moved our difference there
+    /// from 3e-5–9e-5 to 3e-5–1.1e-4. Every other tensor of every scheme stays within 2e-5.
+    static let float32DeviationFactor: Float = 5
     static let scalarFloor: Float = 1
     static let nullGradient: Float = 1e-6
     static let nullGradientDrift: Float = 5e-3
@@ -204,6 +212,10 @@ final class TrainingParityTests: XCTestCase {
             let compared = ours.indices.filter { !null.contains($0) }
             if compared.isEmpty { continue }
             let floor = (compared.reduce(0) { $0 + theirs[$1] * theirs[$1] } / Float(compared.count)).squareRoot()
+            // Where PyTorch's own float32 run ends far from its float64 run (a small gradient that Adam's
+            // normalisation turns into steps set by rounding), float32 arithmetic in another order may too.
+            let torchFloat32Deviation = compared.map { Self.difference(float32Reference[$0], theirs[$0], floor: floor) }.max() ?? 0
+            let tolerance = max(Self.relativeTolerance, Self.float32DeviationFactor * torchFloat32Deviation)
             for (precision, values) in [("float64", theirs), ("float32", float32Reference)] {
                 var worst: Float = 0, worstIndex = 0
                 for i in compared {
@@ -215,9 +227,10 @@ final class TrainingParityTests: XCTestCase {
                 } else {
                     outcome.float32ParameterDifference = max(outcome.float32ParameterDifference, worst)
                 }
-                if !(worst <= Self.relativeTolerance) {
+                if !(worst <= tolerance) {
                     outcome.failures.append("\(label): \(name)[\(worstIndex)] = \(ours[worstIndex]), "
-                                            + "PyTorch (\(precision)) \(values[worstIndex]) (difference \(worst))")
+                                            + "PyTorch (\(precision)) \(values[worstIndex]) (difference \(worst), allowed "
+                                            + "\(tolerance))")
                 }
             }
         }

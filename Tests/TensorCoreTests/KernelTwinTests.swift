@@ -255,6 +255,59 @@ final class KernelTwinTests: XCTestCase {
         }
     }
 
+    /// The SIMD LayerNorm and RMSNorm kernels against their scalar twins: rows of lengths around
+    /// multiples of 8 (SIMD body and tail) and row counts on both sides of the parallel split.
+    func testNormalizationKernelsAgainstTheirNaiveTwins() {
+        for (rows, n) in [(1, 1), (2, 7), (3, 8), (4, 9), (5, 17), (33, 64), (700, 96), (40, 1_000), (300, 131)] {
+            // Different summation orders (eight partial sums against one): equal to float rounding, relative to
+            // the values' scale (a mean near zero is compared against the largest mean).
+            let x = Random.floats(rows * n, seed: UInt64(rows * n) + 1, -2, 2), dy = Random.floats(rows * n, seed: UInt64(rows + n) + 2)
+            let gamma = Random.floats(n, seed: 5, 0.5, 1.5), beta = Random.floats(n, seed: 6)
+            let dx0 = Random.floats(rows * n, seed: 7), dGamma0 = Random.floats(n, seed: 8), dBeta0 = Random.floats(n, seed: 9)
+            for biased in [true, false] {
+                var y = [Float](repeating: .nan, count: rows * n), mean = [Float](repeating: .nan, count: rows), rstd = mean
+                var yN = y, meanN = mean, rstdN = mean
+                beta.withUnsafeBufferPointer { b in
+                    let b = biased ? b.baseAddress : nil
+                    Kernels.layerNormForward(x, gamma: gamma, beta: b, &y, mean: &mean, inverseStd: &rstd, rows: rows, n: n, epsilon: 1e-5)
+                    Kernels.naiveLayerNormForward(x, gamma: gamma, beta: b, &yN, mean: &meanN, inverseStd: &rstdN, rows: rows, n: n,
+                                                  epsilon: 1e-5)
+                }
+                let name = "layerNorm \(rows)×\(n) biased=\(biased)"
+                assertClose(y, yN.map(Double.init), tolerance: 1e-4, "\(name) forward")
+                assertClose(mean, meanN.map(Double.init), tolerance: 1e-5, floorFraction: 1, "\(name) mean (against the largest)")
+                assertClose(rstd, rstdN.map(Double.init), tolerance: 1e-5, "\(name) 1/σ")
+            }
+            for centered in [true, false] {
+                var mean = [Float](repeating: 0, count: rows), rstd = mean
+                var y = [Float](repeating: 0, count: rows * n)
+                if centered {
+                    Kernels.naiveLayerNormForward(x, gamma: gamma, beta: nil, &y, mean: &mean, inverseStd: &rstd, rows: rows, n: n,
+                                                  epsilon: 1e-5)
+                } else {
+                    Kernels.naiveRMSNormForward(x, gamma: gamma, &y, inverseRMS: &rstd, rows: rows, n: n, epsilon: 1e-6)
+                }
+                // Accumulating into values already there, as gradients do.
+                var (dx, dGamma, dBeta) = (dx0, dGamma0, dBeta0)
+                var (dxN, dGammaN, dBetaN) = (dx0, dGamma0, dBeta0)
+                Kernels.layerNormBackward(dy, x, gamma: gamma, mean: mean, inverseStd: rstd, rows: rows, n: n, dx: &dx,
+                                          dGamma: &dGamma, dBeta: &dBeta, centered: centered)
+                Kernels.naiveLayerNormBackward(dy, x, gamma: gamma, mean: mean, inverseStd: rstd, rows: rows, n: n, dx: &dxN,
+                                               dGamma: &dGammaN, dBeta: &dBetaN, centered: centered)
+                let name = "\(centered ? "layerNorm" : "rmsNorm") backward \(rows)×\(n)"
+                assertClose(dx, dxN.map(Double.init), tolerance: 1e-4, "\(name) dx")
+                assertClose(dGamma, dGammaN.map(Double.init), tolerance: 1e-4, "\(name) dγ")
+                assertClose(dBeta, dBetaN.map(Double.init), tolerance: 1e-4, "\(name) dβ")
+            }
+            var r = [Float](repeating: .nan, count: rows), rN = r
+            var y = [Float](repeating: .nan, count: rows * n), yN = y
+            Kernels.rmsNormForward(x, gamma: gamma, &y, inverseRMS: &r, rows: rows, n: n, epsilon: 1e-6)
+            Kernels.naiveRMSNormForward(x, gamma: gamma, &yN, inverseRMS: &rN, rows: rows, n: n, epsilon: 1e-6)
+            assertClose(y, yN.map(Double.init), tolerance: 1e-4, "rmsNorm forward \(rows)×\(n)")
+            assertClose(r, rN.map(Double.init), tolerance: 1e-5, "rmsNorm 1/rms \(rows)×\(n)")
+        }
+    }
+
     func testL2NormalizeAndRotationKernels() {
         for (outer, extent, inner) in [(1, 1, 1), (2, 9, 3), (64, 40, 13)] {
             let count = outer * extent * inner

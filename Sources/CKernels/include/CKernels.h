@@ -22,12 +22,12 @@ float ck_maximum(const float *x, ptrdiff_t count);
 void ck_gelu_tanh_forward(const float *x, float *y, ptrdiff_t count);
 
 /// dx += dy · GELU′(x), the tanh approximation's derivative.
-void ck_gelu_tanh_backward(const float *dy, const float *x, float *dx, ptrdiff_t count);
+void ck_gelu_tanh_backward(const float *dy, const float *x, float *dx, ptrdiff_t count, int accumulate);
 
 /// y = x·σ(x).
 void ck_silu_forward(const float *x, float *y, ptrdiff_t count);
 
 /// dx += dy · σ(x)(1 + x(1 − σ(x))).
-void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t count);
+void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t count, int accumulate);
 
 #endif

@@ -107,14 +107,20 @@ extension Kernels {
         }
     }
 
+    /// dx += dy · f′(x), or dx = dy · f′(x) when `accumulate` is false (dx's values are then not read).
     public static func activationBackward(_ activation: Activation, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                          _ dx: UnsafeMutablePointer<Float>, count: Int, kernels: ElementwiseKernels = elementwise) {
+                                          _ dx: UnsafeMutablePointer<Float>, count: Int, accumulate: Bool = true,
+                                          kernels: ElementwiseKernels = elementwise) {
         Parallel.forEachChunk(count: count, minimumPerChunk: 4096) { _, range in
             if kernels == .avx2FMA, activation != .geluErf {
                 let (gs, xs, ds) = (dy + range.lowerBound, x + range.lowerBound, dx + range.lowerBound)
-                if activation == .geluTanh { ck_gelu_tanh_backward(gs, xs, ds, range.count) } else { ck_silu_backward(gs, xs, ds, range.count) }
+                let add: Int32 = accumulate ? 1 : 0
+                if activation == .geluTanh { ck_gelu_tanh_backward(gs, xs, ds, range.count, add) } else {
+                    ck_silu_backward(gs, xs, ds, range.count, add)
+                }
                 return
             }
+            if !accumulate { (dx + range.lowerBound).update(repeating: 0, count: range.count) }
             var i = range.lowerBound
             if activation.isVectorized {
                 let xr = UnsafeRawPointer(x), gr = UnsafeRawPointer(dy), dr = UnsafeMutableRawPointer(dx)
@@ -145,7 +151,8 @@ extension Tensor {
         Kernels.activationForward(activation, storage.pointer, out.pointer, count: count)
         let x = self
         return Tensor.result(shape: shape, storage: out, operation: activation.rawValue, inputs: [x]) { g in
-            Kernels.activationBackward(activation, g, x.storage.pointer, x.gradientPointer(), count: x.count)
+            let (dx, add) = x.gradientDestination()
+            Kernels.activationBackward(activation, g, x.storage.pointer, dx, count: x.count, accumulate: add)
         }
     }
 

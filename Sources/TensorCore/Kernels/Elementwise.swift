@@ -60,6 +60,15 @@ extension Kernels {
         while j < n { out[j &* so] = Op.apply(a[j &* sa], b[j &* sb]); j &+= 1 }
     }
 
+    /// y[i] += alpha · x[i] (BLAS axpy semantics), SIMD; y[i] = alpha · x[i] when `accumulate` is false.
+    @inlinable
+    public static func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, alpha: Float = 1,
+                                  accumulate: Bool) {
+        if accumulate { self.accumulate(x, into: y, count: count, alpha: alpha) } else {
+            affine(x, y, count: count, alpha: alpha, beta: 0)
+        }
+    }
+
     /// y[i] += alpha · x[i] (BLAS axpy semantics), SIMD.
     @inlinable
     public static func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, alpha: Float = 1) {
@@ -95,9 +104,12 @@ extension Kernels {
     /// y[j] += Σ_r x[r·columns + j]: the column sums of a row-major [rows, columns] matrix (a bias's
     /// gradient), SIMD across columns. Each column is summed down the rows in order by one thread
     /// (columns split over the cores when the matrix is large), so the result is the same on every run.
+    /// With `accumulate` false, y[j] = Σ_r x[r·columns + j].
     public static func accumulateColumnSums(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int,
-                                            columns: Int) {
-        guard rows > 0, columns > 0 else { return }
+                                            columns: Int, accumulate: Bool = true) {
+        guard columns > 0 else { return }
+        if !accumulate { y.update(repeating: 0, count: columns) }
+        guard rows > 0 else { return }
         let blocks = (columns + 7) / 8
         let chunks = rows * columns >= 2 * Parallel.minimumElementsPerChunk ? min(Parallel.coreCount, blocks) : 1
         let body = { (chunk: Int) in

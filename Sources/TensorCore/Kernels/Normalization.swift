@@ -3,34 +3,41 @@ import Foundation
 /// Row-wise normalisation kernels over rows of length n (the last axis). Forward and backward side by side.
 extension Kernels {
     /// LayerNorm (Ba et al. 2016): y = (x − μ)/√(σ² + ε) · γ + β per row; saves μ and 1/√(σ² + ε).
+    /// SIMD along the row (eight partial sums); `naiveLayerNormForward` is its scalar twin.
     public static func layerNormForward(_ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>?,
                                         _ y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                                         inverseStd: UnsafeMutablePointer<Float>, rows: Int, n: Int, epsilon: Float) {
         Parallel.forEachRow(rows: rows, elementsPerRow: n) { range in
             for r in range {
-                let xr = x + r * n, yr = y + r * n
-                var sum: Float = 0
-                for j in 0..<n { sum += xr[j] }
-                let mu = sum / Float(n)
-                var squares: Float = 0 // two passes: no cancellation from E[x²] − E[x]²
-                for j in 0..<n { let d = xr[j] - mu; squares += d * d }
-                let rstd = 1 / (squares / Float(n) + epsilon).squareRoot()
+                let xr = x + r &* n, yr = y + r &* n
+                let mu = rowSum(xr, n) / Float(n)
+                // Two passes: no cancellation from E[x²] − E[x]².
+                let rstd = 1 / (centeredSquares(xr, mu, n) / Float(n) + epsilon).squareRoot()
                 mean[r] = mu; inverseStd[r] = rstd
+                let vm = SIMD8<Float>(repeating: mu), vr = SIMD8<Float>(repeating: rstd)
+                var j = 0
                 if let beta {
-                    for j in 0..<n { yr[j] = (xr[j] - mu) * rstd * gamma[j] + beta[j] }
+                    while j + 8 <= n {
+                        storeVector((loadVector(xr + j) - vm) * vr * loadVector(gamma + j) + loadVector(beta + j), yr + j)
+                        j += 8
+                    }
+                    while j < n { yr[j] = (xr[j] - mu) * rstd * gamma[j] + beta[j]; j += 1 }
                 } else {
-                    for j in 0..<n { yr[j] = (xr[j] - mu) * rstd * gamma[j] }
+                    while j + 8 <= n { storeVector((loadVector(xr + j) - vm) * vr * loadVector(gamma + j), yr + j); j += 8 }
+                    while j < n { yr[j] = (xr[j] - mu) * rstd * gamma[j]; j += 1 }
                 }
             }
         }
     }
 
     /// dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = dy·γ, x̂ = (x − μ)·r; dγ += Σ dy·x̂, dβ += Σ dy.
-    /// Partial sums of dγ, dβ are kept per chunk and added in chunk order (deterministic).
+    /// Partial sums of dγ, dβ are kept per chunk and added in chunk order (deterministic). With
+    /// `centered` false it is RMSNorm's backward (μ = 0, no mean(ĝ) term). SIMD along the row;
+    /// `naiveLayerNormBackward` is its scalar twin. With `accumulateDx` false, dx is written, not added to.
     public static func layerNormBackward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                          mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>, rows: Int, n: Int,
                                          dx: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
-                                         dBeta: UnsafeMutablePointer<Float>?, centered: Bool = true) {
+                                         dBeta: UnsafeMutablePointer<Float>?, centered: Bool = true, accumulateDx: Bool = true) {
         let chunks = Parallel.chunkCount(for: rows, minimumPerChunk: max(1, Parallel.minimumElementsPerChunk / max(1, n)))
         let partial = TensorStorage(count: chunks * 2 * n)
         let size = (rows + chunks - 1) / max(1, chunks)
@@ -38,45 +45,141 @@ extension Kernels {
             let pg = partial.pointer + chunk * 2 * n, pb = pg + n
             // With more cores than 2, the last chunks can start past the end (e.g. 13 rows in 8 chunks of 2).
             for r in min(rows, chunk * size)..<min(rows, (chunk + 1) * size) {
-                let xr = x + r * n, gr = dy + r * n
+                let xr = x + r &* n, gr = dy + r &* n
                 let mu = centered ? mean[r] : 0, rstd = inverseStd[r]
-                var sumG: Float = 0, sumGX: Float = 0
-                for j in 0..<n {
-                    let xhat = (xr[j] - mu) * rstd
-                    let gh = gr[j] * gamma[j]
+                let vm = SIMD8<Float>(repeating: mu), vr = SIMD8<Float>(repeating: rstd)
+                var vG = SIMD8<Float>(repeating: 0), vGX = SIMD8<Float>(repeating: 0)
+                var j = 0
+                while j + 8 <= n {
+                    let g = loadVector(gr + j), xhat = (loadVector(xr + j) - vm) * vr, gh = g * loadVector(gamma + j)
+                    vG += gh; vGX += gh * xhat
+                    storeVector(loadVector(pg + j) + g * xhat, pg + j)
+                    storeVector(loadVector(pb + j) + g, pb + j)
+                    j += 8
+                }
+                var sumG = vG.sum(), sumGX = vGX.sum()
+                while j < n {
+                    let xhat = (xr[j] - mu) * rstd, gh = gr[j] * gamma[j]
                     sumG += gh; sumGX += gh * xhat
                     pg[j] += gr[j] * xhat
                     pb[j] += gr[j]
+                    j += 1
                 }
-                if let dx {
-                    let meanG = centered ? sumG / Float(n) : 0, meanGX = sumGX / Float(n)
-                    let dxr = dx + r * n
-                    for j in 0..<n {
-                        let xhat = (xr[j] - mu) * rstd
-                        dxr[j] += rstd * (gr[j] * gamma[j] - meanG - xhat * meanGX)
-                    }
+                guard let dx else { continue }
+                let meanG = centered ? sumG / Float(n) : 0, meanGX = sumGX / Float(n)
+                let dxr = dx + r &* n
+                let vmg = SIMD8<Float>(repeating: meanG), vmgx = SIMD8<Float>(repeating: meanGX)
+                j = 0
+                while j + 8 <= n {
+                    let xhat = (loadVector(xr + j) - vm) * vr
+                    let delta = vr * (loadVector(gr + j) * loadVector(gamma + j) - vmg - xhat * vmgx)
+                    storeVector(accumulateDx ? loadVector(dxr + j) + delta : delta, dxr + j)
+                    j += 8
+                }
+                while j < n {
+                    let xhat = (xr[j] - mu) * rstd
+                    let delta = rstd * (gr[j] * gamma[j] - meanG - xhat * meanGX)
+                    dxr[j] = accumulateDx ? dxr[j] + delta : delta
+                    j += 1
                 }
             }
         }
         if chunks > 1 { Parallel.perform(iterations: chunks, work) } else { work(0) }
         for chunk in 0..<chunks {
-            if let dGamma { for j in 0..<n { dGamma[j] += partial.pointer[chunk * 2 * n + j] } }
-            if let dBeta { for j in 0..<n { dBeta[j] += partial.pointer[chunk * 2 * n + n + j] } }
+            if let dGamma { accumulate(partial.pointer + chunk * 2 * n, into: dGamma, count: n) }
+            if let dBeta { accumulate(partial.pointer + chunk * 2 * n + n, into: dBeta, count: n) }
         }
     }
 
     /// RMSNorm (Zhang and Sennrich 2019): y = x/√(mean(x²) + ε) · γ; saves 1/√(mean(x²) + ε).
+    /// SIMD along the row; `naiveRMSNormForward` is its scalar twin.
     public static func rmsNormForward(_ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                       inverseRMS: UnsafeMutablePointer<Float>, rows: Int, n: Int, epsilon: Float) {
         Parallel.forEachRow(rows: rows, elementsPerRow: n) { range in
             for r in range {
-                let xr = x + r * n, yr = y + r * n
-                var squares: Float = 0
-                for j in 0..<n { squares += xr[j] * xr[j] }
-                let rinv = 1 / (squares / Float(n) + epsilon).squareRoot()
+                let xr = x + r &* n, yr = y + r &* n
+                let rinv = 1 / (centeredSquares(xr, 0, n) / Float(n) + epsilon).squareRoot()
                 inverseRMS[r] = rinv
-                for j in 0..<n { yr[j] = xr[j] * rinv * gamma[j] }
+                let vr = SIMD8<Float>(repeating: rinv)
+                var j = 0
+                while j + 8 <= n { storeVector(loadVector(xr + j) * vr * loadVector(gamma + j), yr + j); j += 8 }
+                while j < n { yr[j] = xr[j] * rinv * gamma[j]; j += 1 }
             }
+        }
+    }
+
+    /// Σ p[j] for j < n: eight partial sums, then the tail.
+    @inline(__always) static func rowSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var v = SIMD8<Float>(repeating: 0)
+        var j = 0
+        while j + 8 <= n { v += loadVector(p + j); j += 8 }
+        var total = v.sum()
+        while j < n { total += p[j]; j += 1 }
+        return total
+    }
+
+    /// Σ (p[j] − mu)² for j < n: eight partial sums, then the tail.
+    @inline(__always) static func centeredSquares(_ p: UnsafePointer<Float>, _ mu: Float, _ n: Int) -> Float {
+        var v = SIMD8<Float>(repeating: 0)
+        let vm = SIMD8<Float>(repeating: mu)
+        var j = 0
+        while j + 8 <= n { let d = loadVector(p + j) - vm; v += d * d; j += 8 }
+        var total = v.sum()
+        while j < n { let d = p[j] - mu; total += d * d; j += 1 }
+        return total
+    }
+
+    // MARK: Naive twins (one scalar loop per quantity, no SIMD, no threads)
+
+    public static func naiveLayerNormForward(_ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>?,
+                                             _ y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                                             inverseStd: UnsafeMutablePointer<Float>, rows: Int, n: Int, epsilon: Float) {
+        for r in 0..<rows {
+            let xr = x + r * n, yr = y + r * n
+            var sum: Float = 0
+            for j in 0..<n { sum += xr[j] }
+            let mu = sum / Float(n)
+            var squares: Float = 0
+            for j in 0..<n { let d = xr[j] - mu; squares += d * d }
+            let rstd = 1 / (squares / Float(n) + epsilon).squareRoot()
+            mean[r] = mu; inverseStd[r] = rstd
+            for j in 0..<n { yr[j] = (xr[j] - mu) * rstd * gamma[j] + (beta?[j] ?? 0) }
+        }
+    }
+
+    public static func naiveLayerNormBackward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                              mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>, rows: Int, n: Int,
+                                              dx: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
+                                              dBeta: UnsafeMutablePointer<Float>?, centered: Bool = true, accumulateDx: Bool = true) {
+        for r in 0..<rows {
+            let xr = x + r * n, gr = dy + r * n
+            let mu = centered ? mean[r] : 0, rstd = inverseStd[r]
+            var sumG: Float = 0, sumGX: Float = 0
+            for j in 0..<n {
+                let xhat = (xr[j] - mu) * rstd, gh = gr[j] * gamma[j]
+                sumG += gh; sumGX += gh * xhat
+                dGamma?[j] += gr[j] * xhat
+                dBeta?[j] += gr[j]
+            }
+            guard let dx else { continue }
+            let meanG = centered ? sumG / Float(n) : 0, meanGX = sumGX / Float(n)
+            for j in 0..<n {
+                let xhat = (xr[j] - mu) * rstd
+                let delta = rstd * (gr[j] * gamma[j] - meanG - xhat * meanGX)
+                dx[r * n + j] = accumulateDx ? dx[r * n + j] + delta : delta
+            }
+        }
+    }
+
+    public static func naiveRMSNormForward(_ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                           inverseRMS: UnsafeMutablePointer<Float>, rows: Int, n: Int, epsilon: Float) {
+        for r in 0..<rows {
+            let xr = x + r * n
+            var squares: Float = 0
+            for j in 0..<n { squares += xr[j] * xr[j] }
+            let rinv = 1 / (squares / Float(n) + epsilon).squareRoot()
+            inverseRMS[r] = rinv
+            for j in 0..<n { y[r * n + j] = xr[j] * rinv * gamma[j] }
         }
     }
 

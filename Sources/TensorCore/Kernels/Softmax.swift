@@ -39,19 +39,25 @@ extension Kernels {
     }
 
     /// softmax: dx += y·(g − Σg·y); log-softmax: dx += g − softmax·Σg, with softmax = exp(y).
+    /// With `accumulate` false, dx = … (its values are not read).
     public static func softmaxBackward(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                                       outer: Int, extent: Int, inner: Int, logarithmic: Bool) {
+                                       outer: Int, extent: Int, inner: Int, logarithmic: Bool, accumulate: Bool = true) {
         Parallel.forEachRow(rows: outer * inner, elementsPerRow: extent) { range in
             for line in range {
                 let base = (line / inner) &* extent &* inner &+ line % inner
                 let gs = g + base, ys = y + base, dxs = dx + base
                 var dot: Float = 0
+                if !accumulate, logarithmic || inner != 1 { for j in 0..<extent { dxs[j &* inner] = 0 } }
                 if logarithmic {
                     for j in 0..<extent { dot += gs[j &* inner] }
                     for j in 0..<extent { let i = j &* inner; dxs[i] += gs[i] - exp(ys[i]) * dot }
                 } else if inner == 1 {
                     for j in 0..<extent { dot += gs[j] * ys[j] }
-                    for j in 0..<extent { dxs[j] += ys[j] * (gs[j] - dot) }
+                    if accumulate {
+                        for j in 0..<extent { dxs[j] += ys[j] * (gs[j] - dot) }
+                    } else {
+                        for j in 0..<extent { dxs[j] = ys[j] * (gs[j] - dot) }
+                    }
                 } else {
                     for j in 0..<extent { dot += gs[j &* inner] * ys[j &* inner] }
                     for j in 0..<extent { let i = j &* inner; dxs[i] += ys[i] * (gs[i] - dot) }
@@ -75,7 +81,9 @@ extension Tensor {
         Kernels.softmaxForward(storage.pointer, out.pointer, outer: outer, extent: extent, inner: inner, logarithmic: logarithmic)
         let x = self
         return Tensor.result(shape: shape, storage: out, operation: name, inputs: [x]) { g in
-            Kernels.softmaxBackward(g, out.pointer, x.gradientPointer(), outer: outer, extent: extent, inner: inner, logarithmic: logarithmic)
+            let (dx, add) = x.gradientDestination()
+            Kernels.softmaxBackward(g, out.pointer, dx, outer: outer, extent: extent, inner: inner, logarithmic: logarithmic,
+                                    accumulate: add)
         }
     }
 }
