@@ -97,7 +97,7 @@ public final class CausalSelfAttention: Layer {
         if recorder == nil, case let .blocked(bias) = try plan(encoding: encoding, queryPositions: positions, keyPositions: keyPositions) {
             context = try Tensor.causalAttention(queries: q, keys: k, values: v, scale: scale, distanceBias: bias)
         } else {
-            var scores = try q.matmul(k, transposeOther: true).scaled(by: scale)
+            var scores = try q.matmul(k, transposeOther: true, scale: scale)
             if encoding.injectionPoint == .attentionScore {
                 scores = try scores + encoding.scoreBias(queries: q, queryPositions: positions, keyPositions: keyPositions)
             }

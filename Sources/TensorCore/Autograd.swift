@@ -4,10 +4,21 @@ final class GraphNode {
     let operation: String
     let inputs: [Tensor]
     let backward: (_ outputGradient: UnsafePointer<Float>) -> Void
+    /// An input whose gradient from this operation is the output's gradient itself (reshape; the
+    /// left operand of an add), and the kernel for the other inputs. When no gradient has reached
+    /// that input yet, it takes the output's gradient buffer as its own instead of a copy.
+    let passThrough: PassThrough?
 
-    init(operation: String, inputs: [Tensor], backward: @escaping (_ outputGradient: UnsafePointer<Float>) -> Void) {
+    struct PassThrough {
+        let input: Tensor
+        let backwardOthers: (_ outputGradient: UnsafePointer<Float>) -> Void
+    }
+
+    init(operation: String, inputs: [Tensor], passThrough: PassThrough? = nil,
+         backward: @escaping (_ outputGradient: UnsafePointer<Float>) -> Void) {
         self.operation = operation
         self.inputs = inputs
+        self.passThrough = passThrough
         self.backward = backward
     }
 }
@@ -26,11 +37,17 @@ public enum GradientMode {
 extension Tensor {
     /// Builds the result of an operation and, when gradients are on and an input is tracked,
     /// records the backward kernel. The kernel must capture storages, never the result tensor.
+    /// `passThrough` names an input whose gradient is the output's gradient unchanged, with the
+    /// kernel for the other inputs (see `GraphNode.passThrough`).
     static func result(shape: [Int], storage: TensorStorage, operation: String, inputs: [Tensor],
+                       passThrough: (input: Tensor, backwardOthers: (_ outputGradient: UnsafePointer<Float>) -> Void)? = nil,
                        backward: @escaping (_ outputGradient: UnsafePointer<Float>) -> Void) -> Tensor {
         let output = Tensor(shape: shape, storage: storage)
         if GradientMode.isEnabled, inputs.contains(where: { $0.isTracked }) {
-            output.node = GraphNode(operation: operation, inputs: inputs, backward: backward)
+            let pass = passThrough.flatMap { p in
+                p.input.isTracked && p.input.count == output.count ? GraphNode.PassThrough(input: p.input, backwardOthers: p.backwardOthers) : nil
+            }
+            output.node = GraphNode(operation: operation, inputs: inputs, passThrough: pass, backward: backward)
         }
         return output
     }
@@ -56,9 +73,15 @@ extension Tensor {
         }
         for tensor in order.reversed() {
             guard let node = tensor.node, let outputGradient = tensor.gradientStorage else { continue }
-            node.backward(UnsafePointer(outputGradient.pointer))
             // Intermediate gradients are not needed once passed on; leaves keep theirs.
             tensor.gradientStorage = nil
+            if let pass = node.passThrough, pass.input.gradientStorage == nil {
+                // The first gradient to reach that input is this one, unchanged: hand the buffer over.
+                pass.input.gradientStorage = outputGradient
+                pass.backwardOthers(UnsafePointer(outputGradient.pointer))
+            } else {
+                node.backward(UnsafePointer(outputGradient.pointer))
+            }
         }
     }
 

@@ -39,8 +39,8 @@ extension Tensor {
             walk = w
         }
         let lhs = self, rhs = other
-        return Tensor.result(shape: outShape, storage: out, operation: name, inputs: [lhs, rhs]) { g in
-            // d(a⊙b)/da and d(a⊙b)/db, as factors that multiply the output gradient.
+        // d(a⊙b)/da and d(a⊙b)/db, as factors that multiply the output gradient.
+        let lhsBackward: (UnsafePointer<Float>) -> Void = { g in
             if lhs.isTracked {
                 switch Op.self {
                 case is AddOperator.Type, is SubtractOperator.Type:
@@ -53,6 +53,8 @@ extension Tensor {
                     accumulateBroadcast(g, times: reciprocal.pointer, factorStride: 1, scale: 1, into: lhs, operand: 0, walk: walk, factorOperand: 1)
                 }
             }
+        }
+        let rhsBackward: (UnsafePointer<Float>) -> Void = { g in
             if rhs.isTracked {
                 switch Op.self {
                 case is AddOperator.Type:
@@ -75,6 +77,13 @@ extension Tensor {
                     accumulateBroadcast(g, times: factor.pointer, factorStride: 1, scale: -1, into: rhs, operand: 1, walk: walk, factorOperand: nil)
                 }
             }
+        }
+        // a ± b with a of the output's shape: a's gradient is the output's gradient itself.
+        let passes = (Op.self is AddOperator.Type || Op.self is SubtractOperator.Type) && shape == outShape
+        return Tensor.result(shape: outShape, storage: out, operation: name, inputs: [lhs, rhs],
+                             passThrough: passes ? (lhs, rhsBackward) : nil) { g in
+            lhsBackward(g)
+            rhsBackward(g)
         }
     }
 }

@@ -1,13 +1,15 @@
 import Dispatch
 /// Matrix products on OpenBLAS.
 extension Tensor {
-    /// op(self) · op(other), where op transposes the last two axes when asked.
+    /// scale · op(self) · op(other), where op transposes the last two axes when asked (the scale is
+    /// BLAS's alpha: attention's 1/√D costs no pass of its own).
     ///
     /// Shapes: self [..., M, K] (or [..., K, M] with `transposeSelf`), other [K, N] (or [N, K]) shared
     /// across self's leading axes, or other [..., K, N] with the same leading axes as self
     /// (batched). Result [..., M, N]. Typical uses: [B, T, C] · [C, C'] for a projection,
     /// [B, H, T, D] · [B, H, T, D]ᵀ for attention scores.
-    public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) throws -> Tensor {
+    public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false,
+                       scale: Float = 1) throws -> Tensor {
         let name = "matmul"
         guard rank >= 2, other.rank >= 2 else {
             throw TensorError.shapeMismatch(operation: name, shapes: [shape, other.shape], detail: "both operands need at least two axes")
@@ -34,11 +36,11 @@ extension Tensor {
         let aStride = r0 * c0, bStride = shared ? 0 : r1 * c1, cStride = m * n
         if shared && !transposeSelf {
             // One product with the batch folded into M: better for BLAS than `batch` small calls.
-            Kernels.sgemm(transposeA: false, transposeB: transposeOther, m: batch * m, n: n, k: k, alpha: 1,
+            Kernels.sgemm(transposeA: false, transposeB: transposeOther, m: batch * m, n: n, k: k, alpha: scale,
                           a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 0, c: out.pointer, ldc: n)
         } else {
             Tensor.forEachProduct(batch, work: m * n * k) { i in
-                Kernels.sgemmBlock(transposeA: transposeSelf, transposeB: transposeOther, m: m, n: n, k: k, alpha: 1,
+                Kernels.sgemmBlock(transposeA: transposeSelf, transposeB: transposeOther, m: m, n: n, k: k, alpha: scale,
                                    a: a.pointer + i * aStride, lda: lda, b: b.pointer + i * bStride, ldb: ldb,
                                    beta: 0, c: out.pointer + i * cStride, ldc: n)
             }
@@ -46,23 +48,23 @@ extension Tensor {
         let lhs = self, rhs = other
         let (tA, tB) = (transposeSelf, transposeOther)
         return Tensor.result(shape: outShape, storage: out, operation: name, inputs: [lhs, rhs]) { g in
-            // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ and dop(B) = op(A)ᵀ·dC; beta = 1 accumulates in place.
+            // C = s·op(A)·op(B): dop(A) = s·dC·op(B)ᵀ and dop(B) = s·op(A)ᵀ·dC; beta = 1 accumulates in place.
             // Each gradient is written (beta = 0) when it is the first to arrive, added (beta = 1) otherwise.
             if lhs.isTracked {
                 let (gA, addA) = lhs.gradientDestination()
                 let betaA: Float = addA ? 1 : 0
                 if shared && !tA {
-                    Kernels.sgemm(transposeA: false, transposeB: !tB, m: batch * m, n: k, k: n, alpha: 1,
+                    Kernels.sgemm(transposeA: false, transposeB: !tB, m: batch * m, n: k, k: n, alpha: scale,
                                   a: g, lda: n, b: b.pointer, ldb: ldb, beta: betaA, c: gA, ldc: lda)
                 } else {
                     // Each batch item's dA is its own block: items run in parallel.
                     Tensor.forEachProduct(batch, work: m * n * k) { i in
                         if !tA { // dA (m×k) = dC · op(B)ᵀ
-                            Kernels.sgemmBlock(transposeA: false, transposeB: !tB, m: m, n: k, k: n, alpha: 1,
+                            Kernels.sgemmBlock(transposeA: false, transposeB: !tB, m: m, n: k, k: n, alpha: scale,
                                                a: g + i * cStride, lda: n, b: b.pointer + i * bStride, ldb: ldb,
                                                beta: betaA, c: gA + i * aStride, ldc: lda)
                         } else { // dA (k×m) = op(B) · dCᵀ
-                            Kernels.sgemmBlock(transposeA: tB, transposeB: true, m: k, n: m, k: n, alpha: 1,
+                            Kernels.sgemmBlock(transposeA: tB, transposeB: true, m: k, n: m, k: n, alpha: scale,
                                                a: b.pointer + i * bStride, lda: ldb, b: g + i * cStride, ldb: n,
                                                beta: betaA, c: gA + i * aStride, ldc: lda)
                         }
@@ -75,21 +77,21 @@ extension Tensor {
                 func betaB(_ item: Int) -> Float { addB || item > 0 ? 1 : 0 }
                 if shared && !tA {
                     if !tB { // dB (k×n) = Aᵀ · dC over all rows
-                        Kernels.sgemm(transposeA: true, transposeB: false, m: k, n: n, k: batch * m, alpha: 1,
+                        Kernels.sgemm(transposeA: true, transposeB: false, m: k, n: n, k: batch * m, alpha: scale,
                                       a: a.pointer, lda: lda, b: g, ldb: n, beta: betaB(0), c: gB, ldc: ldb)
                     } else { // dB (n×k) = dCᵀ · A
-                        Kernels.sgemm(transposeA: true, transposeB: false, m: n, n: k, k: batch * m, alpha: 1,
+                        Kernels.sgemm(transposeA: true, transposeB: false, m: n, n: k, k: batch * m, alpha: scale,
                                       a: g, lda: n, b: a.pointer, ldb: lda, beta: betaB(0), c: gB, ldc: ldb)
                     }
                 } else {
                     // A shared right operand (bStride = 0) sums every item into one dB: then in order.
                     Tensor.forEachProduct(batch, work: shared ? 0 : m * n * k) { i in
                         if !tB { // dB (k×n) = op(A)ᵀ · dC
-                            Kernels.sgemmBlock(transposeA: !tA, transposeB: false, m: k, n: n, k: m, alpha: 1,
+                            Kernels.sgemmBlock(transposeA: !tA, transposeB: false, m: k, n: n, k: m, alpha: scale,
                                                a: a.pointer + i * aStride, lda: lda, b: g + i * cStride, ldb: n,
                                                beta: betaB(shared ? i : 0), c: gB + i * bStride, ldc: ldb)
                         } else { // dB (n×k) = dCᵀ · op(A)
-                            Kernels.sgemmBlock(transposeA: true, transposeB: tA, m: n, n: k, k: m, alpha: 1,
+                            Kernels.sgemmBlock(transposeA: true, transposeB: tA, m: n, n: k, k: m, alpha: scale,
                                                a: g + i * cStride, lda: n, b: a.pointer + i * aStride, ldb: lda,
                                                beta: betaB(shared ? i : 0), c: gB + i * bStride, ldc: ldb)
                         }

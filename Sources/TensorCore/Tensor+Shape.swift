@@ -21,7 +21,8 @@ extension Tensor {
                                             detail: "\(count) values cannot take a shape of \(resolved.reduce(1, *))")
         }
         let input = self
-        return Tensor.result(shape: resolved, storage: storage, operation: name, inputs: [input]) { g in
+        return Tensor.result(shape: resolved, storage: storage, operation: name, inputs: [input],
+                             passThrough: (input, { _ in })) { g in
             let (dx, add) = input.gradientDestination()
             Kernels.accumulate(g, into: dx, count: input.count, accumulate: add)
         }

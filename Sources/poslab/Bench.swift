@@ -169,7 +169,7 @@ struct BenchAttention: ParsableCommand {
                 case .blocked: attention = { try Tensor.causalAttention(queries: q, keys: k, values: v, scale: scale) }
                 case .materialized:
                     attention = {
-                        let scores = try q.matmul(k, transposeOther: true).scaled(by: scale)
+                        let scores = try q.matmul(k, transposeOther: true, scale: scale)
                             + CausalSelfAttention.causalMask(queries: t, keys: t)
                         return try scores.softmax(axis: -1).matmul(v)
                     }

@@ -151,6 +151,21 @@ final class GradientCheckArithmeticTests: XCTestCase {
         XCTAssertThrowsError(try x.linear(weight: try Tensor(zeros: [4, 3, 1]), bias: nil))
     }
 
+    func testScaledMatrixProduct() throws {
+        for (leading, shared) in [([2], false), ([3, 2], true), ([Int](), true)] {
+            for transposeB in [false, true] {
+                let (sa, sb) = matmulShapes(leading: leading, m: 3, k: 4, n: 5, transposeA: false, transposeB: transposeB,
+                                            sharedRight: shared)
+                let a = try Random.uniform(sa, seed: 41), b = try Random.uniform(sb, seed: 42)
+                try checkGradients("matmul \(sa)·\(sb) tB=\(transposeB) scale −0.37", [a, b]) {
+                    try $0[0].matmul($0[1], transposeOther: transposeB, scale: -0.37)
+                } reference: {
+                    Reference.map(Reference.matmul($0[0], $0[1], transposeA: false, transposeB: transposeB)) { -0.37 * $0 }
+                }
+            }
+        }
+    }
+
     func testMatrixProductOfATensorWithItself() throws {
         let x = try Random.uniform([2, 3, 4], seed: 7)
         try checkGradients("x·xᵀ", [x]) { try $0[0].matmul($0[0], transposeOther: true) } reference: {

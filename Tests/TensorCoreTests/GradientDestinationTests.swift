@@ -107,4 +107,35 @@ final class GradientDestinationTests: XCTestCase {
             }
         }
     }
+
+    /// Reshape and a ± b hand the output's gradient buffer to their first operand when no gradient
+    /// has reached it yet; the buffer must then behave as that operand's own.
+    func testHandedOverGradientBuffers() throws {
+        let a = try Tensor([1, 2, 3, 4], shape: [4], requiresGradient: true)
+        let b = try Tensor([5, 6, 7, 8], shape: [4], requiresGradient: true)
+        let r = try Tensor([1, -1, 2, -2], shape: [4]), s = try Tensor([0.5, 0.25, 4, 8], shape: [4])
+        // a reaches the loss through a + b and through a ⊙ s: dL/da = r + s, dL/db = r.
+        try (((a + b) * r).sum() + (a * s).sum()).backward()
+        XCTAssertEqual(a.gradient?.scalars, [1.5, -0.75, 6, 6])
+        XCTAssertEqual(b.gradient?.scalars, [1, -1, 2, -2])
+        a.zeroGradient(); b.zeroGradient()
+        // The same with the other term first, and a − b.
+        try ((a * s).sum() + ((a - b) * r).sum()).backward()
+        XCTAssertEqual(a.gradient?.scalars, [1.5, -0.75, 6, 6])
+        XCTAssertEqual(b.gradient?.scalars, [-1, 1, -2, 2])
+        a.zeroGradient(); b.zeroGradient()
+        // x + x: the handed-over buffer is then added to itself.
+        try ((a + a) * r).sum().backward()
+        XCTAssertEqual(a.gradient?.scalars, [2, -2, 4, -4])
+        a.zeroGradient()
+        // A reshaped leaf used twice, and a gradient kept across two backward passes.
+        for _ in 0..<2 { try ((a.reshaped([2, 2]) * r.reshaped([2, 2])).sum() + (a.reshaped([4, 1]).sum())).backward() }
+        XCTAssertEqual(a.gradient?.scalars, [4, 0, 6, -2])
+        // A constant left operand takes nothing: only tracked tensors hold gradients.
+        let constant = try Tensor([1, 1, 1, 1], shape: [4])
+        b.zeroGradient()
+        try ((constant + b) * r).sum().backward()
+        XCTAssertNil(constant.gradient)
+        XCTAssertEqual(b.gradient?.scalars, [1, -1, 2, -2])
+    }
 }
