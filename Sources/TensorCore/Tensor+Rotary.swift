@@ -17,37 +17,87 @@ extension Kernels {
     /// (x₁, x₂) ↦ (x₁·c − x₂·s, x₂·c + x₁·s) with c = cos[row's table][i], s = sin[…][i]; the other
     /// values pass through. `transposed` applies Rᵀ (the backward, which also accumulates into y
     /// when `accumulate` is true). Rows are [B, H, T]; the table row of (b, h, t) is (b mod tableBatch)·T + t.
+    /// Eight pairs at a time (SIMD): half-split pairs are two runs of the row, interleaved pairs the
+    /// even and odd lanes of sixteen values. `naiveRotatePairs` is its scalar twin.
     public static func rotatePairs(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>,
                                    sin: UnsafePointer<Float>, batch: Int, heads: Int, length: Int, width: Int, rotary: Int,
                                    tableBatch: Int, pairing: RotaryPairing, transposed: Bool, accumulate: Bool = true) {
         let half = rotary / 2
         let sign: Float = transposed ? -1 : 1
-        let transposed = transposed && accumulate  // written, not added: the forward's loop with −sin
+        let adds = transposed && accumulate  // otherwise written: the backward is the forward's loop with −sin
         Parallel.forEachRow(rows: batch * heads * length, elementsPerRow: width) { range in
             for row in range {
-                let t = row % length, b = row / (heads * length)
-                let table = ((tableBatch == 1 ? 0 : b) * length + t) * half
-                let xr = x + row * width, yr = y + row * width
-                for i in 0..<half {
+                let t = row % length, b = row / (heads &* length)
+                let table = ((tableBatch == 1 ? 0 : b) &* length &+ t) &* half
+                let xr = x + row &* width, yr = y + row &* width
+                let cr = cos + table, sr = sin + table
+                var i = 0
+                while i + 8 <= half {
+                    let c = loadVector(cr + i), s = loadVector(sr + i) * sign
+                    let x1: SIMD8<Float>, x2: SIMD8<Float>
+                    if pairing == .halfSplit {
+                        (x1, x2) = (loadVector(xr + i), loadVector(xr + half + i))
+                    } else {
+                        let low = loadVector(xr + 2 &* i), high = loadVector(xr + 2 &* i + 8)
+                        x1 = SIMD8(lowHalf: low.evenHalf, highHalf: high.evenHalf)
+                        x2 = SIMD8(lowHalf: low.oddHalf, highHalf: high.oddHalf)
+                    }
+                    var y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s
+                    if pairing == .halfSplit {
+                        if adds { y1 += loadVector(yr + i); y2 += loadVector(yr + half + i) }
+                        storeVector(y1, yr + i); storeVector(y2, yr + half + i)
+                    } else {
+                        var low = SIMD8<Float>(), high = SIMD8<Float>()
+                        low.evenHalf = y1.lowHalf; low.oddHalf = y2.lowHalf
+                        high.evenHalf = y1.highHalf; high.oddHalf = y2.highHalf
+                        if adds { low += loadVector(yr + 2 &* i); high += loadVector(yr + 2 &* i + 8) }
+                        storeVector(low, yr + 2 &* i); storeVector(high, yr + 2 &* i + 8)
+                    }
+                    i += 8
+                }
+                while i < half {
                     let (p, q) = pairing.indices(i, half: half)
-                    let c = cos[table + i], s = sign * sin[table + i]
+                    let c = cr[i], s = sign * sr[i]
                     let x1 = xr[p], x2 = xr[q]
-                    if transposed {
+                    if adds {
                         yr[p] += x1 * c - x2 * s
                         yr[q] += x2 * c + x1 * s
                     } else {
                         yr[p] = x1 * c - x2 * s
                         yr[q] = x2 * c + x1 * s
                     }
+                    i += 1
                 }
                 if rotary < width {
-                    if transposed {
+                    if adds {
                         for j in rotary..<width { yr[j] += xr[j] }
                     } else {
                         (yr + rotary).update(from: xr + rotary, count: width - rotary)
                     }
                 }
             }
+        }
+    }
+
+    /// Scalar twin of `rotatePairs`: one pair at a time, no SIMD, no threads.
+    public static func naiveRotatePairs(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>,
+                                        sin: UnsafePointer<Float>, batch: Int, heads: Int, length: Int, width: Int, rotary: Int,
+                                        tableBatch: Int, pairing: RotaryPairing, transposed: Bool, accumulate: Bool = true) {
+        let half = rotary / 2
+        let sign: Float = transposed ? -1 : 1
+        for row in 0..<(batch * heads * length) {
+            let t = row % length, b = row / (heads * length)
+            let table = ((tableBatch == 1 ? 0 : b) * length + t) * half
+            let xr = x + row * width, yr = y + row * width
+            let adds = transposed && accumulate
+            for i in 0..<half {
+                let (p, q) = pairing.indices(i, half: half)
+                let c = cos[table + i], s = sign * sin[table + i]
+                let y1 = xr[p] * c - xr[q] * s, y2 = xr[q] * c + xr[p] * s
+                yr[p] = adds ? yr[p] + y1 : y1
+                yr[q] = adds ? yr[q] + y2 : y2
+            }
+            for j in rotary..<max(rotary, width) { yr[j] = adds ? yr[j] + xr[j] : xr[j] }
         }
     }
 }

@@ -328,6 +328,25 @@ final class KernelTwinTests: XCTestCase {
                                                  cos: cosines.map(Double.init), sin: sines.map(Double.init), rotary: rotary, pairing: pairing)
             assertClose(y, expected.values, tolerance: 1e-5, "rotatePairs \(pairing)")
         }
+        // Against the scalar twin: rotary widths below, at and around multiples of 16 (eight pairs at a
+        // time, then the tail), shared and per-batch tables, forward and backward, written and added.
+        for (rotary, width, tableBatch) in [(2, 2, 1), (8, 8, 2), (16, 16, 1), (16, 20, 2), (18, 18, 1), (32, 40, 2), (34, 64, 1),
+                                            (64, 64, 2)] {
+            let (b, h, t) = (2, 3, 700)
+            let x = Random.floats(b * h * t * width, seed: UInt64(rotary * width)), y0 = Random.floats(x.count, seed: 3)
+            let c = Random.floats(tableBatch * t * rotary / 2, seed: 14), s = Random.floats(c.count, seed: 15)
+            for pairing in RotaryPairing.allCases {
+                for (transposed, accumulate) in [(false, false), (true, false), (true, true)] {
+                    var fast = y0, naive = y0
+                    Kernels.rotatePairs(x, &fast, cos: c, sin: s, batch: b, heads: h, length: t, width: width, rotary: rotary,
+                                        tableBatch: tableBatch, pairing: pairing, transposed: transposed, accumulate: accumulate)
+                    Kernels.naiveRotatePairs(x, &naive, cos: c, sin: s, batch: b, heads: h, length: t, width: width, rotary: rotary,
+                                             tableBatch: tableBatch, pairing: pairing, transposed: transposed, accumulate: accumulate)
+                    assertClose(fast, naive.map(Double.init), tolerance: 1e-6,
+                                "rotatePairs R=\(rotary) D=\(width) \(pairing) transposed=\(transposed) accumulate=\(accumulate)")
+                }
+            }
+        }
     }
 }
 
