@@ -40,13 +40,11 @@ extension Tensor {
     /// `passThrough` names an input whose gradient is the output's gradient unchanged, with the
     /// kernel for the other inputs (see `GraphNode.passThrough`).
     static func result(shape: [Int], storage: TensorStorage, operation: String, inputs: [Tensor],
-                       passThrough: (input: Tensor, backwardOthers: (_ outputGradient: UnsafePointer<Float>) -> Void)? = nil,
+                       passThrough: GraphNode.PassThrough? = nil,
                        backward: @escaping (_ outputGradient: UnsafePointer<Float>) -> Void) -> Tensor {
         let output = Tensor(shape: shape, storage: storage)
         if GradientMode.isEnabled, inputs.contains(where: { $0.isTracked }) {
-            let pass = passThrough.flatMap { p in
-                p.input.isTracked && p.input.count == output.count ? GraphNode.PassThrough(input: p.input, backwardOthers: p.backwardOthers) : nil
-            }
+            let pass = passThrough.flatMap { $0.input.isTracked && $0.input.count == output.count ? $0 : nil }
             output.node = GraphNode(operation: operation, inputs: inputs, passThrough: pass, backward: backward)
         }
         return output
@@ -75,7 +73,7 @@ extension Tensor {
             guard let node = tensor.node, let outputGradient = tensor.gradientStorage else { continue }
             // Intermediate gradients are not needed once passed on; leaves keep theirs.
             tensor.gradientStorage = nil
-            if let pass = node.passThrough, pass.input.gradientStorage == nil {
+            if let pass = node.passThrough, pass.input.isTracked, pass.input.gradientStorage == nil {
                 // The first gradient to reach that input is this one, unchanged: hand the buffer over.
                 pass.input.gradientStorage = outputGradient
                 pass.backwardOthers(UnsafePointer(outputGradient.pointer))

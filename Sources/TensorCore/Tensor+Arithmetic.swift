@@ -12,7 +12,7 @@ extension Tensor {
         Kernels.affine(storage.pointer, out.pointer, count: count, alpha: alpha, beta: beta)
         return Tensor.result(shape: shape, storage: out, operation: "affine", inputs: [self]) { [self] g in
             let (dx, add) = gradientDestination()
-            Kernels.accumulate(g, into: dx, count: count, alpha: alpha, accumulate: add)
+            Kernels.store(g, into: dx, count: count, alpha: alpha, adding: add)
         }
     }
 
@@ -81,7 +81,7 @@ extension Tensor {
         // a ± b with a of the output's shape: a's gradient is the output's gradient itself.
         let passes = (Op.self is AddOperator.Type || Op.self is SubtractOperator.Type) && shape == outShape
         return Tensor.result(shape: outShape, storage: out, operation: name, inputs: [lhs, rhs],
-                             passThrough: passes ? (lhs, rhsBackward) : nil) { g in
+                             passThrough: passes ? GraphNode.PassThrough(input: lhs, backwardOthers: rhsBackward) : nil) { g in
             lhsBackward(g)
             rhsBackward(g)
         }
@@ -105,7 +105,7 @@ private func accumulateBroadcast(_ g: UnsafePointer<Float>, times factor: Unsafe
                 }
             }
         } else {
-            Kernels.accumulate(g, into: grad, count: target.count, alpha: scale, accumulate: add)
+            Kernels.store(g, into: grad, count: target.count, alpha: scale, adding: add)
         }
         return
     }

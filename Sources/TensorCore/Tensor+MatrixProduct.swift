@@ -84,6 +84,8 @@ extension Tensor {
                                       a: g, lda: n, b: a.pointer, ldb: lda, beta: betaB(0), c: gB, ldc: ldb)
                     }
                 } else {
+                    // An empty batch adds nothing: a first gradient is then all zeros.
+                    if batch == 0 && !addB { gB.update(repeating: 0, count: rhs.count) }
                     // A shared right operand (bStride = 0) sums every item into one dB: then in order.
                     Tensor.forEachProduct(batch, work: shared ? 0 : m * n * k) { i in
                         if !tB { // dB (k×n) = op(A)ᵀ · dC

@@ -22,9 +22,9 @@ extension Tensor {
         }
         let input = self
         return Tensor.result(shape: resolved, storage: storage, operation: name, inputs: [input],
-                             passThrough: (input, { _ in })) { g in
+                             passThrough: GraphNode.PassThrough(input: input, backwardOthers: { _ in })) { g in
             let (dx, add) = input.gradientDestination()
-            Kernels.accumulate(g, into: dx, count: input.count, accumulate: add)
+            Kernels.store(g, into: dx, count: input.count, adding: add)
         }
     }
 

@@ -18,10 +18,10 @@ public final class TensorStorage: @unchecked Sendable {
     /// only for kernels that write every element).
     public init(count: Int, zeroed: Bool = true) {
         self.count = count
-        let raw = StoragePool.shared.take(count: max(count, 1))
-            ?? UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        let (pooled, poisoned) = StoragePool.shared.take(count: max(count, 1))
+        let raw = pooled ?? UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        if zeroed { pointer.initialize(repeating: 0, count: max(count, 1)) }
+        if zeroed || poisoned { pointer.initialize(repeating: zeroed ? 0 : .nan, count: max(count, 1)) }
     }
 
     public convenience init(copying values: UnsafeBufferPointer<Float>) {
@@ -99,6 +99,15 @@ public final class TensorStorage: @unchecked Sendable {
     public static func beginTrainingLoop() { StoragePool.shared.begin() }
     public static func endTrainingLoop() { StoragePool.shared.end() }
 
+    /// Runs `body` with every buffer allocated without zeroing filled with NaN first (for tests: a
+    /// kernel that leaves a value of such a buffer unwritten then shows it as a NaN, where a buffer
+    /// fresh from the allocator would most often hold zeros or a freed tensor's values).
+    public static func withUninitializedBuffersPoisoned<Result>(_ body: () throws -> Result) rethrows -> Result {
+        StoragePool.shared.setPoison(true)
+        defer { StoragePool.shared.setPoison(false) }
+        return try body()
+    }
+
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
@@ -117,7 +126,7 @@ final class StoragePool: @unchecked Sendable {
     static let shared = StoragePool()
 
     private let lock = NSLock()
-    private var enabled = false
+    private var enabled = false, poison = false
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var keptBytes = 0, missed = 0, activeLoops = 0
     let capacity = min(1 << 30, Int(ProcessInfo.processInfo.physicalMemory / 8))
@@ -126,15 +135,21 @@ final class StoragePool: @unchecked Sendable {
         lock.lock(); enabled = true; lock.unlock()
     }
 
-    func take(count: Int) -> UnsafeMutableRawPointer? {
+    /// A kept buffer of `count` values (nil when none or when the pool is off), and whether
+    /// unzeroed buffers are to be filled with NaN (`TensorStorage.withUninitializedBuffersPoisoned`).
+    func take(count: Int) -> (UnsafeMutableRawPointer?, poison: Bool) {
         lock.lock(); defer { lock.unlock() }
-        guard enabled else { return nil }
+        guard enabled else { return (nil, poison) }
         guard let raw = free[count]?.popLast() else {
             missed += 1
-            return nil
+            return (nil, poison)
         }
         keptBytes -= count * MemoryLayout<Float>.stride
-        return raw
+        return (raw, poison)
+    }
+
+    func setPoison(_ on: Bool) {
+        lock.lock(); poison = on; lock.unlock()
     }
 
     /// Keeps `raw` for a later storage of `count` values; false when it must be deallocated instead.

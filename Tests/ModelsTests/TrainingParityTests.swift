@@ -23,7 +23,10 @@ import XCTest
 /// rates the floor is 1 (they are of order one), so this is 1e-4 relative. For parameters the floor
 /// is the root mean square of the reference tensor: an element that happens to sit near zero is
 /// measured against the scale of its tensor (1e-4 of ~0.1 for the weights, of ~0.05 for the biases)
-/// rather than against its own size, which float32 rounding alone would break.
+/// rather than against its own size, which float32 rounding alone would break. A tensor on which
+/// PyTorch's own float32 run ends far from its float64 run is allowed up to five times that
+/// distance, at most 2e-4 (`float32DeviationFactor`, `largestTolerance`): in these fixtures only the
+/// key projection's bias in the rotary schemes comes there.
 ///
 /// One group is checked differently: the key projection's bias in schemes that do not rotate the
 /// keys (and, with HoPE, its components in the pairs left unrotated). Its gradient is zero in exact
@@ -39,12 +42,14 @@ final class TrainingParityTests: XCTestCase {
     static let relativeTolerance: Float = 1e-4
     /// A tensor's final values may differ from PyTorch's float64 run by up to this many times the
     /// difference between PyTorch's own float32 and float64 runs on that tensor, when that is larger
-    /// than `relativeTolerance`. In these fixtures it matters only for the key projection's bias in
-    /// the rotary schemes: its gradient is small but not zero (rotation makes the score's q·R·b
-    /// depend on the key's position), PyTorch's float32 run ends 2.5e-5 to 3e-5 from its float64 run
-    /// on it, and a change of summation order in our LayerNorm (SIMD) moved our difference there
-    /// from 3e-5–9e-5 to 3e-5–1.1e-4. Every other tensor of every scheme stays within 2e-5.
+    /// than `relativeTolerance`, and never by more than `largestTolerance`. In these fixtures it
+    /// matters only for the key projection's bias in the rotary schemes: its gradient is small but not
+    /// zero (rotation makes the score's q·R·b depend on the key's position), PyTorch's float32 run
+    /// ends 2.5e-5 to 3e-5 from its float64 run on it, and changes of summation order in this engine
+    /// (the bias inside the product, SIMD LayerNorm, the scale as the product's alpha) moved our
+    /// difference there from 3e-5–9e-5 to 2e-5–1.1e-4. Every other tensor stays within 2e-5.
     static let float32DeviationFactor: Float = 5
+    static let largestTolerance: Float = 2e-4
     static let scalarFloor: Float = 1
     static let nullGradient: Float = 1e-6
     static let nullGradientDrift: Float = 5e-3
@@ -214,8 +219,11 @@ final class TrainingParityTests: XCTestCase {
             let floor = (compared.reduce(0) { $0 + theirs[$1] * theirs[$1] } / Float(compared.count)).squareRoot()
             // Where PyTorch's own float32 run ends far from its float64 run (a small gradient that Adam's
             // normalisation turns into steps set by rounding), float32 arithmetic in another order may too.
-            let torchFloat32Deviation = compared.map { Self.difference(float32Reference[$0], theirs[$0], floor: floor) }.max() ?? 0
-            let tolerance = max(Self.relativeTolerance, Self.float32DeviationFactor * torchFloat32Deviation)
+            let torchFloat32Deviation = compared.map {
+                Self.difference(float32Reference[$0], theirs[$0], floor: floor)
+            }.max() ?? 0
+            let tolerance = min(Self.largestTolerance,
+                                max(Self.relativeTolerance, Self.float32DeviationFactor * torchFloat32Deviation))
             for (precision, values) in [("float64", theirs), ("float32", float32Reference)] {
                 var worst: Float = 0, worstIndex = 0
                 for i in compared {

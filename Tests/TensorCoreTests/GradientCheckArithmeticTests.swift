@@ -137,7 +137,9 @@ final class GradientCheckArithmeticTests: XCTestCase {
         // A large product: the parallel split of the product and of the bias gradient's column sums.
         let x = try Random.uniform([64, 33, 40], seed: 900), w = try Random.uniform([24, 40], seed: 901)
         let b = try Random.uniform([24], seed: 902)
-        try checkGradients("linear, parallel", [x, w, b], samples: 40, forwardTolerance: 1e-4) { try $0[0].linear(weight: $0[1], bias: $0[2]) } reference: {
+        try checkGradients("linear, parallel", [x, w, b], samples: 40, forwardTolerance: 1e-4) {
+            try $0[0].linear(weight: $0[1], bias: $0[2])
+        } reference: {
             let product = Reference.matmul(DoubleTensor(shape: [64 * 33, 40], values: $0[0].values), $0[1], transposeA: false,
                                            transposeB: true)
             return Reference.binary(DoubleTensor(shape: [64, 33, 24], values: product.values), $0[2], +)
@@ -153,14 +155,14 @@ final class GradientCheckArithmeticTests: XCTestCase {
 
     func testScaledMatrixProduct() throws {
         for (leading, shared) in [([2], false), ([3, 2], true), ([Int](), true)] {
-            for transposeB in [false, true] {
-                let (sa, sb) = matmulShapes(leading: leading, m: 3, k: 4, n: 5, transposeA: false, transposeB: transposeB,
+            for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (sa, sb) = matmulShapes(leading: leading, m: 3, k: 4, n: 5, transposeA: transposeA, transposeB: transposeB,
                                             sharedRight: shared)
                 let a = try Random.uniform(sa, seed: 41), b = try Random.uniform(sb, seed: 42)
-                try checkGradients("matmul \(sa)·\(sb) tB=\(transposeB) scale −0.37", [a, b]) {
-                    try $0[0].matmul($0[1], transposeOther: transposeB, scale: -0.37)
+                try checkGradients("matmul \(sa)·\(sb) tA=\(transposeA) tB=\(transposeB) scale −0.37", [a, b]) {
+                    try $0[0].matmul($0[1], transposeSelf: transposeA, transposeOther: transposeB, scale: -0.37)
                 } reference: {
-                    Reference.map(Reference.matmul($0[0], $0[1], transposeA: false, transposeB: transposeB)) { -0.37 * $0 }
+                    Reference.map(Reference.matmul($0[0], $0[1], transposeA: transposeA, transposeB: transposeB)) { -0.37 * $0 }
                 }
             }
         }

@@ -5,8 +5,8 @@ import XCTest
 /// A backward kernel writes the first gradient that reaches a tensor into a fresh buffer that
 /// was never zeroed, and adds every later one (`Tensor.gradientDestination`). For each operation
 /// that does so, two checks:
-/// - written in full: with the buffer pool handing out buffers filled with NaN (every fresh
-///   gradient buffer then starts as NaN), the gradients are finite and the same as without;
+/// - written in full: with every buffer allocated without zeroing filled with NaN first
+///   (`TensorStorage.withUninitializedBuffersPoisoned`), the gradients are finite and the same as without;
 /// - added later: inputs used by two copies of the operation receive twice the gradient of one.
 final class GradientDestinationTests: XCTestCase {
     struct Case {
@@ -60,6 +60,14 @@ final class GradientDestinationTests: XCTestCase {
                 try $0[0].matmul($0[1], transposeSelf: transposeA, transposeOther: transposeB)
             })
         }
+        // An empty batch: the shared right operand's gradient is all zeros, written.
+        list.append(Case(name: "matmul, empty batch, tA=true", inputs: [try u([0, 4, 3]), try u([4, 5])]) {
+            try $0[0].matmul($0[1], transposeSelf: true)
+        })
+        list.append(Case(name: "matmul, empty batch", inputs: [try u([0, 3, 4]), try u([4, 5])]) { try $0[0].matmul($0[1]) })
+        list.append(Case(name: "linear, no rows", inputs: [try u([0, 7]), try u([9, 7]), try u([9])]) {
+            try $0[0].linear(weight: $0[1], bias: $0[2])
+        })
         list.append(Case(name: "matmul, batched, large", inputs: [try u([16, 64, 32]), try u([16, 64, 32])]) {
             try $0[0].matmul($0[1], transposeOther: true)
         })
@@ -75,7 +83,7 @@ final class GradientDestinationTests: XCTestCase {
     }
 
     /// The gradients of L = Σ_u Σ op(inputs) ⊙ R over `uses` copies of the operation.
-    func gradients(_ c: Case, uses: Int, poisoned: Bool) throws -> [[Float]] {
+    func gradients(_ c: Case, uses: Int) throws -> [[Float]] {
         for input in c.inputs { input.zeroGradient(); input.requiresGradient = true }
         defer { for input in c.inputs { input.zeroGradient() } }
         let outputs = try (0..<uses).map { _ in try c.operation(c.inputs) }
@@ -83,26 +91,18 @@ final class GradientDestinationTests: XCTestCase {
         let weights = try Tensor(normal: outputs[0].shape, generator: &generator)
         var loss = try (outputs[0] * weights).sum()
         for output in outputs.dropFirst() { loss = try loss + (output * weights).sum() }
-        if poisoned {
-            // Freed into the pool, these are what the backward's fresh buffers of these sizes are made from.
-            let counts = c.inputs.map(\.count) + outputs.map(\.count)
-            let poison = (0..<3).flatMap { _ in counts.map { TensorStorage(count: $0, zeroed: false) } }
-            for storage in poison { storage.pointer.update(repeating: .nan, count: storage.count) }
-        }
         try loss.backward()
         return try c.inputs.map { try XCTUnwrap($0.gradient, "\(c.name): no gradient").scalars }
     }
 
     func testFirstGradientsAreWrittenInFullAndLaterOnesAdded() throws {
         for c in try cases() {
-            let once = try gradients(c, uses: 1, poisoned: false)
-            TensorStorage.beginTrainingLoop()
-            let poisoned = try gradients(c, uses: 1, poisoned: true)
-            TensorStorage.endTrainingLoop()
-            let twice = try gradients(c, uses: 2, poisoned: false)
+            let once = try gradients(c, uses: 1)
+            let poisoned = try TensorStorage.withUninitializedBuffersPoisoned { try gradients(c, uses: 1) }
+            let twice = try gradients(c, uses: 2)
             for i in c.inputs.indices {
                 XCTAssertTrue(poisoned[i].allSatisfy(\.isFinite), "\(c.name): input \(i)'s gradient kept a value it never wrote")
-                XCTAssertEqual(bits(poisoned[i]), bits(once[i]), "\(c.name): input \(i), from a used buffer")
+                XCTAssertEqual(bits(poisoned[i]), bits(once[i]), "\(c.name): input \(i), from a poisoned buffer")
                 assertClose(twice[i], once[i].map { 2 * Double($0) }, tolerance: 1e-5, "\(c.name): input \(i), used twice")
             }
         }

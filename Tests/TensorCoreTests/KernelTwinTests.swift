@@ -173,6 +173,14 @@ final class KernelTwinTests: XCTestCase {
             naive.withUnsafeMutableBufferPointer { Kernels.naiveColumnSums(x, into: $0.baseAddress!, rows: rows, columns: columns) }
             // Each column is summed down the rows in the same order: the same bits.
             XCTAssertEqual(bits(fast), bits(naive), "column sums \(rows)×\(columns)")
+            var written = [Float](repeating: .nan, count: columns), writtenNaive = written
+            written.withUnsafeMutableBufferPointer {
+                Kernels.accumulateColumnSums(x, into: $0.baseAddress!, rows: rows, columns: columns, accumulate: false)
+            }
+            writtenNaive.withUnsafeMutableBufferPointer {
+                Kernels.naiveColumnSums(x, into: $0.baseAddress!, rows: rows, columns: columns, accumulate: false)
+            }
+            XCTAssertEqual(bits(written), bits(writtenNaive), "column sums written \(rows)×\(columns)")
             let exact = (0..<columns).map { j in Double(y0[j]) + (0..<rows).reduce(0.0) { $0 + Double(x[$1 * columns + j]) } }
             assertClose(fast, exact, tolerance: 1e-4, "column sums \(rows)×\(columns) against Double")
             var out = [Float](repeating: .nan, count: rows * columns)
@@ -278,7 +286,7 @@ final class KernelTwinTests: XCTestCase {
                 assertClose(mean, meanN.map(Double.init), tolerance: 1e-5, floorFraction: 1, "\(name) mean (against the largest)")
                 assertClose(rstd, rstdN.map(Double.init), tolerance: 1e-5, "\(name) 1/σ")
             }
-            for centered in [true, false] {
+            for (centered, accumulateDx) in [(true, true), (false, true), (true, false), (false, false)] {
                 var mean = [Float](repeating: 0, count: rows), rstd = mean
                 var y = [Float](repeating: 0, count: rows * n)
                 if centered {
@@ -288,13 +296,14 @@ final class KernelTwinTests: XCTestCase {
                     Kernels.naiveRMSNormForward(x, gamma: gamma, &y, inverseRMS: &rstd, rows: rows, n: n, epsilon: 1e-6)
                 }
                 // Accumulating into values already there, as gradients do.
-                var (dx, dGamma, dBeta) = (dx0, dGamma0, dBeta0)
-                var (dxN, dGammaN, dBetaN) = (dx0, dGamma0, dBeta0)
+                // dx written (accumulateDx false) into NaN, or added to values already there.
+                var (dx, dGamma, dBeta) = (accumulateDx ? dx0 : [Float](repeating: .nan, count: dx0.count), dGamma0, dBeta0)
+                var (dxN, dGammaN, dBetaN) = (dx, dGamma0, dBeta0)
                 Kernels.layerNormBackward(dy, x, gamma: gamma, mean: mean, inverseStd: rstd, rows: rows, n: n, dx: &dx,
-                                          dGamma: &dGamma, dBeta: &dBeta, centered: centered)
+                                          dGamma: &dGamma, dBeta: &dBeta, centered: centered, accumulateDx: accumulateDx)
                 Kernels.naiveLayerNormBackward(dy, x, gamma: gamma, mean: mean, inverseStd: rstd, rows: rows, n: n, dx: &dxN,
-                                               dGamma: &dGammaN, dBeta: &dBetaN, centered: centered)
-                let name = "\(centered ? "layerNorm" : "rmsNorm") backward \(rows)×\(n)"
+                                               dGamma: &dGammaN, dBeta: &dBetaN, centered: centered, accumulateDx: accumulateDx)
+                let name = "\(centered ? "layerNorm" : "rmsNorm") backward \(rows)×\(n) accumulateDx=\(accumulateDx)"
                 assertClose(dx, dxN.map(Double.init), tolerance: 1e-4, "\(name) dx")
                 assertClose(dGamma, dGammaN.map(Double.init), tolerance: 1e-4, "\(name) dγ")
                 assertClose(dBeta, dBetaN.map(Double.init), tolerance: 1e-4, "\(name) dβ")

@@ -21,13 +21,13 @@ float ck_maximum(const float *x, ptrdiff_t count);
 /// y = GELU(x) with the tanh approximation, written as x·σ(2u), u = √(2/π)(x + 0.044715x³).
 void ck_gelu_tanh_forward(const float *x, float *y, ptrdiff_t count);
 
-/// dx += dy · GELU′(x), the tanh approximation's derivative.
+/// dx += dy · GELU′(x), the tanh approximation's derivative; dx = … when accumulate is 0 (dx not read).
 void ck_gelu_tanh_backward(const float *dy, const float *x, float *dx, ptrdiff_t count, int accumulate);
 
 /// y = x·σ(x).
 void ck_silu_forward(const float *x, float *y, ptrdiff_t count);
 
-/// dx += dy · σ(x)(1 + x(1 − σ(x))).
+/// dx += dy · σ(x)(1 + x(1 − σ(x))); dx = … when accumulate is 0 (dx not read).
 void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t count, int accumulate);
 
 #endif

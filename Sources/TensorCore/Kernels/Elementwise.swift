@@ -60,11 +60,13 @@ extension Kernels {
         while j < n { out[j &* so] = Op.apply(a[j &* sa], b[j &* sb]); j &+= 1 }
     }
 
-    /// y[i] += alpha · x[i] (BLAS axpy semantics), SIMD; y[i] = alpha · x[i] when `accumulate` is false.
+    /// y[i] = alpha · x[i], or y[i] += alpha · x[i] when `adding` (a gradient written or added), SIMD.
     @inlinable
-    public static func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, alpha: Float = 1,
-                                  accumulate: Bool) {
-        if accumulate { self.accumulate(x, into: y, count: count, alpha: alpha) } else {
+    public static func store(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int, alpha: Float = 1,
+                             adding: Bool) {
+        if adding {
+            accumulate(x, into: y, count: count, alpha: alpha)
+        } else {
             affine(x, y, count: count, alpha: alpha, beta: 0)
         }
     }
@@ -133,11 +135,12 @@ extension Kernels {
     }
 
     /// Naive twin of `accumulateColumnSums`: one scalar loop, no SIMD, no threads.
-    public static func naiveColumnSums(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+    public static func naiveColumnSums(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                                       accumulate: Bool = true) {
         for j in 0..<columns {
             var total: Float = 0
             for r in 0..<rows { total += x[r * columns + j] }
-            y[j] += total
+            y[j] = accumulate ? y[j] + total : total
         }
     }
 

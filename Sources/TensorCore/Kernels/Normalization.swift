@@ -150,7 +150,8 @@ extension Kernels {
     public static func naiveLayerNormBackward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                               mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>, rows: Int, n: Int,
                                               dx: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
-                                              dBeta: UnsafeMutablePointer<Float>?, centered: Bool = true, accumulateDx: Bool = true) {
+                                              dBeta: UnsafeMutablePointer<Float>?, centered: Bool = true,
+                                              accumulateDx: Bool = true) {
         for r in 0..<rows {
             let xr = x + r * n, gr = dy + r * n
             let mu = centered ? mean[r] : 0, rstd = inverseStd[r]
@@ -171,7 +172,8 @@ extension Kernels {
         }
     }
 
-    public static func naiveRMSNormForward(_ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    public static func naiveRMSNormForward(_ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                           _ y: UnsafeMutablePointer<Float>,
                                            inverseRMS: UnsafeMutablePointer<Float>, rows: Int, n: Int, epsilon: Float) {
         for r in 0..<rows {
             let xr = x + r * n
