@@ -130,7 +130,9 @@ extension Tensor {
 
 extension Kernels {
     /// out[i] (=|+=) src[Σ index_a · sourceStrides[a]] over the row-major walk of `shape`; the last
-    /// axis is copied as a run when its source stride is 1.
+    /// axis is copied as a run when its source stride is 1. Each chunk of rows finds its first row's
+    /// source offset once and then steps it like an odometer (no division per row: heads of 16 values
+    /// are split and merged around attention). `naivePermute` is its twin.
     public static func permute(_ src: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, shape: [Int],
                                sourceStrides: [Int], accumulate: Bool) {
         let total = shape.reduce(1, *)
@@ -138,17 +140,59 @@ extension Kernels {
         let n = shape.last ?? 1
         let s = sourceStrides.last ?? 1
         let rows = total / n
-        let walk = BroadcastWalk(shape: shape, strides: sourceStrides)
+        let leading = max(0, shape.count - 1)
         Parallel.forEachRow(rows: rows, elementsPerRow: n) { range in
-            for row in range {
-                let from = src + walk.offset(row: row, operand: 0)
-                let to = out + row * n
-                if accumulate {
-                    if s == 1 { Kernels.accumulate(from, into: to, count: n) } else { for j in 0..<n { to[j] += from[j * s] } }
-                } else {
-                    if s == 1 { to.update(from: from, count: n) } else { for j in 0..<n { to[j] = from[j * s] } }
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, leading)) { index in
+                var remainder = range.lowerBound, offset = 0
+                for axis in stride(from: leading - 1, through: 0, by: -1) {
+                    index[axis] = remainder % shape[axis]
+                    remainder /= shape[axis]
+                    offset &+= index[axis] &* sourceStrides[axis]
+                }
+                for row in range {
+                    let from = src + offset, to = out + row &* n
+                    if accumulate {
+                        if s == 1 {
+                            var j = 0
+                            while j + 8 <= n { storeVector(loadVector(to + j) + loadVector(from + j), to + j); j += 8 }
+                            while j < n { to[j] += from[j]; j += 1 }
+                        } else {
+                            for j in 0..<n { to[j] += from[j &* s] }
+                        }
+                    } else {
+                        if s == 1 {  // inline: a call to memmove costs more than a head's 16 values
+                            var j = 0
+                            while j + 8 <= n { storeVector(loadVector(from + j), to + j); j += 8 }
+                            while j < n { to[j] = from[j]; j += 1 }
+                        } else {
+                            for j in 0..<n { to[j] = from[j &* s] }
+                        }
+                    }
+                    var axis = leading - 1
+                    while axis >= 0 {
+                        index[axis] += 1
+                        offset &+= sourceStrides[axis]
+                        if index[axis] < shape[axis] { break }
+                        offset &-= shape[axis] &* sourceStrides[axis]
+                        index[axis] = 0
+                        axis -= 1
+                    }
                 }
             }
+        }
+    }
+
+    /// Naive twin of `permute`: each output value's source index found by division, one at a time.
+    public static func naivePermute(_ src: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, shape: [Int],
+                                    sourceStrides: [Int], accumulate: Bool) {
+        let total = shape.reduce(1, *)
+        for i in 0..<total {
+            var remainder = i, source = 0
+            for axis in stride(from: shape.count - 1, through: 0, by: -1) {
+                source += (remainder % shape[axis]) * sourceStrides[axis]
+                remainder /= shape[axis]
+            }
+            out[i] = accumulate ? out[i] + src[source] : src[source]
         }
     }
 }

@@ -189,6 +189,25 @@ final class KernelTwinTests: XCTestCase {
         }
     }
 
+    func testPermuteAgainstItsNaiveTwin() {
+        // Head splits and merges, a transpose with a strided last axis, rank 1 and 2, and sizes on both
+        // sides of the parallel split (chunks that start mid-way through an axis).
+        for (shape, order) in [([7], [0]), ([3, 5], [1, 0]), ([2, 9, 4, 16], [0, 2, 1, 3]), ([2, 4, 9, 16], [0, 2, 1, 3]),
+                               ([3, 130, 4, 16], [0, 2, 1, 3]), ([4, 5, 6, 7], [3, 1, 0, 2]), ([64, 33, 20], [1, 0, 2])] {
+            let count = shape.reduce(1, *)
+            let x = Random.floats(count, seed: UInt64(count)), y0 = Random.floats(count, seed: 5)
+            var strides = [Int](repeating: 1, count: shape.count)
+            for axis in stride(from: shape.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * shape[axis + 1] }
+            let outShape = order.map { shape[$0] }, sourceStrides = order.map { strides[$0] }
+            for accumulate in [false, true] {
+                var fast = y0, naive = y0
+                Kernels.permute(x, &fast, shape: outShape, sourceStrides: sourceStrides, accumulate: accumulate)
+                Kernels.naivePermute(x, &naive, shape: outShape, sourceStrides: sourceStrides, accumulate: accumulate)
+                XCTAssertEqual(bits(fast), bits(naive), "permute \(shape) by \(order) accumulate=\(accumulate)")
+            }
+        }
+    }
+
     func testSumAndSumOfSquares() {
         for count in lengths + [4_095, 4_096, 4_097, 12_289] {
             let x = Random.floats(count, seed: UInt64(count) + 7, 0, 2)
