@@ -101,6 +101,22 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual((decay["bound"] as? [Double])?.first ?? 0, 2.5, accuracy: 1e-12)
     }
 
+    /// One step learns nothing: the quickstart's table flags every run as not having learned its task
+    /// at its training length (so that its figures beyond it are not read as extrapolation).
+    func testQuickstartFlagsRunsThatDidNotLearnAtTheirTrainingLength() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("poslab-quickstart-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let run = try poslab(["quickstart", "--steps", "1", "--pes", "nope", "--out", out.path])
+        XCTAssertEqual(run.status, 0, run.error)
+        let rows = run.output.split(separator: "\n").filter { line in
+            let words = line.split(separator: " ")
+            return words.count > 2 && ["copy", "sparse"].contains(words[0]) && words[1] == "nope"
+        }
+        XCTAssertEqual(rows.count, 2, run.output)
+        XCTAssertTrue(rows.allSatisfy { $0.contains("nope !") }, run.output)
+        XCTAssertTrue(run.output.contains("did not learn the task there"), run.output)
+    }
+
     func testPositionsTableOutput() throws {
         let run = try poslab(["positions", "alibi", "--heads", "3"])
         XCTAssertEqual(run.status, 0)
