@@ -20,6 +20,19 @@ public enum Report {
 
     typealias Run = (folder: URL, run: RunSpecification, evaluation: EvaluationReport)
 
+    /// Exact match at the training length below which a run is taken not to have learned its task:
+    /// its figures beyond the training length then say nothing about extrapolation.
+    public static let learnedAccuracy = 0.95
+
+    /// Whether a run did not learn its task where it was trained: exact match at its training length
+    /// (the longest evaluation length not beyond it) below `learnedAccuracy`. Never for text, whose
+    /// measures are next-byte accuracy and loss.
+    public static func didNotLearn(_ run: RunSpecification, _ evaluation: EvaluationReport) -> Bool {
+        guard run.task != "text",
+              let atTraining = evaluation.results.filter({ $0.length <= run.trainLength }).last else { return false }
+        return atTraining.accuracy < learnedAccuracy
+    }
+
     static func html(runs: [Run], title: String, extraSections: [String]) -> String {
         // A series is one specification up to the seed: only seeds are averaged, never runs that
         // differ in any other setting (steps, scheme settings, PPC, positions, architecture).
@@ -38,6 +51,13 @@ public enum Report {
         let seeds = Set(runs.map(\.run.seed)).count
         body.append("<p class=\"lead\">\(runs.count) runs: \(Set(runs.map(\.run.label)).count) schemes × \(Set(runs.map(\.run.task)).count) tasks × \(seeds) seed\(seeds == 1 ? "" : "s"). "
                     + "Each model is trained on sequences up to the dashed line and evaluated on longer ones; lines are the mean over seeds, bands their range.</p>")
+        let unlearned = runs.filter { didNotLearn($0.run, $0.evaluation) }
+        if !unlearned.isEmpty {
+            let names = unlearned.map { escape("\($0.run.task) \($0.run.label) (seed \($0.run.seed))") }.joined(separator: ", ")
+            body.append("<p class=\"lead warn\">Did not learn the task at the training length (exact match below "
+                        + String(format: "%.2f", learnedAccuracy) + " there; marked ! in the table of runs): \(names). "
+                        + "Their figures beyond the training length say nothing about extrapolation.</p>")
+        }
         for (index, group) in groups.enumerated() {
             let members = members(group)
             let schemes = orderedUnique(members.map(\.run.identityWithoutSeed))
@@ -127,6 +147,7 @@ public enum Report {
         body { font-family: Helvetica, Arial, sans-serif; margin: 24px 32px; color: #222; max-width: 2300px; }
         h1 { font-size: 22px; margin-bottom: 4px; } h3 { font-size: 14px; margin: 14px 0 4px; color: #333; } h2 { font-size: 17px; margin: 26px 0 6px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }
         .sub { font-weight: normal; color: #666; font-size: 13px; } .lead { color: #444; max-width: 70em; }
+        .warn { color: #a33; font-weight: bold; }
         .row { display: flex; flex-wrap: wrap; gap: 8px; } figure { margin: 0; }
         table { border-collapse: collapse; font-size: 12px; } th, td { padding: 3px 9px; border-bottom: 1px solid #eee; text-align: right; }
         th { background: #f5f5f5; } td.l, th.l { text-align: left; }
@@ -198,7 +219,7 @@ public enum Report {
             let longest = evaluation.results.last
             rows.append("<tr><td class=\"l\">\(escape(folder.lastPathComponent))</td><td class=\"l\">\(escape(run.task))</td><td class=\"l\">\(escape(run.label))</td>"
                         + "<td>\(run.seed)</td><td>\(run.trainLength)</td><td>\(run.modelDimension)</td><td>\(run.steps)</td><td>\(final)</td>"
-                        + "<td>\(atTrain.map { String(format: "%.3f", $0.accuracy) } ?? "–")</td><td>\(longest.map { String(format: "%.3f", $0.accuracy) } ?? "–")</td>"
+                        + "<td>\(atTrain.map { String(format: "%.3f", $0.accuracy) } ?? "–")\(didNotLearn(run, evaluation) ? " !" : "")</td><td>\(longest.map { String(format: "%.3f", $0.accuracy) } ?? "–")</td>"
                         + "<td>\(longest.map { String($0.length) } ?? "–")</td></tr>")
         }
         return rows.joined(separator: "\n") + "</table>"

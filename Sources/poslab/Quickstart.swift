@@ -19,9 +19,6 @@ struct Quickstart: ParsableCommand {
     var pes = "nope,sinusoidal,learned,t5,alibi,rope,hope"
     @Option(help: ArgumentHelp(ropeHelp + " Applied to every rope and hope scheme of --pes.")) var rope: String?
 
-    /// Exact match at the training length below which a run is flagged as not having learned its task.
-    static let learnedAccuracy = 0.95
-
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, not \(steps)") }
         guard jobs >= 1, jobs <= 64 else { throw ValidationError("--jobs must be from 1 to 64, not \(jobs)") }
@@ -42,16 +39,13 @@ struct Quickstart: ParsableCommand {
         let lengths = runs.first?.evaluation.results.map(\.length) ?? []
         print("\nexact-match accuracy by evaluation length (trained on ≤ \(specification.trainLengths[0]) tokens):")
         // A run that did not learn its task where it was trained says nothing about extrapolation: flag it.
-        func unlearned(_ r: Sweep.FinishedRun) -> Bool {
-            let atTraining = r.evaluation.results.first { $0.length == r.run.trainLength } ?? r.evaluation.results.first
-            return (atTraining?.accuracy ?? 0) < Quickstart.learnedAccuracy
-        }
+        func unlearned(_ r: Sweep.FinishedRun) -> Bool { Report.didNotLearn(r.run, r.evaluation) }
         print(table(["task", "pe"] + lengths.map(String.init), runs.map { r in
             [r.run.task, r.run.label + (unlearned(r) ? " !" : "")] + r.evaluation.results.map { String(format: "%.2f", $0.accuracy) }
         }))
         if runs.contains(where: unlearned) {
             print(String(format: "! below %.2f at its training length: it did not learn the task there, so its figures beyond "
-                         + "it say nothing about extrapolation (try more --steps or another seed).", Quickstart.learnedAccuracy))
+                         + "it say nothing about extrapolation (try more --steps or another seed).", Report.learnedAccuracy))
         }
         print(String(format: "\nfinished in %.0f s; report: %@", Date().timeIntervalSince(start), report.path))
     }

@@ -201,6 +201,24 @@ final class LabTests: XCTestCase {
         for scheme in ["nope", "rope"] { XCTAssertTrue(html.contains(">\(scheme)</text>"), "legend names \(scheme)") }
         XCTAssertGreaterThanOrEqual(html.components(separatedBy: "<svg").count - 1, 4)
         XCTAssertTrue(html.contains("token accuracy along the answer at"), "where along the answer each scheme goes wrong")
+        // Runs that did not learn at their training length are named at the top and marked in the table.
+        let unlearned = try Sweep.finishedRuns(in: folder).filter { Report.didNotLearn($0.run, $0.evaluation) }
+        XCTAssertEqual(html.contains("Did not learn the task at the training length"), !unlearned.isEmpty)
+        for r in unlearned { XCTAssertTrue(html.contains("\(r.run.task) \(r.run.label) (seed \(r.run.seed))"), html) }
+        XCTAssertEqual(html.components(separatedBy: " !</td>").count - 1, unlearned.count)
+    }
+
+    func testARunBelowTheLearnedAccuracyAtItsTrainingLengthIsFlagged() throws {
+        let run = try RunSpecification(task: "copy", pe: SchemeSpecification(name: "nope"), trainLength: 8, evalLengths: [4, 8, 16])
+        func report(_ accuracies: [Double]) -> EvaluationReport {
+            EvaluationReport(task: "copy", pe: "nope", trainLength: 8, seed: 0, results: zip([4, 8, 16], accuracies).map {
+                LengthResult(length: $0, accuracy: $1, tokenAccuracy: $1, loss: 1, perplexity: 2.7, count: 1)
+            })
+        }
+        XCTAssertFalse(Report.didNotLearn(run, report([1, 0.95, 0])), "0.95 at the training length is learned")
+        XCTAssertTrue(Report.didNotLearn(run, report([1, 0.94, 1])), "the training length (8) decides, not 4 or 16")
+        let text = try RunSpecification(task: "text", pe: SchemeSpecification(name: "nope"), trainLength: 8, evalLengths: [4, 8, 16])
+        XCTAssertFalse(Report.didNotLearn(text, report([0, 0, 0])), "text is measured by next-byte accuracy and loss")
     }
 
     func testEffectiveKAndAttentionByDistanceOnAKnownPattern() throws {
