@@ -4,7 +4,7 @@ import PackageDescription
 /// PositionLab: positional encodings for Transformers, on a CPU engine of our own.
 ///
 /// Modules depend one way only:
-/// CKernels (AVX2 element-wise loops) ← TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← Lab ← poslab (CLI);
+/// CKernels (AVX2 element-wise loops, small products) ← TensorCore (tensors, kernels, autograd) ← NN (layers, optimisers) ← PositionalEncodings ← Models ← Tasks ← Lab ← poslab (CLI);
 /// Interop (transformers folders, tokenizers) sits beside Lab on Models and Tasks.
 
 let package = Package(

@@ -84,11 +84,15 @@ public struct TrainingSession: Codable, Equatable {
     /// The element-wise kernels (exponentials, activations): "avx2+fma" or "portable"; nil in
     /// records written before they were chosen at run time.
     public let elementwise: Kernels.ElementwiseKernels?
+    /// Who multiplied the small matrices: "avx2+fma" (`ck_small_product`) or "blas"; nil in records
+    /// written before the engine had its own small-product kernel (every product then ran on OpenBLAS).
+    public let smallProducts: Kernels.SmallProductKernels?
 
     public init(fromStep: Int, started: Date = Date(), cores: Int = Parallel.coreCount, kernels: BLASKernels,
-                elementwise: Kernels.ElementwiseKernels = Kernels.elementwise) {
+                elementwise: Kernels.ElementwiseKernels = Kernels.elementwise,
+                smallProducts: Kernels.SmallProductKernels = Kernels.smallProducts) {
         (self.fromStep, self.started, self.cores, self.kernels) = (fromStep, started, cores, kernels)
-        self.elementwise = elementwise
+        (self.elementwise, self.smallProducts) = (elementwise, smallProducts)
     }
 
     /// The sessions recorded in `folder` (none for runs made before this record existed).

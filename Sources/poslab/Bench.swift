@@ -103,6 +103,7 @@ struct BenchTrain: ParsableCommand {
         if json {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
                            "blas": .string(try BLAS.load().summary), "elementwise": .string(Kernels.elementwise.rawValue),
+                           "small_products": .string(Kernels.smallProducts.rawValue),
                            "configurations": .array(rows.map { .object($0) })])
         }
     }
@@ -184,7 +185,7 @@ struct BenchAttention: ParsableCommand {
         }
         // The goal is stated against the matrix product of the same run: the machine's speed that minute.
         let sgemm = try BenchMatrixProduct.gigaflops(size: 1024)
-        print("element-wise kernels: \(Kernels.elementwise.rawValue); B = 1, H = \(h), D = \(d); "
+        print("element-wise kernels: \(Kernels.elementwise.rawValue); small products: \(Kernels.smallProducts.rawValue); B = 1, H = \(h), D = \(d); "
               + "sgemm 1024² in this run: \(String(format: "%.1f", sgemm)) GFLOP/s")
         let shares = rows.map { row in
             [3, 5].map { String(format: "%.0f%%", 100 * Double(row[$0])! / sgemm) }
@@ -310,6 +311,7 @@ struct BenchGenerate: ParsableCommand {
         if json {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
                            "blas": .string(try BLAS.load().summary), "elementwise": .string(Kernels.elementwise.rawValue),
+                           "small_products": .string(Kernels.smallProducts.rawValue),
                            "contexts": .array(rows.map { .object($0) })])
         }
     }
@@ -369,6 +371,7 @@ struct BenchForward: ParsableCommand {
         if json {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
                            "blas": .string(try BLAS.load().summary), "elementwise": .string(Kernels.elementwise.rawValue),
+                           "small_products": .string(Kernels.smallProducts.rawValue),
                            "parameters": .number(Double(parameters)),
                            "load_seconds": .number(loadSeconds), "resident_after_load_mib": .number(Double(afterLoad) / 1_048_576),
                            "lengths": .array(rows.map { .object($0) })])

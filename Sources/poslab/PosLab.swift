@@ -27,6 +27,7 @@ struct PosLab: ParsableCommand {
                 let kernels = try BLAS.load()
                 if let warning = kernels.warning { printError(warning) }
                 try Kernels.checkElementwiseSetting()
+                try Kernels.checkSmallProductSetting()
             }
             do { try command.run() } catch let error as ValidationError {
                 // Found while running (a folder's state, a file's content): the message, without the usage.

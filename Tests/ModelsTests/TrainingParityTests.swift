@@ -26,7 +26,9 @@ import XCTest
 /// rather than against its own size, which float32 rounding alone would break. A tensor on which
 /// PyTorch's own float32 run ends far from its float64 run is allowed up to five times that
 /// distance, at most 2e-4 (`float32DeviationFactor`, `largestTolerance`): in these fixtures only the
-/// key projection's bias in the rotary schemes comes there.
+/// key projection's bias in the rotary schemes comes there. That tolerance holds against the float64
+/// run (the exact answer); against PyTorch's float32 run, itself that distance from the exact answer,
+/// the two errors may add, and the tolerance is widened by PyTorch's own distance (never more).
 ///
 /// One group is checked differently: the key projection's bias in schemes that do not rotate the
 /// keys (and, with HoPE, its components in the pairs left unrotated). Its gradient is zero in exact
@@ -46,8 +48,9 @@ final class TrainingParityTests: XCTestCase {
     /// matters only for the key projection's bias in the rotary schemes: its gradient is small but not
     /// zero (rotation makes the score's q·R·b depend on the key's position), PyTorch's float32 run
     /// ends 2.5e-5 to 3e-5 from its float64 run on it, and changes of summation order in this engine
-    /// (the bias inside the product, SIMD LayerNorm, the scale as the product's alpha) moved our
-    /// difference there from 3e-5–9e-5 to 2e-5–1.1e-4. Every other tensor stays within 2e-5.
+    /// (the bias inside the product, SIMD LayerNorm, the scale as the product's alpha, then the
+    /// small-product kernel's in-order sums) moved our difference there from 3e-5–9e-5 to 2e-5–1.5e-4
+    /// (1.2e-4 from the float64 run). Every other tensor stays within 2e-5.
     static let float32DeviationFactor: Float = 5
     static let largestTolerance: Float = 2e-4
     static let scalarFloor: Float = 1
@@ -224,7 +227,10 @@ final class TrainingParityTests: XCTestCase {
             }.max() ?? 0
             let tolerance = min(Self.largestTolerance,
                                 max(Self.relativeTolerance, Self.float32DeviationFactor * torchFloat32Deviation))
-            for (precision, values) in [("float64", theirs), ("float32", float32Reference)] {
+            // Against PyTorch's float32 run, which is itself torchFloat32Deviation from the exact answer,
+            // the two errors may add (the triangle inequality): never more than that.
+            for (precision, values, allowed) in [("float64", theirs, tolerance),
+                                                 ("float32", float32Reference, tolerance + torchFloat32Deviation)] {
                 var worst: Float = 0, worstIndex = 0
                 for i in compared {
                     let difference = Self.difference(ours[i], values[i], floor: floor)
@@ -235,10 +241,10 @@ final class TrainingParityTests: XCTestCase {
                 } else {
                     outcome.float32ParameterDifference = max(outcome.float32ParameterDifference, worst)
                 }
-                if !(worst <= tolerance) {
+                if !(worst <= allowed) {
                     outcome.failures.append("\(label): \(name)[\(worstIndex)] = \(ours[worstIndex]), "
                                             + "PyTorch (\(precision)) \(values[worstIndex]) (difference \(worst), allowed "
-                                            + "\(tolerance))")
+                                            + "\(allowed))")
                 }
             }
         }

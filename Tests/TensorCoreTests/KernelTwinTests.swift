@@ -1,4 +1,6 @@
 import CKernels
+import Foundation
+import Synchronization
 import TensorCore
 import XCTest
 
@@ -40,8 +42,23 @@ final class KernelTwinTests: XCTestCase {
 
     // MARK: Matrix product
 
+    typealias Product = @Sendable (_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                         _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
+                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int) -> Void
+
+    static let engineProduct: Product = {
+        Kernels.sgemm(transposeA: $0, transposeB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9,
+                      beta: $10, c: $11, ldc: $12)
+    }
+
+    /// `ck_small_product` itself, which must take every product given here (it returns 1 when it cannot).
+    static let smallProduct: Product = {
+        let taken = ck_small_product($0 ? 1 : 0, $1 ? 1 : 0, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        XCTAssertEqual(taken, 0, "ck_small_product refused m=\($2) n=\($3) k=\($4)")
+    }
+
     func sgemmCase(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float, padding: Int,
-                   seed: UInt64) {
+                   seed: UInt64, product: Product = engineProduct) {
         // Stored shapes with row strides wider than the rows (`padding`): lda/ldb/ldc are honoured.
         let (aRows, aColumns) = transposeA ? (k, m) : (m, k)
         let (bRows, bColumns) = transposeB ? (n, k) : (k, n)
@@ -50,8 +67,7 @@ final class KernelTwinTests: XCTestCase {
         let c0 = beta == 0 ? [Float](repeating: .nan, count: max(1, m * ldc)) : Random.floats(max(1, m * ldc), seed: seed + 2)
         var fast = c0, naive = c0
         fast.withUnsafeMutableBufferPointer { c in
-            Kernels.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                          b: b, ldb: ldb, beta: beta, c: c.baseAddress!, ldc: ldc)
+            product(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c.baseAddress!, ldc)
         }
         naive.withUnsafeMutableBufferPointer { c in
             Kernels.naiveSgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
@@ -94,6 +110,67 @@ final class KernelTwinTests: XCTestCase {
         // k = 0: C becomes beta · C (the empty sum), for both twins.
         sgemmCase(m: 4, n: 5, k: 0, transposeA: false, transposeB: false, alpha: 1, beta: 0.5, padding: 0, seed: 99)
         sgemmCase(m: 4, n: 5, k: 0, transposeA: true, transposeB: true, alpha: 1, beta: 0, padding: 2, seed: 98)
+    }
+
+    /// The AVX2 small-product kernel on every tile edge: rows around its 6-row tiles and 96-row blocks,
+    /// columns around its 16-wide panels and the 8-wide halves of its transposes, depths around 8 (the
+    /// transposes) and up to the 256 the engine gives it; every transpose, alpha, beta, padded strides.
+    func testSmallProductKernelAgainstNaiveSgemm() throws {
+        try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
+        var seed: UInt64 = 500
+        let rows = [1, 5, 6, 7, 12, 13, 95, 96, 97, 200], columns = [1, 7, 8, 9, 15, 16, 17, 24, 33, 64]
+        let depths = [1, 7, 8, 9, 16, 23, 64, 256]
+        for (index, m) in rows.enumerated() {
+            let n = columns[index]
+            for (offset, k) in depths.enumerated() {
+                for transposeA in [false, true] {
+                    for transposeB in [false, true] {
+                        seed += 3
+                        // The first case meets another column count at each depth: ten of them per row count.
+                        let n2 = columns[(index + offset) % columns.count]
+                        sgemmCase(m: m, n: n2, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 1, beta: 0,
+                                  padding: 0, seed: seed, product: Self.smallProduct)
+                        sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: -0.5,
+                                  beta: 1.5, padding: 3, seed: seed, product: Self.smallProduct)
+                        sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 0.125,
+                                  beta: 1, padding: 9, seed: seed + 1, product: Self.smallProduct)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Its limits: what it refuses it leaves untouched (the engine then calls OpenBLAS), `isSmallProduct`
+    /// never sends it a product it refuses, and each thread packs into its own buffer.
+    func testSmallProductKernelLimitsAndThreads() throws {
+        try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
+        let packed = Int(CK_SMALL_PRODUCT_PACKED)
+        for (n, k) in [(16, 256), (256, 256), (257, 256), (4096, 16), (4097, 16), (1, 300), (64, 1024)] {
+            let fits = (n + 15) / 16 * 16 * k <= packed
+            if Kernels.isSmallProduct(n: n, k: k) { XCTAssertTrue(fits, "n=\(n) k=\(k)") }
+            let a = [Float](repeating: 1, count: k), b = [Float](repeating: 1, count: n * k)
+            var c = [Float](repeating: .nan, count: n)
+            let taken = ck_small_product(0, 0, 1, n, k, 1, a, k, b, n, 0, &c, n)
+            XCTAssertEqual(taken, fits ? 0 : 1, "n=\(n) k=\(k)")
+            XCTAssertEqual(c.allSatisfy { fits ? $0 == Float(k) : $0.isNaN }, true, "n=\(n) k=\(k)")
+        }
+        var c = [Float](repeating: 7, count: 4)
+        XCTAssertEqual(ck_small_product(0, 0, 0, 4, 3, 1, [0], 3, [Float](repeating: 0, count: 12), 4, 0, &c, 4), 1)
+        XCTAssertEqual(ck_small_product(0, 0, 2, 2, 0, 1, [0], 1, [0], 2, 0, &c, 2), 1)
+        XCTAssertEqual(c, [7, 7, 7, 7])
+        // Eight concurrent products of different widths: a shared packing buffer would mix their panels.
+        let results = Mutex([[Float]](repeating: [], count: 8))
+        DispatchQueue.concurrentPerform(iterations: 8) { t in
+            let (m, n, k) = (37, 16 * (t + 1) + t, 64)
+            let a = Random.floats(m * k, seed: UInt64(t) + 1), b = Random.floats(k * n, seed: UInt64(t) + 20)
+            var fast = [Float](repeating: 0, count: m * n), naive = fast
+            for _ in 0..<20 { _ = ck_small_product(0, 0, m, n, k, 1, a, k, b, n, 0, &fast, n) }
+            Kernels.naiveSgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n,
+                               beta: 0, c: &naive, ldc: n)
+            let worst = zip(fast, naive).map { abs($0 - $1) }.max() ?? 0
+            results.withLock { $0[t] = [worst] }
+        }
+        for (t, worst) in results.withLock({ $0 }).enumerated() { XCTAssertLessThan(worst[0], 1e-4, "thread \(t)") }
     }
 
     /// A product over an empty inner axis is all zeros, even in uninitialised output storage.

@@ -1,8 +1,9 @@
-// Kernels compiled for AVX2 with FMA, for the few element-wise loops where Swift's SIMD types,
-// built for the x86-64 baseline (SSE2) without unsafe flags, leave half the vector width and every
-// fused multiply-add unused. Each function carries its instruction set as a target attribute, so
-// the package needs no compiler flags; call one only when ck_has_avx2_fma() says the CPU runs it.
-// Each has a naive twin in Swift (Foundation's expf, the scalar activations), compared in the tests.
+// Kernels compiled for AVX2 with FMA: the few element-wise loops where Swift's SIMD types, built
+// for the x86-64 baseline (SSE2) without unsafe flags, leave half the vector width and every fused
+// multiply-add unused, and matrix products too small for OpenBLAS's packing to pay. Each function
+// carries its instruction set as a target attribute, so the package needs no compiler flags; call
+// one only when ck_has_avx2_fma() says the CPU runs it. Each has a naive twin in Swift (Foundation's
+// expf, the scalar activations, Kernels.naiveSgemm), compared in the tests.
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
@@ -29,5 +30,16 @@ void ck_silu_forward(const float *x, float *y, ptrdiff_t count);
 
 /// dx += dy · σ(x)(1 + x(1 − σ(x))); dx = … when accumulate is 0 (dx not read).
 void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t count, int accumulate);
+
+/// The most floats of op(B) that ck_small_product packs (k × n rounded up to 16): 256 KiB per thread.
+#define CK_SMALL_PRODUCT_PACKED 65536
+
+/// C = alpha·op(A)·op(B) + beta·C, row-major (small_products.c): op(A) m × k, op(B) k × n, C m × n
+/// with row strides lda, ldb, ldc as stored; C is not read when beta is 0. Each element is one
+/// in-order sum over k with fused multiply-adds. Returns 0, or 1 without touching C when it cannot
+/// run the product (k × n beyond CK_SMALL_PRODUCT_PACKED, an empty dimension, no buffer, not x86-64):
+/// the caller then uses BLAS.
+int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                     const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
 
 #endif

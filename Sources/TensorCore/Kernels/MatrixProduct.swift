@@ -1,4 +1,6 @@
+import CKernels
 import Dispatch
+import Foundation
 
 extension Kernels {
     /// C = alpha · op(A) · op(B) + beta · C, row-major, op(X) = X or Xᵀ. A is m×k after op, B is
@@ -31,8 +33,41 @@ extension Kernels {
         }
     }
 
-    /// One OpenBLAS call on the calling thread (batched loops call it from their own workers); OpenBLAS
-    /// itself runs single-threaded (`BLAS`).
+    /// Who multiplies the small matrices: `avx2FMA` (CKernels' `ck_small_product`, compiled for
+    /// AVX2 with FMA) when the CPU has them, else `blas`. `POSITIONLAB_SMALL_PRODUCTS=blas` sends
+    /// every product to OpenBLAS (to compare, or to rule the kernel out). Products are small when
+    /// `isSmallProduct` says so; larger ones always go to OpenBLAS.
+    public enum SmallProductKernels: String, Codable, Sendable {
+        case avx2FMA = "avx2+fma", blas
+    }
+
+    public static let smallProducts: SmallProductKernels = {
+        if ProcessInfo.processInfo.environment[smallProductsVariable] == "blas" { return .blas }
+        return ck_has_avx2_fma() != 0 ? .avx2FMA : .blas
+    }()
+
+    public static let smallProductsVariable = "POSITIONLAB_SMALL_PRODUCTS"
+
+    /// Refuses a value of `POSITIONLAB_SMALL_PRODUCTS` other than "blas" (or none).
+    public static func checkSmallProductSetting() throws {
+        guard let value = ProcessInfo.processInfo.environment[smallProductsVariable], value != "blas" else { return }
+        throw ConfigurationError(parameter: smallProductsVariable, value: "\"\(value)\"",
+                                 allowed: "\"blas\" (OpenBLAS for every product), or unset (AVX2 with FMA for small "
+                                     + "products where the CPU has them)")
+    }
+
+    /// Products that `ck_small_product` runs faster than OpenBLAS (`bench/small_products.c` on
+    /// AMD EPYC Zen 3 against OpenBLAS 0.3.21's Zen kernels: attention's per-head products at T = 24–256
+    /// and projections with K = 64–256 1.0–2.4× as fast, larger K or N slower): a depth of at most 256 and
+    /// op(B) of at most 64 Ki floats, which stay in L2 while every row of A passes over them.
+    @inlinable
+    public static func isSmallProduct(n: Int, k: Int) -> Bool {
+        k <= 256 && k * ((n + 15) / 16 * 16) <= 65_536
+    }
+
+    /// One product on the calling thread (batched loops call it from their own workers): small ones
+    /// (`isSmallProduct`) on `ck_small_product` when the CPU has AVX2 and FMA, the others on OpenBLAS,
+    /// itself single-threaded (`BLAS`).
     public static func sgemmBlock(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -43,6 +78,18 @@ extension Kernels {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
             return
         }
+        if smallProducts == .avx2FMA, isSmallProduct(n: n, k: k),
+           ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
+            return
+        }
+        blasSgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// OpenBLAS's sgemm, whatever the size (the small-product kernel's twin and rival).
+    public static func blasSgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         BLAS.sgemm(BLAS.rowMajor, transposeA ? BLAS.transpose : BLAS.noTranspose, transposeB ? BLAS.transpose : BLAS.noTranspose,
                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

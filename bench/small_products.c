@@ -1,0 +1,101 @@
+// The engine's small-product kernel (Sources/CKernels/small_products.c) against OpenBLAS's sgemm on
+// the products of PositionLab's models, one after the other in one run, single-threaded, best of
+// several repeats; prints GFLOP/s of each, their ratio, and the largest difference between them.
+//
+//   cc -O2 -I Sources/CKernels/include bench/small_products.c -o /tmp/sp -l:libopenblas.so.0 -lpthread -lm
+//   /tmp/sp
+//
+// (OPENBLAS_CORETYPE chooses OpenBLAS's kernels, as for poslab: on this CPU, set it to the core
+// `poslab bench sgemm` reports, or OpenBLAS 0.3.21 may fall back to SSE3 on a CPU newer than itself.)
+// `isSmallProduct` in Sources/TensorCore/Kernels/MatrixProduct.swift sends products to the kernel
+// where it won here.
+#include "../Sources/CKernels/kernels.c"
+#include "../Sources/CKernels/small_products.c"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+// cblas.h would need libopenblas-dev; the runtime library is enough with these declarations.
+void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+void openblas_set_num_threads(int threads);
+char *openblas_get_corename(void);
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void compare(const char *name, int transA, int transB, int m, int n, int k, int batch, int repeats) {
+    size_t as = (size_t)m * k, bs = (size_t)k * n, cs = (size_t)m * n;
+    float *a = malloc(sizeof(float) * as * batch), *b = malloc(sizeof(float) * bs * batch);
+    float *c = malloc(sizeof(float) * cs * batch), *d = malloc(sizeof(float) * cs * batch);
+    for (size_t i = 0; i < as * batch; i++) a[i] = sinf(i * 0.37f);
+    for (size_t i = 0; i < bs * batch; i++) b[i] = cosf(i * 0.11f);
+    int lda = transA ? m : k, ldb = transB ? k : n;
+    double blas = 1e9, ours = 1e9;
+    for (int r = 0; r < repeats; r++) {
+        double t0 = now();
+        for (int i = 0; i < batch; i++)
+            cblas_sgemm(101, transA ? 112 : 111, transB ? 112 : 111, m, n, k, 1, a + i * as, lda, b + i * bs, ldb, 0,
+                        c + i * cs, n);
+        double t1 = now();
+        for (int i = 0; i < batch; i++)
+            if (ck_small_product(transA, transB, m, n, k, 1, a + i * as, lda, b + i * bs, ldb, 0, d + i * cs, n) != 0) {
+                printf("%s: refused (beyond CK_SMALL_PRODUCT_PACKED)\n", name);
+                return;
+            }
+        double t2 = now();
+        if (t1 - t0 < blas) blas = t1 - t0;
+        if (t2 - t1 < ours) ours = t2 - t1;
+    }
+    double worst = 0;
+    for (size_t i = 0; i < cs * batch; i++) worst = fmax(worst, fabs(c[i] - d[i]));
+    double flops = 2.0 * m * n * k * batch;
+    printf("%-26s %c%c %5d x %5d x %5d  x%4d   %6.1f   %6.1f   %5.2f   %.1e\n", name, transA ? 'T' : 'N',
+           transB ? 'T' : 'N', m, n, k, batch, flops / blas / 1e9, flops / ours / 1e9, blas / ours, worst);
+    free(a); free(b); free(c); free(d);
+}
+
+int main(void) {
+    openblas_set_num_threads(1);
+    char model[256] = "?";
+    FILE *info = fopen("/proc/cpuinfo", "r");
+    if (info) {
+        char line[512];
+        while (fgets(line, sizeof line, info))
+            if (strncmp(line, "model name", 10) == 0) { snprintf(model, sizeof model, "%s", strchr(line, ':') + 2); break; }
+        fclose(info);
+    }
+    model[strcspn(model, "\n")] = 0;
+    printf("CPU %s; OpenBLAS core %s; AVX2+FMA %s; one thread\n", model, openblas_get_corename(),
+           ck_has_avx2_fma() ? "yes" : "no (the kernel cannot run here)");
+    if (!ck_has_avx2_fma()) return 0;
+    printf("%-26s op  m       n       k      batch   OpenBLAS  kernel  ratio   max |diff|  (GFLOP/s)\n", "product");
+    // Quickstart (C = 64, 4 heads, T = 24, B = 32) and the bench's small model (T = 64, B = 64).
+    compare("quickstart attention QKt", 0, 1, 24, 24, 16, 128, 50);
+    compare("quickstart attention PV", 0, 0, 24, 16, 24, 128, 50);
+    compare("quickstart attention dV", 1, 0, 24, 16, 24, 128, 50);
+    compare("quickstart projection", 0, 1, 768, 64, 64, 1, 200);
+    compare("quickstart projection dX", 0, 0, 768, 64, 64, 1, 200);
+    compare("quickstart MLP up", 0, 1, 768, 256, 64, 1, 200);
+    compare("quickstart MLP down", 0, 1, 768, 64, 256, 1, 200);
+    compare("small attention QKt", 0, 1, 64, 64, 16, 256, 20);
+    compare("small attention PV", 0, 0, 64, 16, 64, 256, 20);
+    compare("small projection", 0, 1, 4096, 64, 64, 1, 50);
+    compare("small MLP up", 0, 1, 4096, 256, 64, 1, 50);
+    compare("small MLP down", 0, 1, 4096, 64, 256, 1, 50);
+    // The reference (C = 128, T = 128, B = 32) and large (C = 256, T = 256) models.
+    compare("reference attention QKt", 0, 1, 128, 128, 32, 128, 20);
+    compare("reference projection", 0, 1, 4096, 128, 128, 1, 20);
+    compare("reference MLP up", 0, 1, 4096, 512, 128, 1, 20);
+    compare("large projection", 0, 1, 8192, 256, 256, 1, 5);
+    compare("large projection dX", 0, 0, 8192, 256, 256, 1, 5);
+    // Beyond isSmallProduct: weight gradients (depth = rows) and wide products stay on OpenBLAS.
+    compare("weight gradient (k = 768)", 1, 0, 64, 64, 768, 1, 100);
+    compare("MLP dX (k = 1024)", 0, 0, 2048, 256, 1024, 1, 5);
+    return 0;
+}
