@@ -67,7 +67,10 @@ int main(void) {
     if (info) {
         char line[512];
         while (fgets(line, sizeof line, info))
-            if (strncmp(line, "model name", 10) == 0) { snprintf(model, sizeof model, "%s", strchr(line, ':') + 2); break; }
+            if (strncmp(line, "model name", 10) == 0) {
+                snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+                break;
+            }
         fclose(info);
     }
     model[strcspn(model, "\n")] = 0;

@@ -23,12 +23,14 @@
 enum { PANEL = 16, ROWS = 6, ROW_BLOCK = 96 };
 
 static pthread_key_t buffer_key;
+static int buffer_key_made;
 static pthread_once_t buffer_once = PTHREAD_ONCE_INIT;
-static void make_buffer_key(void) { pthread_key_create(&buffer_key, free); }
+static void make_buffer_key(void) { buffer_key_made = pthread_key_create(&buffer_key, free) == 0; }
 
 /// This thread's packing buffer of CK_SMALL_PRODUCT_PACKED floats (NULL when it cannot be allocated).
 static float *packing_buffer(void) {
     pthread_once(&buffer_once, make_buffer_key);
+    if (!buffer_key_made) return NULL;
     float *buffer = pthread_getspecific(buffer_key);
     if (!buffer) {
         buffer = aligned_alloc(64, CK_SMALL_PRODUCT_PACKED * sizeof(float));
@@ -80,11 +82,10 @@ static AVX2 void pack(int transB, ptrdiff_t n, ptrdiff_t k, const float *b, ptrd
             for (ptrdiff_t x0 = 0; x0 < PANEL; x0 += 8) {
                 ptrdiff_t q = 0;
                 if (width - x0 >= 8)
-                    for (; q + 8 <= k; q += 8) transpose8(b + (j0 + x0) * ldb + q, ldb, panel + q * PANEL + x0);
-                for (ptrdiff_t x = x0; x < x0 + 8; x++) {
-                    const float *column = b + (j0 + x) * ldb;
-                    for (ptrdiff_t r = q; r < k; r++) panel[r * PANEL + x] = x < width ? column[r] : 0;
-                }
+                    for (; q + 8 <= k; q += 8)
+                        transpose8(b + (j0 + x0) * ldb + q, ldb, panel + q * PANEL + x0);
+                for (ptrdiff_t x = x0; x < x0 + 8; x++)
+                    for (ptrdiff_t r = q; r < k; r++) panel[r * PANEL + x] = x < width ? b[(j0 + x) * ldb + r] : 0;
             }
         }
     }
@@ -97,27 +98,35 @@ static INLINE AVX2 __m256i lanes_below(ptrdiff_t count) {
 }
 
 /// Row r of the tile: C[r, 0 ..< width] = alpha·(s0, s1) (+ beta·C; C is not read when beta is 0).
+/// Lanes past width are neither read nor written (y + 8 is formed only when width > 8).
 static INLINE AVX2 void store_row(float *y, __m256 s0, __m256 s1, float alpha, float beta, ptrdiff_t width) {
-    __m256 a = _mm256_set1_ps(alpha), y0 = _mm256_mul_ps(a, s0), y1 = _mm256_mul_ps(a, s1);
+    __m256 a = _mm256_set1_ps(alpha), y0 = _mm256_mul_ps(a, s0), y1 = _mm256_mul_ps(a, s1), b = _mm256_set1_ps(beta);
     if (width == PANEL) {
         if (beta != 0) {
-            __m256 b = _mm256_set1_ps(beta);
             y0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(y), y0);
             y1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(y + 8), y1);
         }
         _mm256_storeu_ps(y, y0);
         _mm256_storeu_ps(y + 8, y1);
-    } else {
-        __m256i m0 = lanes_below(width), m1 = lanes_below(width - 8);
-        if (beta != 0) {
-            __m256 b = _mm256_set1_ps(beta);
-            y0 = _mm256_fmadd_ps(b, _mm256_maskload_ps(y, m0), y0);
-            y1 = _mm256_fmadd_ps(b, _mm256_maskload_ps(y + 8, m1), y1);
-        }
-        _mm256_maskstore_ps(y, m0, y0);
+        return;
+    }
+    __m256i m0 = lanes_below(width);
+    if (beta != 0) y0 = _mm256_fmadd_ps(b, _mm256_maskload_ps(y, m0), y0);
+    _mm256_maskstore_ps(y, m0, y0);
+    if (width > 8) {
+        __m256i m1 = lanes_below(width - 8);
+        if (beta != 0) y1 = _mm256_fmadd_ps(b, _mm256_maskload_ps(y + 8, m1), y1);
         _mm256_maskstore_ps(y + 8, m1, y1);
     }
 }
+
+/// Row r's two accumulators gain A[r, p]·(panel row p).
+#define ACCUMULATE(r, s0, s1)                                         \
+    do {                                                              \
+        __m256 x = _mm256_broadcast_ss(column + (r) * rowStride);     \
+        s0 = _mm256_fmadd_ps(x, b0, s0);                              \
+        s1 = _mm256_fmadd_ps(x, b1, s1);                              \
+    } while (0)
 
 /// A tile of `rows` (≤ 6, a constant after inlining) rows by one panel: twelve accumulators at most,
 /// two panel loads and one broadcast per row for each p.
@@ -126,15 +135,14 @@ static INLINE AVX2 void tile(const int rows, const float *a, ptrdiff_t rowStride
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (ptrdiff_t q = 0; q < k; q++) {
-        __m256 b0 = _mm256_loadu_ps(panel + q * PANEL), b1 = _mm256_loadu_ps(panel + q * PANEL + 8), x;
+        __m256 b0 = _mm256_loadu_ps(panel + q * PANEL), b1 = _mm256_loadu_ps(panel + q * PANEL + 8);
         const float *column = a + q * depthStride;
-        x = _mm256_broadcast_ss(column);
-        c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-        if (rows > 1) { x = _mm256_broadcast_ss(column + rowStride); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11); }
-        if (rows > 2) { x = _mm256_broadcast_ss(column + 2 * rowStride); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21); }
-        if (rows > 3) { x = _mm256_broadcast_ss(column + 3 * rowStride); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31); }
-        if (rows > 4) { x = _mm256_broadcast_ss(column + 4 * rowStride); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41); }
-        if (rows > 5) { x = _mm256_broadcast_ss(column + 5 * rowStride); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51); }
+        ACCUMULATE(0, c00, c01);
+        if (rows > 1) ACCUMULATE(1, c10, c11);
+        if (rows > 2) ACCUMULATE(2, c20, c21);
+        if (rows > 3) ACCUMULATE(3, c30, c31);
+        if (rows > 4) ACCUMULATE(4, c40, c41);
+        if (rows > 5) ACCUMULATE(5, c50, c51);
     }
     store_row(c, c00, c01, alpha, beta, width);
     if (rows > 1) store_row(c + ldc, c10, c11, alpha, beta, width);
@@ -145,9 +153,11 @@ static INLINE AVX2 void tile(const int rows, const float *a, ptrdiff_t rowStride
 }
 
 AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
-                          const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
-    ptrdiff_t panels = (n + PANEL - 1) / PANEL;
-    if (m <= 0 || n <= 0 || k <= 0 || panels * PANEL * k > CK_SMALL_PRODUCT_PACKED) return 1;
+                          const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
+                          float *c, ptrdiff_t ldc) {
+    if (m <= 0 || n <= 0 || k <= 0 || k > CK_SMALL_PRODUCT_PACKED) return 1;
+    ptrdiff_t panels = n / PANEL + (n % PANEL != 0);
+    if (panels > CK_SMALL_PRODUCT_PACKED / PANEL / k) return 1;  // packed size beyond the buffer (no overflow)
     float *packed = packing_buffer();
     if (!packed) return 1;
     pack(transB, n, k, b, ldb, packed);
@@ -160,7 +170,9 @@ AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrd
             const float *panel = packed + j * PANEL * k;
             ptrdiff_t i = i0;
             for (; i + ROWS <= i1; i += ROWS)
-                tile(6, a + i * rowStride, rowStride, depthStride, k, panel, alpha, beta, c + i * ldc + j * PANEL, ldc, width);
+                tile(6, a + i * rowStride, rowStride, depthStride, k, panel, alpha, beta, c + i * ldc + j * PANEL, ldc,
+                     width);
+            if (i == i1) continue;
             const float *rest = a + i * rowStride;
             float *out = c + i * ldc + j * PANEL;
             switch (i1 - i) {
@@ -168,8 +180,7 @@ AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrd
             case 4: tile(4, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
             case 3: tile(3, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
             case 2: tile(2, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
-            case 1: tile(1, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
-            default: break;
+            default: tile(1, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
             }
         }
     }
@@ -179,7 +190,8 @@ AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrd
 #else
 // Not x86-64: ck_has_avx2_fma() is 0 and the engine calls BLAS; say so to a direct caller.
 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
-                     const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+                     const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
+                     float *c, ptrdiff_t ldc) {
     (void)transA; (void)transB; (void)m; (void)n; (void)k; (void)alpha;
     (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
     return 1;

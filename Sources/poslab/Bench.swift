@@ -185,7 +185,8 @@ struct BenchAttention: ParsableCommand {
         }
         // The goal is stated against the matrix product of the same run: the machine's speed that minute.
         let sgemm = try BenchMatrixProduct.gigaflops(size: 1024)
-        print("element-wise kernels: \(Kernels.elementwise.rawValue); small products: \(Kernels.smallProducts.rawValue); B = 1, H = \(h), D = \(d); "
+        print("element-wise kernels: \(Kernels.elementwise.rawValue); small products: \(Kernels.smallProducts.rawValue); "
+              + "B = 1, H = \(h), D = \(d); "
               + "sgemm 1024² in this run: \(String(format: "%.1f", sgemm)) GFLOP/s")
         let shares = rows.map { row in
             [3, 5].map { String(format: "%.0f%%", 100 * Double(row[$0])! / sgemm) }

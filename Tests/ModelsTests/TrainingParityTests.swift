@@ -28,7 +28,10 @@ import XCTest
 /// distance, at most 2e-4 (`float32DeviationFactor`, `largestTolerance`): in these fixtures only the
 /// key projection's bias in the rotary schemes comes there. That tolerance holds against the float64
 /// run (the exact answer); against PyTorch's float32 run, itself that distance from the exact answer,
-/// the two errors may add, and the tolerance is widened by PyTorch's own distance (never more).
+/// the two errors may add, and the tolerance is widened by PyTorch's own distance. The float32
+/// comparison then follows from the float64 one (up to the floors' different denominators): it is
+/// kept for its report (`POSITIONLAB_PARITY_REPORT`), and the float64 bound is the one that binds.
+/// On rope-interleaved's key bias that bound's margin is thin: 1.2e-4 against 1.5e-4 allowed.
 ///
 /// One group is checked differently: the key projection's bias in schemes that do not rotate the
 /// keys (and, with HoPE, its components in the pairs left unrotated). Its gradient is zero in exact

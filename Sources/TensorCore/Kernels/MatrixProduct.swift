@@ -4,20 +4,22 @@ import Foundation
 
 extension Kernels {
     /// C = alpha · op(A) · op(B) + beta · C, row-major, op(X) = X or Xᵀ. A is m×k after op, B is
-    /// k×n after op; lda, ldb, ldc are the row strides of A, B, C as stored. OpenBLAS sgemm:
-    /// transposes are passed to BLAS, never copied.
+    /// k×n after op; lda, ldb, ldc are the row strides of A, B, C as stored. Small products
+    /// (`isSmallProduct`) run on `ck_small_product` where the CPU has AVX2 and FMA, the others on
+    /// OpenBLAS sgemm; neither copies a transposed operand (the small kernel packs op(B) as it reads it).
     ///
     /// Large products are split into row (or column) blocks of C, one per core, each a
-    /// single-threaded OpenBLAS call: OpenBLAS's own pool busy-waits with sched_yield between
-    /// calls, which cost a fifth of a small model's training step in `perf` (scheduler time).
-    /// Block boundaries depend only on the shape and the core count, so results are reproducible.
+    /// single-threaded call: OpenBLAS's own pool busy-waits with sched_yield between calls, which
+    /// cost a fifth of a small model's training step in `perf` (scheduler time). The kernel is
+    /// chosen once, from the whole product's shape, so every block of C sums in the same order, and
+    /// block boundaries depend only on the shape and the core count: results are reproducible.
     public static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let cores = Parallel.coreCount
+        let cores = Parallel.coreCount, small = isSmallProduct(n: n, k: k)
         guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16 else {
-            return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                              b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
+                              lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, small: small)
         }
         let splitRows = m >= n
         let extent = splitRows ? m : n, chunks = min(cores, extent / 16)
@@ -25,10 +27,12 @@ extension Kernels {
             let start = chunk * extent / chunks, end = (chunk + 1) * extent / chunks
             if splitRows {  // rows of op(A) and of C
                 sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: end - start, n: n, k: k, alpha: alpha,
-                           a: a + (transposeA ? start : start * lda), lda: lda, b: b, ldb: ldb, beta: beta, c: c + start * ldc, ldc: ldc)
+                           a: a + (transposeA ? start : start * lda), lda: lda, b: b, ldb: ldb, beta: beta,
+                           c: c + start * ldc, ldc: ldc, small: small)
             } else {  // columns of op(B) and of C
-                sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: end - start, k: k, alpha: alpha, a: a, lda: lda,
-                           b: b + (transposeB ? start * ldb : start), ldb: ldb, beta: beta, c: c + start, ldc: ldc)
+                sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: end - start, k: k, alpha: alpha,
+                           a: a, lda: lda, b: b + (transposeB ? start * ldb : start), ldb: ldb, beta: beta, c: c + start,
+                           ldc: ldc, small: small)
             }
         }
     }
@@ -62,15 +66,16 @@ extension Kernels {
     /// op(B) of at most 64 Ki floats, which stay in L2 while every row of A passes over them.
     @inlinable
     public static func isSmallProduct(n: Int, k: Int) -> Bool {
-        k <= 256 && k * ((n + 15) / 16 * 16) <= 65_536
+        k >= 1 && k <= 256 && n >= 1 && (n + 15) / 16 * 16 <= 65_536 / k
     }
 
     /// One product on the calling thread (batched loops call it from their own workers): small ones
-    /// (`isSmallProduct`) on `ck_small_product` when the CPU has AVX2 and FMA, the others on OpenBLAS,
-    /// itself single-threaded (`BLAS`).
+    /// (`isSmallProduct`, or `small` as a caller that split a product decided for the whole of it)
+    /// on `ck_small_product` when the CPU has AVX2 and FMA, the others on OpenBLAS, itself
+    /// single-threaded (`BLAS`).
     public static func sgemmBlock(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, small: Bool? = nil) {
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
             // BLAS leaves C untouched when k = 0 only if beta = 1; make the empty sum explicit.
@@ -78,7 +83,7 @@ extension Kernels {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
             return
         }
-        if smallProducts == .avx2FMA, isSmallProduct(n: n, k: k),
+        if smallProducts == .avx2FMA, small ?? isSmallProduct(n: n, k: k),
            ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
             return
         }
@@ -90,8 +95,9 @@ extension Kernels {
     public static func blasSgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        BLAS.sgemm(BLAS.rowMajor, transposeA ? BLAS.transpose : BLAS.noTranspose, transposeB ? BLAS.transpose : BLAS.noTranspose,
-                   Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLAS.sgemm(BLAS.rowMajor, transposeA ? BLAS.transpose : BLAS.noTranspose,
+                   transposeB ? BLAS.transpose : BLAS.noTranspose, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
+                   b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// y = alpha · op(A) · x (+ beta · y): A is m×n row-major with row stride lda, op(A) = A or Aᵀ;
