@@ -97,14 +97,20 @@ static INLINE AVX2 __m256i lanes_below(ptrdiff_t count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/// Row r of the tile: C[r, 0 ..< width] = alpha·(s0, s1) (+ beta·C; C is not read when beta is 0).
-/// Lanes past width are neither read nor written (y + 8 is formed only when width > 8).
-static INLINE AVX2 void store_row(float *y, __m256 s0, __m256 s1, float alpha, float beta, ptrdiff_t width) {
+/// Row r of the tile: C[r, 0 ..< width] = alpha·(s0, s1) (+ beta·C; C is not read when beta is 0)
+/// (+ the panel's bias, when there is one). Lanes past width are neither read nor written (y + 8 and
+/// bias + 8 are formed only when width > 8).
+static INLINE AVX2 void store_row(float *y, __m256 s0, __m256 s1, float alpha, float beta, const float *bias,
+                                  ptrdiff_t width) {
     __m256 a = _mm256_set1_ps(alpha), y0 = _mm256_mul_ps(a, s0), y1 = _mm256_mul_ps(a, s1), b = _mm256_set1_ps(beta);
     if (width == PANEL) {
         if (beta != 0) {
             y0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(y), y0);
             y1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(y + 8), y1);
+        }
+        if (bias) {
+            y0 = _mm256_add_ps(_mm256_loadu_ps(bias), y0);
+            y1 = _mm256_add_ps(_mm256_loadu_ps(bias + 8), y1);
         }
         _mm256_storeu_ps(y, y0);
         _mm256_storeu_ps(y + 8, y1);
@@ -112,10 +118,12 @@ static INLINE AVX2 void store_row(float *y, __m256 s0, __m256 s1, float alpha, f
     }
     __m256i m0 = lanes_below(width);
     if (beta != 0) y0 = _mm256_fmadd_ps(b, _mm256_maskload_ps(y, m0), y0);
+    if (bias) y0 = _mm256_add_ps(_mm256_maskload_ps(bias, m0), y0);
     _mm256_maskstore_ps(y, m0, y0);
     if (width > 8) {
         __m256i m1 = lanes_below(width - 8);
         if (beta != 0) y1 = _mm256_fmadd_ps(b, _mm256_maskload_ps(y + 8, m1), y1);
+        if (bias) y1 = _mm256_add_ps(_mm256_maskload_ps(bias + 8, m1), y1);
         _mm256_maskstore_ps(y + 8, m1, y1);
     }
 }
@@ -131,7 +139,8 @@ static INLINE AVX2 void store_row(float *y, __m256 s0, __m256 s1, float alpha, f
 /// A tile of `rows` (≤ 6, a constant after inlining) rows by one panel: twelve accumulators at most,
 /// two panel loads and one broadcast per row for each p.
 static INLINE AVX2 void tile(const int rows, const float *a, ptrdiff_t rowStride, ptrdiff_t depthStride, ptrdiff_t k,
-                             const float *panel, float alpha, float beta, float *c, ptrdiff_t ldc, ptrdiff_t width) {
+                             const float *panel, float alpha, float beta, const float *bias, float *c, ptrdiff_t ldc,
+                             ptrdiff_t width) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (ptrdiff_t q = 0; q < k; q++) {
@@ -144,17 +153,17 @@ static INLINE AVX2 void tile(const int rows, const float *a, ptrdiff_t rowStride
         if (rows > 4) ACCUMULATE(4, c40, c41);
         if (rows > 5) ACCUMULATE(5, c50, c51);
     }
-    store_row(c, c00, c01, alpha, beta, width);
-    if (rows > 1) store_row(c + ldc, c10, c11, alpha, beta, width);
-    if (rows > 2) store_row(c + 2 * ldc, c20, c21, alpha, beta, width);
-    if (rows > 3) store_row(c + 3 * ldc, c30, c31, alpha, beta, width);
-    if (rows > 4) store_row(c + 4 * ldc, c40, c41, alpha, beta, width);
-    if (rows > 5) store_row(c + 5 * ldc, c50, c51, alpha, beta, width);
+    store_row(c, c00, c01, alpha, beta, bias, width);
+    if (rows > 1) store_row(c + ldc, c10, c11, alpha, beta, bias, width);
+    if (rows > 2) store_row(c + 2 * ldc, c20, c21, alpha, beta, bias, width);
+    if (rows > 3) store_row(c + 3 * ldc, c30, c31, alpha, beta, bias, width);
+    if (rows > 4) store_row(c + 4 * ldc, c40, c41, alpha, beta, bias, width);
+    if (rows > 5) store_row(c + 5 * ldc, c50, c51, alpha, beta, bias, width);
 }
 
 AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                           const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
-                          float *c, ptrdiff_t ldc) {
+                          const float *bias, float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0 || k <= 0 || k > CK_SMALL_PRODUCT_PACKED) return 1;
     ptrdiff_t panels = n / PANEL + (n % PANEL != 0);
     if (panels > CK_SMALL_PRODUCT_PACKED / PANEL / k) return 1;  // packed size beyond the buffer (no overflow)
@@ -167,20 +176,20 @@ AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrd
         ptrdiff_t i1 = m - i0 < ROW_BLOCK ? m : i0 + ROW_BLOCK;
         for (ptrdiff_t j = 0; j < panels; j++) {
             ptrdiff_t width = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
-            const float *panel = packed + j * PANEL * k;
+            const float *panel = packed + j * PANEL * k, *panelBias = bias ? bias + j * PANEL : NULL;
             ptrdiff_t i = i0;
             for (; i + ROWS <= i1; i += ROWS)
-                tile(6, a + i * rowStride, rowStride, depthStride, k, panel, alpha, beta, c + i * ldc + j * PANEL, ldc,
-                     width);
+                tile(6, a + i * rowStride, rowStride, depthStride, k, panel, alpha, beta, panelBias, c + i * ldc + j * PANEL,
+                     ldc, width);
             if (i == i1) continue;
             const float *rest = a + i * rowStride;
             float *out = c + i * ldc + j * PANEL;
             switch (i1 - i) {
-            case 5: tile(5, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
-            case 4: tile(4, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
-            case 3: tile(3, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
-            case 2: tile(2, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
-            default: tile(1, rest, rowStride, depthStride, k, panel, alpha, beta, out, ldc, width); break;
+            case 5: tile(5, rest, rowStride, depthStride, k, panel, alpha, beta, panelBias, out, ldc, width); break;
+            case 4: tile(4, rest, rowStride, depthStride, k, panel, alpha, beta, panelBias, out, ldc, width); break;
+            case 3: tile(3, rest, rowStride, depthStride, k, panel, alpha, beta, panelBias, out, ldc, width); break;
+            case 2: tile(2, rest, rowStride, depthStride, k, panel, alpha, beta, panelBias, out, ldc, width); break;
+            default: tile(1, rest, rowStride, depthStride, k, panel, alpha, beta, panelBias, out, ldc, width); break;
             }
         }
     }
@@ -191,9 +200,9 @@ AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrd
 // Not x86-64: ck_has_avx2_fma() is 0 and the engine calls BLAS; say so to a direct caller.
 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                      const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
-                     float *c, ptrdiff_t ldc) {
+                     const float *bias, float *c, ptrdiff_t ldc) {
     (void)transA; (void)transB; (void)m; (void)n; (void)k; (void)alpha;
-    (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
+    (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)bias; (void)c; (void)ldc;
     return 1;
 }
 #endif

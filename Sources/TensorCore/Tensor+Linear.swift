@@ -1,8 +1,9 @@
 /// The affine map of a fully connected layer, with its bias in the matrix product.
 extension Tensor {
-    /// self·Wᵀ + b, one product: the bias is written into the output's rows and the product added
-    /// to it (BLAS beta = 1), so no separate pass reads the product again to add the bias; the
-    /// backward sums the output gradient's columns for the bias in one pass. Same values as
+    /// self·Wᵀ + b, one product: the bias is added in the small-product kernel's epilogue, or (on
+    /// OpenBLAS) written into the output's rows and the product added to it (beta = 1), so no
+    /// separate pass reads the product again to add the bias; the backward sums the output
+    /// gradient's columns for the bias in one pass. Same values as
     /// `matmul(weight, transposeOther: true) + bias` (its naive twin in the tests) up to the order
     /// of the additions.
     ///
@@ -21,9 +22,8 @@ extension Tensor {
         let rows = shape.dropLast().reduce(1, *)
         let outShape = Array(shape.dropLast()) + [n]
         let out = TensorStorage(count: rows * n, zeroed: false)
-        if let bias { Kernels.broadcastRows(bias.storage.pointer, out.pointer, rows: rows, columns: n) }
         Kernels.sgemm(transposeA: false, transposeB: true, m: rows, n: n, k: k, alpha: 1, a: storage.pointer, lda: k,
-                      b: weight.storage.pointer, ldb: k, beta: bias == nil ? 0 : 1, c: out.pointer, ldc: n)
+                      b: weight.storage.pointer, ldb: k, beta: 0, c: out.pointer, ldc: n, bias: bias?.storage.pointer)
         let x = self, w = weight, xs = storage, ws = weight.storage
         let inputs = [x, w] + (bias.map { [$0] } ?? [])
         return Tensor.result(shape: outShape, storage: out, operation: name, inputs: inputs) { g in

@@ -44,36 +44,48 @@ final class KernelTwinTests: XCTestCase {
 
     typealias Product = @Sendable (_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                          _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
-                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int) -> Void
+                         _ bias: UnsafePointer<Float>?, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) -> Void
 
     static let engineProduct: Product = {
         Kernels.sgemm(transposeA: $0, transposeB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9,
-                      beta: $10, c: $11, ldc: $12)
+                      beta: $10, c: $12, ldc: $13, bias: $11)
+    }
+
+    /// OpenBLAS for every product, whatever its size (the engine's other path).
+    static let blasProduct: Product = {
+        Kernels.sgemmBlock(transposeA: $0, transposeB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9,
+                           beta: $10, c: $12, ldc: $13, bias: $11, small: false)
     }
 
     /// `ck_small_product` itself, which must take every product given here (it returns 1 when it cannot).
     static let smallProduct: Product = {
-        let taken = ck_small_product($0 ? 1 : 0, $1 ? 1 : 0, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        let taken = ck_small_product($0 ? 1 : 0, $1 ? 1 : 0, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         XCTAssertEqual(taken, 0, "ck_small_product refused m=\($2) n=\($3) k=\($4)")
     }
 
+    /// One product against `naiveSgemm`; with `bias` (beta = 0 only) a row of n values added to every row.
     func sgemmCase(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float, padding: Int,
-                   seed: UInt64, product: Product = engineProduct) {
+                   seed: UInt64, bias: Bool = false, product: Product = engineProduct) {
         // Stored shapes with row strides wider than the rows (`padding`): lda/ldb/ldc are honoured.
         let (aRows, aColumns) = transposeA ? (k, m) : (m, k)
         let (bRows, bColumns) = transposeB ? (n, k) : (k, n)
         let lda = aColumns + padding, ldb = bColumns + padding, ldc = n + padding
         let a = Random.floats(max(1, aRows * lda), seed: seed), b = Random.floats(max(1, bRows * ldb), seed: seed + 1)
         let c0 = beta == 0 ? [Float](repeating: .nan, count: max(1, m * ldc)) : Random.floats(max(1, m * ldc), seed: seed + 2)
+        let row = bias ? Random.floats(max(1, n), seed: seed + 3) : []
         var fast = c0, naive = c0
         fast.withUnsafeMutableBufferPointer { c in
-            product(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c.baseAddress!, ldc)
+            row.withUnsafeBufferPointer { r in
+                product(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, bias ? r.baseAddress! : nil,
+                        c.baseAddress!, ldc)
+            }
         }
         naive.withUnsafeMutableBufferPointer { c in
             Kernels.naiveSgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                                b: b, ldb: ldb, beta: beta, c: c.baseAddress!, ldc: ldc)
         }
-        let name = "sgemm m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) alpha=\(alpha) beta=\(beta)"
+        if bias { for i in 0..<m { for j in 0..<n { naive[i * ldc + j] += row[j] } } }
+        let name = "sgemm m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) alpha=\(alpha) beta=\(beta) bias=\(bias)"
         for i in 0..<m {
             for j in 0..<ldc {
                 let (x, y) = (fast[i * ldc + j], naive[i * ldc + j])
@@ -82,7 +94,7 @@ final class KernelTwinTests: XCTestCase {
                     XCTAssertEqual(x.bitPattern, c0[i * ldc + j].bitPattern, "\(name): padding written")
                     continue
                 }
-                var bound: Float = abs(beta * c0[i * ldc + j]).isNaN ? 0 : abs(beta * c0[i * ldc + j])
+                var bound: Float = (abs(beta * c0[i * ldc + j]).isNaN ? 0 : abs(beta * c0[i * ldc + j])) + (bias ? abs(row[j]) : 0)
                 for p in 0..<k {
                     let u = transposeA ? a[p * lda + i] : a[i * lda + p], v = transposeB ? b[j * ldb + p] : b[p * ldb + j]
                     bound += abs(alpha * u * v)
@@ -100,21 +112,31 @@ final class KernelTwinTests: XCTestCase {
         for (m, n, k) in sizes {
             for transposeA in [false, true] {
                 for transposeB in [false, true] {
-                    seed += 3
-                    sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 1, beta: 0, padding: 0, seed: seed)
-                    sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: -0.5, beta: 1.5, padding: 3,
-                              seed: seed)
+                    // The engine's choice (the small kernel where it applies), then OpenBLAS for every size.
+                    for product in [Self.engineProduct, Self.blasProduct] {
+                        seed += 3
+                        sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 1, beta: 0,
+                                  padding: 0, seed: seed, product: product)
+                        sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: -0.5, beta: 1.5,
+                                  padding: 3, seed: seed, product: product)
+                        sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 0.5, beta: 0,
+                                  padding: 2, seed: seed + 1, bias: true, product: product)
+                    }
                 }
             }
         }
-        // k = 0: C becomes beta · C (the empty sum), for both twins.
+        // k = 0: C becomes beta · C (the empty sum), for both twins; with a bias, the bias.
         sgemmCase(m: 4, n: 5, k: 0, transposeA: false, transposeB: false, alpha: 1, beta: 0.5, padding: 0, seed: 99)
         sgemmCase(m: 4, n: 5, k: 0, transposeA: true, transposeB: true, alpha: 1, beta: 0, padding: 2, seed: 98)
+        sgemmCase(m: 4, n: 5, k: 0, transposeA: true, transposeB: false, alpha: 1, beta: 0, padding: 1, seed: 97, bias: true)
+        // A product split over cores by columns (n > m, above the split's threshold), with a bias.
+        sgemmCase(m: 40, n: 700, k: 64, transposeA: false, transposeB: true, alpha: 1, beta: 0, padding: 1, seed: 96, bias: true)
+        sgemmCase(m: 700, n: 40, k: 64, transposeA: false, transposeB: true, alpha: 1, beta: 0, padding: 1, seed: 95, bias: true)
     }
 
     /// The AVX2 small-product kernel on every tile edge: rows around its 6-row tiles and 96-row blocks,
     /// columns around its 16-wide panels and the 8-wide halves of its transposes, depths around 8 (the
-    /// transposes) and up to the 256 the engine gives it; every transpose, alpha, beta, padded strides.
+    /// transposes) and up to the 256 the engine gives it; every transpose, alpha, beta, a bias row, padded strides.
     func testSmallProductKernelAgainstNaiveSgemm() throws {
         try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
         var seed: UInt64 = 500
@@ -134,6 +156,8 @@ final class KernelTwinTests: XCTestCase {
                                   beta: 1.5, padding: 3, seed: seed, product: Self.smallProduct)
                         sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 0.125,
                                   beta: 1, padding: 9, seed: seed + 1, product: Self.smallProduct)
+                        sgemmCase(m: m, n: n2, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 2,
+                                  beta: 0, padding: 5, seed: seed + 2, bias: true, product: Self.smallProduct)
                     }
                 }
             }
@@ -150,13 +174,13 @@ final class KernelTwinTests: XCTestCase {
             if Kernels.isSmallProduct(n: n, k: k) { XCTAssertTrue(fits, "n=\(n) k=\(k)") }
             let a = [Float](repeating: 1, count: k), b = [Float](repeating: 1, count: n * k)
             var c = [Float](repeating: .nan, count: n)
-            let taken = ck_small_product(0, 0, 1, n, k, 1, a, k, b, n, 0, &c, n)
+            let taken = ck_small_product(0, 0, 1, n, k, 1, a, k, b, n, 0, nil, &c, n)
             XCTAssertEqual(taken, fits ? 0 : 1, "n=\(n) k=\(k)")
             XCTAssertEqual(c.allSatisfy { fits ? $0 == Float(k) : $0.isNaN }, true, "n=\(n) k=\(k)")
         }
         var c = [Float](repeating: 7, count: 4)
-        XCTAssertEqual(ck_small_product(0, 0, 0, 4, 3, 1, [0], 3, [Float](repeating: 0, count: 12), 4, 0, &c, 4), 1)
-        XCTAssertEqual(ck_small_product(0, 0, 2, 2, 0, 1, [0], 1, [0], 2, 0, &c, 2), 1)
+        XCTAssertEqual(ck_small_product(0, 0, 0, 4, 3, 1, [0], 3, [Float](repeating: 0, count: 12), 4, 0, nil, &c, 4), 1)
+        XCTAssertEqual(ck_small_product(0, 0, 2, 2, 0, 1, [0], 1, [0], 2, 0, nil, &c, 2), 1)
         XCTAssertEqual(c, [7, 7, 7, 7])
         // Eight concurrent streams of products of different widths, each result checked: a shared packing
         // buffer would mix their panels.
@@ -168,7 +192,7 @@ final class KernelTwinTests: XCTestCase {
             Kernels.naiveSgemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: k, b: b, ldb: n,
                                beta: 0, c: &naive, ldc: n)
             for _ in 0..<200 {
-                _ = ck_small_product(0, 0, m, n, k, 1, a, k, b, n, 0, &fast, n)
+                _ = ck_small_product(0, 0, m, n, k, 1, a, k, b, n, 0, nil, &fast, n)
                 let difference = zip(fast, naive).map { abs($0 - $1) }.max() ?? 0
                 worst.withLock { $0[t] = max($0[t], difference) }
             }
@@ -263,9 +287,6 @@ final class KernelTwinTests: XCTestCase {
             XCTAssertEqual(bits(written), bits(writtenNaive), "column sums written \(rows)×\(columns)")
             let exact = (0..<columns).map { j in Double(y0[j]) + (0..<rows).reduce(0.0) { $0 + Double(x[$1 * columns + j]) } }
             assertClose(fast, exact, tolerance: 1e-4, "column sums \(rows)×\(columns) against Double")
-            var out = [Float](repeating: .nan, count: rows * columns)
-            out.withUnsafeMutableBufferPointer { Kernels.broadcastRows(y0, $0.baseAddress!, rows: rows, columns: columns) }
-            XCTAssertEqual(bits(out), bits((0..<rows).flatMap { _ in y0 }), "broadcast rows \(rows)×\(columns)")
         }
     }
 

@@ -34,12 +34,14 @@ void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t coun
 /// The most floats of op(B) that ck_small_product packs (k × n rounded up to 16): 256 KiB per thread.
 #define CK_SMALL_PRODUCT_PACKED 65536
 
-/// C = alpha·op(A)·op(B) + beta·C, row-major (small_products.c): op(A) m × k, op(B) k × n, C m × n
-/// with row strides lda, ldb, ldc as stored; C is not read when beta is 0. Each element is one
-/// in-order sum over k with fused multiply-adds. Returns 0, or 1 without touching C when it cannot
-/// run the product (k × n beyond CK_SMALL_PRODUCT_PACKED, an empty dimension, no buffer, not x86-64):
-/// the caller then uses BLAS.
+/// C = alpha·op(A)·op(B) + beta·C (+ bias in every row when bias is not NULL), row-major
+/// (small_products.c): op(A) m × k, op(B) k × n, C m × n with row strides lda, ldb, ldc as stored,
+/// bias n floats; C is not read when beta is 0. Each element is one in-order sum over k with fused
+/// multiply-adds, then alpha·sum (+ beta·C) (+ bias). Returns 0, or 1 without touching C when it
+/// cannot run the product (k × n beyond CK_SMALL_PRODUCT_PACKED, an empty dimension, no buffer, not
+/// x86-64): the caller then uses BLAS.
 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
-                     const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+                     const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
+                     const float *bias, float *c, ptrdiff_t ldc);
 
 #endif

@@ -143,12 +143,4 @@ extension Kernels {
             y[j] = accumulate ? y[j] + total : total
         }
     }
-
-    /// Each of `rows` rows of `out` (row-major, `columns` wide) set to `row`: a bias written into an
-    /// output before a product is added to it.
-    public static func broadcastRows(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-        Parallel.forEachRow(rows: rows, elementsPerRow: columns) { range in
-            for r in range { (out + r &* columns).update(from: row, count: columns) }
-        }
-    }
 }

@@ -13,13 +13,16 @@ extension Kernels {
     /// cost a fifth of a small model's training step in `perf` (scheduler time). The kernel is
     /// chosen once, from the whole product's shape, so every block of C sums in the same order, and
     /// block boundaries depend only on the shape and the core count: results are reproducible.
+    ///
+    /// `bias` (n floats, with beta = 0) is added to every row of C: C = alpha · op(A) · op(B) + bias,
+    /// in the small kernel's epilogue, or written into C before OpenBLAS adds the product (beta = 1).
     public static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
         let cores = Parallel.coreCount, small = isSmallProduct(n: n, k: k)
         guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16 else {
             return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
-                              lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, small: small)
+                              lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias, small: small)
         }
         let splitRows = m >= n
         let extent = splitRows ? m : n, chunks = min(cores, extent / 16)
@@ -28,11 +31,11 @@ extension Kernels {
             if splitRows {  // rows of op(A) and of C
                 sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: end - start, n: n, k: k, alpha: alpha,
                            a: a + (transposeA ? start : start * lda), lda: lda, b: b, ldb: ldb, beta: beta,
-                           c: c + start * ldc, ldc: ldc, small: small)
+                           c: c + start * ldc, ldc: ldc, bias: bias, small: small)
             } else {  // columns of op(B) and of C
                 sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: end - start, k: k, alpha: alpha,
                            a: a, lda: lda, b: b + (transposeB ? start * ldb : start), ldb: ldb, beta: beta, c: c + start,
-                           ldc: ldc, small: small)
+                           ldc: ldc, bias: bias.map { $0 + start }, small: small)
             }
         }
     }
@@ -75,20 +78,23 @@ extension Kernels {
     /// single-threaded (`BLAS`).
     public static func sgemmBlock(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, small: Bool? = nil) {
+                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+                                  small: Bool? = nil) {
+        precondition(bias == nil || beta == 0, "sgemm: a bias is added to the product alone (beta = 0)")
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
             // BLAS leaves C untouched when k = 0 only if beta = 1; make the empty sum explicit.
             // As in BLAS, beta = 0 must not read C (it may be uninitialised: 0 · NaN is NaN).
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = (beta == 0 ? 0 : c[i * ldc + j] * beta) + (bias?[j] ?? 0) } }
             return
         }
         if smallProducts == .avx2FMA, small ?? isSmallProduct(n: n, k: k),
-           ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0 {
+           ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc) == 0 {
             return
         }
+        if let bias { for i in 0..<m { (c + i * ldc).update(from: bias, count: n) } }
         blasSgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                  b: b, ldb: ldb, beta: bias == nil ? beta : 1, c: c, ldc: ldc)
     }
 
     /// OpenBLAS's sgemm, whatever the size (the small-product kernel's twin and rival).
