@@ -179,8 +179,8 @@ AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrd
             const float *panel = packed + j * PANEL * k, *panelBias = bias ? bias + j * PANEL : NULL;
             ptrdiff_t i = i0;
             for (; i + ROWS <= i1; i += ROWS)
-                tile(6, a + i * rowStride, rowStride, depthStride, k, panel, alpha, beta, panelBias, c + i * ldc + j * PANEL,
-                     ldc, width);
+                tile(6, a + i * rowStride, rowStride, depthStride, k, panel, alpha, beta, panelBias,
+                     c + i * ldc + j * PANEL, ldc, width);
             if (i == i1) continue;
             const float *rest = a + i * rowStride;
             float *out = c + i * ldc + j * PANEL;

@@ -34,7 +34,8 @@ extension Kernels {
                            c: c + start * ldc, ldc: ldc, bias: bias, small: small)
             } else {  // columns of op(B) and of C
                 sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: end - start, k: k, alpha: alpha,
-                           a: a, lda: lda, b: b + (transposeB ? start * ldb : start), ldb: ldb, beta: beta, c: c + start,
+                           a: a, lda: lda, b: b + (transposeB ? start * ldb : start), ldb: ldb, beta: beta,
+                           c: c + start,
                            ldc: ldc, bias: bias.map { $0 + start }, small: small)
             }
         }
@@ -78,18 +79,21 @@ extension Kernels {
     /// single-threaded (`BLAS`).
     public static func sgemmBlock(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
-                                  small: Bool? = nil) {
+                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                  bias: UnsafePointer<Float>? = nil, small: Bool? = nil) {
         precondition(bias == nil || beta == 0, "sgemm: a bias is added to the product alone (beta = 0)")
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
             // BLAS leaves C untouched when k = 0 only if beta = 1; make the empty sum explicit.
             // As in BLAS, beta = 0 must not read C (it may be uninitialised: 0 · NaN is NaN).
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = (beta == 0 ? 0 : c[i * ldc + j] * beta) + (bias?[j] ?? 0) } }
+            for i in 0..<m {
+                for j in 0..<n { c[i * ldc + j] = (beta == 0 ? 0 : c[i * ldc + j] * beta) + (bias?[j] ?? 0) }
+            }
             return
         }
         if smallProducts == .avx2FMA, small ?? isSmallProduct(n: n, k: k),
-           ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc) == 0 {
+           ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, bias, c,
+                            ldc) == 0 {
             return
         }
         if let bias { for i in 0..<m { (c + i * ldc).update(from: bias, count: n) } }
