@@ -44,7 +44,8 @@ static void compare(const char *name, int transA, int transB, int m, int n, int 
                         c + i * cs, n);
         double t1 = now();
         for (int i = 0; i < batch; i++)
-            if (ck_small_product(transA, transB, m, n, k, 1, a + i * as, lda, b + i * bs, ldb, 0, NULL, d + i * cs, n) != 0) {
+            if (ck_small_product(transA, transB, m, n, k, 1, a + i * as, lda, b + i * bs, ldb, 0, NULL, d + i * cs,
+                                 n) != 0) {
                 printf("%s: refused (beyond CK_SMALL_PRODUCT_PACKED)\n", name);
                 return;
             }

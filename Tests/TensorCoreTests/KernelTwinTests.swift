@@ -63,7 +63,8 @@ final class KernelTwinTests: XCTestCase {
         XCTAssertEqual(taken, 0, "ck_small_product refused m=\($2) n=\($3) k=\($4)")
     }
 
-    /// One product against `naiveSgemm`; with `bias` (beta = 0 only) a row of n values added to every row.
+    /// One product against `naiveSgemm`; with `bias` a row of n values added to every row (the engine
+    /// takes a bias with beta = 0 only, `ck_small_product` with any beta).
     func sgemmCase(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool, alpha: Float, beta: Float, padding: Int,
                    seed: UInt64, bias: Bool = false, product: Product = engineProduct) {
         // Stored shapes with row strides wider than the rows (`padding`): lda/ldb/ldc are honoured.
@@ -129,9 +130,14 @@ final class KernelTwinTests: XCTestCase {
         sgemmCase(m: 4, n: 5, k: 0, transposeA: false, transposeB: false, alpha: 1, beta: 0.5, padding: 0, seed: 99)
         sgemmCase(m: 4, n: 5, k: 0, transposeA: true, transposeB: true, alpha: 1, beta: 0, padding: 2, seed: 98)
         sgemmCase(m: 4, n: 5, k: 0, transposeA: true, transposeB: false, alpha: 1, beta: 0, padding: 1, seed: 97, bias: true)
-        // A product split over cores by columns (n > m, above the split's threshold), with a bias.
-        sgemmCase(m: 40, n: 700, k: 64, transposeA: false, transposeB: true, alpha: 1, beta: 0, padding: 1, seed: 96, bias: true)
-        sgemmCase(m: 700, n: 40, k: 64, transposeA: false, transposeB: true, alpha: 1, beta: 0, padding: 1, seed: 95, bias: true)
+        // Products split over cores (when there are several) by columns (n > m) and by rows, with a bias:
+        // on the small kernel (k = 64) and on OpenBLAS (k = 300, beyond it).
+        for (m, n) in [(40, 700), (700, 40)] {
+            for k in [64, 300] {
+                sgemmCase(m: m, n: n, k: k, transposeA: false, transposeB: true, alpha: 1, beta: 0, padding: 1,
+                          seed: UInt64(m + k), bias: true)
+            }
+        }
     }
 
     /// The AVX2 small-product kernel on every tile edge: rows around its 6-row tiles and 96-row blocks,
@@ -158,6 +164,8 @@ final class KernelTwinTests: XCTestCase {
                                   beta: 1, padding: 9, seed: seed + 1, product: Self.smallProduct)
                         sgemmCase(m: m, n: n2, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 2,
                                   beta: 0, padding: 5, seed: seed + 2, bias: true, product: Self.smallProduct)
+                        sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 1,
+                                  beta: 0.5, padding: 1, seed: seed + 3, bias: true, product: Self.smallProduct)
                     }
                 }
             }

@@ -35,8 +35,7 @@ extension Kernels {
             } else {  // columns of op(B) and of C
                 sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: end - start, k: k, alpha: alpha,
                            a: a, lda: lda, b: b + (transposeB ? start * ldb : start), ldb: ldb, beta: beta,
-                           c: c + start,
-                           ldc: ldc, bias: bias.map { $0 + start }, small: small)
+                           c: c + start, ldc: ldc, bias: bias.map { $0 + start }, small: small)
             }
         }
     }
@@ -87,7 +86,10 @@ extension Kernels {
             // BLAS leaves C untouched when k = 0 only if beta = 1; make the empty sum explicit.
             // As in BLAS, beta = 0 must not read C (it may be uninitialised: 0 · NaN is NaN).
             for i in 0..<m {
-                for j in 0..<n { c[i * ldc + j] = (beta == 0 ? 0 : c[i * ldc + j] * beta) + (bias?[j] ?? 0) }
+                for j in 0..<n {
+                    let scaled = beta == 0 ? 0 : c[i * ldc + j] * beta
+                    c[i * ldc + j] = bias.map { scaled + $0[j] } ?? scaled
+                }
             }
             return
         }
