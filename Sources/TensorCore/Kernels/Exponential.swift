@@ -36,19 +36,15 @@ extension Kernels {
         case avx2FMA = "avx2+fma", portable
     }
 
-    public static let elementwise: ElementwiseKernels = {
-        if ProcessInfo.processInfo.environment[elementwiseVariable] == "portable" { return .portable }
-        return ck_has_avx2_fma() != 0 ? .avx2FMA : .portable
-    }()
+    public static let elementwise: ElementwiseKernels =
+        runsAVX2(unless: elementwiseVariable, is: ElementwiseKernels.portable.rawValue) ? .avx2FMA : .portable
 
     public static let elementwiseVariable = "POSITIONLAB_ELEMENTWISE"
 
-    /// Refuses a value of `POSITIONLAB_ELEMENTWISE` other than "portable" (or none): a misspelling
-    /// would otherwise run the default kernels without a word.
+    /// Refuses a value of `POSITIONLAB_ELEMENTWISE` other than "portable" (or none).
     public static func checkElementwiseSetting() throws {
-        guard let value = ProcessInfo.processInfo.environment[elementwiseVariable], value != "portable" else { return }
-        throw ConfigurationError(parameter: elementwiseVariable, value: "\"\(value)\"",
-                                 allowed: "\"portable\" (the Swift SIMD kernels), or unset (AVX2 with FMA where the CPU has them)")
+        try checkSetting(elementwiseVariable, fallback: ElementwiseKernels.portable.rawValue,
+                         fallbackMeaning: "the Swift SIMD kernels", defaultMeaning: "AVX2 with FMA where the CPU has them")
     }
 
     /// x[i] ← e^(x[i] − shift) for i < count; returns the sum of the results (AVX2 when the CPU has it).

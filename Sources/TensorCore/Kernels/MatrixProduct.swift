@@ -48,19 +48,16 @@ extension Kernels {
         case avx2FMA = "avx2+fma", blas
     }
 
-    public static let smallProducts: SmallProductKernels = {
-        if ProcessInfo.processInfo.environment[smallProductsVariable] == "blas" { return .blas }
-        return ck_has_avx2_fma() != 0 ? .avx2FMA : .blas
-    }()
+    public static let smallProducts: SmallProductKernels =
+        runsAVX2(unless: smallProductsVariable, is: SmallProductKernels.blas.rawValue) ? .avx2FMA : .blas
 
     public static let smallProductsVariable = "POSITIONLAB_SMALL_PRODUCTS"
 
     /// Refuses a value of `POSITIONLAB_SMALL_PRODUCTS` other than "blas" (or none).
     public static func checkSmallProductSetting() throws {
-        guard let value = ProcessInfo.processInfo.environment[smallProductsVariable], value != "blas" else { return }
-        throw ConfigurationError(parameter: smallProductsVariable, value: "\"\(value)\"",
-                                 allowed: "\"blas\" (OpenBLAS for every product), or unset (AVX2 with FMA for small "
-                                     + "products where the CPU has them)")
+        try checkSetting(smallProductsVariable, fallback: SmallProductKernels.blas.rawValue,
+                         fallbackMeaning: "OpenBLAS for every product",
+                         defaultMeaning: "AVX2 with FMA for small products where the CPU has them")
     }
 
     /// Products that `ck_small_product` runs faster than OpenBLAS (`bench/small_products.c` on
