@@ -98,6 +98,9 @@ int main(void) {
     compare("reference MLP up", 0, 1, 4096, 512, 128, 1, 20);
     compare("large projection", 0, 1, 8192, 256, 256, 1, 5);
     compare("large projection dX", 0, 0, 8192, 256, 256, 1, 5);
+    // Decoding one token: a single row (the reference model's projection and MLP up).
+    compare("decode projection", 0, 1, 1, 128, 128, 1, 2000);
+    compare("decode MLP up", 0, 1, 1, 512, 128, 1, 2000);
     // Beyond isSmallProduct: weight gradients (depth = rows) and wide products stay on OpenBLAS.
     compare("weight gradient (k = 768)", 1, 0, 64, 64, 768, 1, 100);
     compare("MLP dX (k = 1024)", 0, 0, 2048, 256, 1024, 1, 5);
