@@ -66,7 +66,10 @@ public final class AdamW {
 }
 
 extension Kernels {
-    /// The fused AdamW update of one parameter buffer, SIMD and spread over cores.
+    /// The fused AdamW update of one parameter buffer, eight lanes at a time (Swift's SIMD8) and
+    /// spread over cores. Each lane does its twin's operations in its twin's order (no fused
+    /// multiply-adds: Swift does not contract), and square root and division are correctly rounded
+    /// in both, so the results are bit for bit those of `naiveAdamWUpdate`, which a test checks.
     public static func adamWUpdate(_ p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
                                    firstMoment m: UnsafeMutablePointer<Float>, secondMoment v: UnsafeMutablePointer<Float>,
                                    count: Int, learningRate lr: Float, beta1: Float, beta2: Float, epsilon: Float,
@@ -74,14 +77,42 @@ extension Kernels {
         let decay = 1 - lr * weightDecay
         let stepScale = lr / correction1
         let inverseCorrection2 = 1 / correction2
+        let (keep1, take1, keep2, take2) = (beta1, 1 - beta1, beta2, 1 - beta2)
         Parallel.forEachChunk(count: count) { _, range in
-            for i in range {
-                let gi = g[i]
-                let mi = beta1 * m[i] + (1 - beta1) * gi
-                let vi = beta2 * v[i] + (1 - beta2) * gi * gi
-                m[i] = mi; v[i] = vi
-                p[i] = p[i] * decay - stepScale * mi / ((vi * inverseCorrection2).squareRoot() + epsilon)
+            let (pr, gr, mr, vr) = (UnsafeMutableRawPointer(p), UnsafeRawPointer(g), UnsafeMutableRawPointer(m),
+                                    UnsafeMutableRawPointer(v))
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let offset = i &* 4
+                let gi = gr.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+                let mi = keep1 * mr.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self) + take1 * gi
+                let vi = keep2 * vr.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self) + take2 * gi * gi
+                mr.storeBytes(of: mi, toByteOffset: offset, as: SIMD8<Float>.self)
+                vr.storeBytes(of: vi, toByteOffset: offset, as: SIMD8<Float>.self)
+                let pi = pr.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+                let updated = pi * decay - stepScale * mi / ((vi * inverseCorrection2).squareRoot() + epsilon)
+                pr.storeBytes(of: updated, toByteOffset: offset, as: SIMD8<Float>.self)
+                i &+= 8
             }
+            naiveAdamWUpdate(p + i, gradient: g + i, firstMoment: m + i, secondMoment: v + i, count: range.upperBound - i,
+                             beta1: beta1, beta2: beta2, epsilon: epsilon, decay: decay, stepScale: stepScale,
+                             inverseCorrection2: inverseCorrection2)
+        }
+    }
+
+    /// Scalar twin of `adamWUpdate` (and its tail): one element at a time, on one thread, with the
+    /// step's constants as `adamWUpdate` derives them.
+    public static func naiveAdamWUpdate(_ p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
+                                        firstMoment m: UnsafeMutablePointer<Float>,
+                                        secondMoment v: UnsafeMutablePointer<Float>, count: Int, beta1: Float,
+                                        beta2: Float, epsilon: Float, decay: Float, stepScale: Float,
+                                        inverseCorrection2: Float) {
+        for i in 0..<max(0, count) {
+            let gi = g[i]
+            let mi = beta1 * m[i] + (1 - beta1) * gi
+            let vi = beta2 * v[i] + (1 - beta2) * gi * gi
+            m[i] = mi; v[i] = vi
+            p[i] = p[i] * decay - stepScale * mi / ((vi * inverseCorrection2).squareRoot() + epsilon)
         }
     }
 }

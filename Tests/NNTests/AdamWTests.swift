@@ -152,6 +152,32 @@ final class AdamWTests: XCTestCase {
         }
         assertClose(p.scalars, reference.value, tolerance: 2e-5)
     }
+
+    /// The SIMD update against its scalar twin, bit for bit: lengths around the eight lanes and on both
+    /// sides of the split over cores, moments that start non-zero, gradients with zeros and extremes.
+    func testSIMDUpdateMatchesItsScalarTwinBitForBit() {
+        let threshold = 2 * Parallel.minimumElementsPerChunk
+        for count in [0, 1, 7, 8, 9, 15, 16, 17, 1_003, threshold - 1, threshold + 9, 3 * threshold + 5] {
+            var generator = SplitMix64(seed: UInt64(count) + 7)
+            func floats(_ scale: Float) -> [Float] {
+                (0..<count).map { i in i % 13 == 0 ? 0 : scale * (Float(generator.next() % 20_001) / 10_000 - 1) }
+            }
+            let p0 = floats(1), g = floats(3).enumerated().map { $0.offset % 97 == 5 ? 1e20 : $0.element }
+            let m0 = floats(0.1), v0 = floats(0.01).map(abs)
+            var (p1, m1, v1) = (p0, m0, v0), (p2, m2, v2) = (p0, m0, v0)
+            let (lr, beta1, beta2, epsilon, weightDecay): (Float, Float, Float, Float, Float) = (0.003, 0.9, 0.95, 1e-8, 0.1)
+            let (correction1, correction2): (Float, Float) = (1 - 0.9 * 0.9 * 0.9, 1 - 0.95 * 0.95 * 0.95)
+            Kernels.adamWUpdate(&p1, gradient: g, firstMoment: &m1, secondMoment: &v1, count: count, learningRate: lr,
+                                beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay,
+                                correction1: correction1, correction2: correction2)
+            Kernels.naiveAdamWUpdate(&p2, gradient: g, firstMoment: &m2, secondMoment: &v2, count: count, beta1: beta1,
+                                     beta2: beta2, epsilon: epsilon, decay: 1 - lr * weightDecay,
+                                     stepScale: lr / correction1, inverseCorrection2: 1 / correction2)
+            for (name, fast, naive) in [("parameter", p1, p2), ("first moment", m1, m2), ("second moment", v1, v2)] {
+                XCTAssertEqual(fast.map(\.bitPattern), naive.map(\.bitPattern), "\(name), count \(count)")
+            }
+        }
+    }
 }
 
 /// |actual − expected| / max(|expected|, 1% of the largest |expected|) ≤ tolerance, elementwise.
