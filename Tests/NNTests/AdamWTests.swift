@@ -162,7 +162,9 @@ final class AdamWTests: XCTestCase {
             func floats(_ scale: Float) -> [Float] {
                 (0..<count).map { i in i % 13 == 0 ? 0 : scale * (Float(generator.next() % 20_001) / 10_000 - 1) }
             }
-            let p0 = floats(1), g = floats(3).enumerated().map { $0.offset % 97 == 5 ? 1e20 : $0.element }
+            // Extremes inside the SIMD blocks too: overflow, infinities, NaN, −0, subnormals.
+            let extremes: [Float] = [1e20, .infinity, -.infinity, .nan, -0.0, .leastNonzeroMagnitude, 1e-30, -1e-38]
+            let p0 = floats(1), g = floats(3).enumerated().map { i, x in i % 97 == 5 ? extremes[i / 97 % extremes.count] : x }
             let m0 = floats(0.1), v0 = floats(0.01).map(abs)
             var (p1, m1, v1) = (p0, m0, v0), (p2, m2, v2) = (p0, m0, v0)
             let (lr, beta1, beta2, epsilon, weightDecay): (Float, Float, Float, Float, Float) = (0.003, 0.9, 0.95, 1e-8, 0.1)
