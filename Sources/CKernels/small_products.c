@@ -3,13 +3,13 @@
 // Matrix products small enough that OpenBLAS's fixed costs dominate them: attention's per-head
 // products (T × D by D × T at T = 24–256, D = 16–64) and the projections of a small model (K = 64–256).
 // OpenBLAS packs both operands into its own layouts on every call and runs a separate pass to scale
-// C by beta; at these sizes that is a quarter of a training step. Here only op(B) is packed (into
-// column panels of 16, at most 64 Ki floats, a buffer per thread); A is read in place, one element
-// broadcast at a time, and C is written once.
+// C whenever beta ≠ 1; at these sizes that was a quarter of a training step. Here only op(B) is
+// packed (into column panels of 16, at most 64 Ki floats, a buffer per thread); A is read in place,
+// one element broadcast at a time, and C is written once.
 //
 // Layouts (row-major): C is m × n with row stride ldc; op(A) is m × k (A itself k × m when
 // transposed), op(B) is k × n (B itself n × k when transposed). Each C element is one sum over
-// p = 0 ..< k, in order, with fused multiply-adds, then alpha·sum (+ beta·C): the result does not
+// p = 0 ..< k, in order, with fused multiply-adds, then alpha·sum (+ beta·C) (+ bias): the result does not
 // depend on the tiling, the row blocks a caller splits C into, or the thread.
 
 #if defined(__x86_64__)
@@ -20,7 +20,7 @@
 #define AVX2 __attribute__((target("avx2,fma")))
 #define INLINE inline __attribute__((always_inline))
 
-enum { PANEL = 16, ROWS = 6, ROW_BLOCK = 96 };
+enum { PANEL = CK_SMALL_PRODUCT_PANEL, ROWS = 6, ROW_BLOCK = 96 };
 
 static pthread_key_t buffer_key;
 static int buffer_key_made;

@@ -31,7 +31,11 @@ void ck_silu_forward(const float *x, float *y, ptrdiff_t count);
 /// dx += dy · σ(x)(1 + x(1 − σ(x))); dx = … when accumulate is 0 (dx not read).
 void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t count, int accumulate);
 
-/// The most floats of op(B) that ck_small_product packs (k × n rounded up to 16): 256 KiB per thread.
+/// ck_small_product's column panels: op(B) is packed CK_SMALL_PRODUCT_PANEL columns at a time.
+#define CK_SMALL_PRODUCT_PANEL 16
+
+/// The most floats of op(B) that ck_small_product packs (k × n rounded up to a whole panel): 256 KiB
+/// per thread.
 #define CK_SMALL_PRODUCT_PACKED 65536
 
 /// C = alpha·op(A)·op(B) + beta·C (+ bias in every row when bias is not NULL), row-major

@@ -63,10 +63,11 @@ extension Kernels {
     /// Products that `ck_small_product` runs faster than OpenBLAS (`bench/small_products.c` on
     /// AMD EPYC Zen 3 against OpenBLAS 0.3.21's Zen kernels: attention's per-head products at T = 24–256
     /// and projections with K = 64–256 1.0–2.4× as fast, larger K or N slower): a depth of at most 256 and
-    /// op(B) of at most 64 Ki floats, which stay in L2 while every row of A passes over them.
-    @inlinable
+    /// op(B), packed in whole panels, within the kernel's buffer (`CK_SMALL_PRODUCT_PACKED` floats),
+    /// which stays in L2 while every row of A passes over it. The kernel refuses only what this refuses.
     public static func isSmallProduct(n: Int, k: Int) -> Bool {
-        k >= 1 && k <= 256 && n >= 1 && (n + 15) / 16 * 16 <= 65_536 / k
+        let panel = Int(CK_SMALL_PRODUCT_PANEL)
+        return k >= 1 && k <= 256 && n >= 1 && (n + panel - 1) / panel * panel <= Int(CK_SMALL_PRODUCT_PACKED) / k
     }
 
     /// One product on the calling thread (batched loops call it from their own workers): small ones
