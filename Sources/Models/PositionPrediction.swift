@@ -26,12 +26,28 @@ extension Transformer {
     /// naming positionPrediction.
     public func lossComponents(_ batch: TokenBatch, positions: PositionIDs? = nil) throws -> (token: Tensor, position: Tensor?) {
         let ids = try positions ?? batch.positionIDs()
-        let output = try outputs(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: ids)
-        let token = try output.logits.crossEntropy(targets: batch.targets, mask: batch.lossMask)
-        guard let positionLogits = output.positionLogits else { return (token, nil) }
+        let h = try finalHiddenStates(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: ids)
+        let token = try Transformer.scoredLoss(h, head: tokenLogits, targets: batch.targets, mask: batch.lossMask)
+        guard let positionHead else { return (token, nil) }
         let (targets, mask) = try positionTargets(of: batch, override: positions)
         guard mask.contains(true) else { return (token, nil) }
-        return (token, try positionLogits.crossEntropy(targets: targets, mask: mask))
+        return (token, try Transformer.scoredLoss(h, head: { try positionHead($0) }, targets: targets, mask: mask))
+    }
+
+    /// The mean cross-entropy of `head` over the rows of h [B, T, C] that `mask` [B·T] selects,
+    /// the head computed on those rows only: a task that scores only its answer (sparse: one token
+    /// of each sequence) spends no product, softmax or gradient on the logits of the rest. The same
+    /// loss as `head(h).crossEntropy(targets:mask:)`; the head's weight gradient sums over the
+    /// selected rows alone, where the full product also added the other rows' exact zeros.
+    static func scoredLoss(_ h: Tensor, head: (Tensor) throws -> Tensor, targets: [Int], mask: [Bool]) throws -> Tensor {
+        let width = h.shape.last ?? 0, rows = width > 0 ? h.count / width : 0
+        let selected = mask.indices.filter { mask[$0] }
+        // Everything scored, nothing scored or a malformed batch: the full path (which names the error).
+        guard !selected.isEmpty, selected.count < rows, mask.count == rows, targets.count == rows else {
+            return try head(h).crossEntropy(targets: targets, mask: mask)
+        }
+        let scored = try h.reshaped([rows, width]).gatherRows(selected, indexShape: [selected.count])
+        return try head(scored).crossEntropy(targets: selected.map { targets[$0] })
     }
 
     /// The position head's targets and mask for `batch`, checked against P.

@@ -257,7 +257,8 @@ public final class Transformer: Layer {
         return h
     }
 
-    private func tokenLogits(_ h: Tensor) throws -> Tensor {
+    /// Token logits of hidden states [..., C]: [..., V].
+    func tokenLogits(_ h: Tensor) throws -> Tensor {
         let logits = try outputHead.map { try $0(h) } ?? h.matmul(tokenEmbedding.weight, transposeOther: true)
         return try logitScale.map { try logits * $0 } ?? logits
     }

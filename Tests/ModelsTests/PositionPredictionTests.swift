@@ -68,6 +68,33 @@ final class PositionPredictionTests: XCTestCase {
         XCTAssertGreaterThan(analytic.map(abs).max() ?? 0, 1e-4, "the head receives gradient")
     }
 
+    /// The loss computes both heads on the rows their masks score only (half of the token rows
+    /// here); its value and every parameter's gradient are those of the heads on every row with
+    /// the masks, as `outputs` gives them.
+    func testHeadsOnScoredRowsGiveTheLossAndGradientsOfEveryRow() throws {
+        let model = try model(), batch = try batch()
+        func gradients(_ loss: () throws -> Tensor) throws -> (Float, [[Float]]) {
+            model.zeroGradients()
+            let value = try loss()
+            try value.backward()
+            return (try value.item(), try model.namedParameters.map { try XCTUnwrap($0.tensor.gradient, $0.name).scalars })
+        }
+        let (scored, scoredGradients) = try gradients { try model.loss(batch) }
+        let (every, everyGradients) = try gradients {
+            let output = try model.outputs(batch.inputs, batchSize: 2, length: 6, positions: try batch.positionIDs())
+            let token = try output.logits.crossEntropy(targets: batch.targets, mask: batch.lossMask)
+            let position = try XCTUnwrap(output.positionLogits).crossEntropy(targets: try XCTUnwrap(batch.positionTargets),
+                                                                             mask: batch.positionLossMask)
+            return try token + position
+        }
+        XCTAssertEqual(scored, every, accuracy: 1e-6)
+        for ((name, _), (a, b)) in zip(model.namedParameters, zip(scoredGradients, everyGradients)) {
+            let scale = max(b.map(abs).max() ?? 0, 1e-3)
+            XCTAssertGreaterThan(b.map(abs).max() ?? 0, 0, "\(name) receives gradient")
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 * scale, name) }
+        }
+    }
+
     func testPositionLossFallsOverTrainingSteps() throws {
         let model = try model(), batch = try batch()
         let trainer = try Trainer(model: model, configuration: TrainingConfiguration(steps: 40, batchSize: 2, learningRate: 1e-2))
