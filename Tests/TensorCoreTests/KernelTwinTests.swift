@@ -278,7 +278,9 @@ final class KernelTwinTests: XCTestCase {
     func testColumnSumsAndBroadcastRows() {
         // Column counts around SIMD widths; row counts on both sides of the parallel split.
         for (rows, columns) in [(0, 5), (3, 0), (1, 1), (5, 7), (9, 8), (17, 9), (1_000, 64), (4_096, 64), (2_049, 33),
-                                (600, 255), (KernelTwinTests.threshold / 16 + 3, 16)] {
+                                (600, 255), (KernelTwinTests.threshold / 16 + 3, 16),
+                                // Across the 1024-column blocks of the totals, with a scalar tail.
+                                (7, Kernels.columnSumBlock + 13), (130, 2 * Kernels.columnSumBlock + 40)] {
             let x = Random.floats(rows * columns, seed: UInt64(rows * 31 + columns)), y0 = Random.floats(columns, seed: 9)
             var fast = y0, naive = y0
             fast.withUnsafeMutableBufferPointer { Kernels.accumulateColumnSums(x, into: $0.baseAddress!, rows: rows, columns: columns) }

@@ -107,6 +107,11 @@ extension Kernels {
     /// gradient), SIMD across columns. Each column is summed down the rows in order by one thread
     /// (columns split over the cores when the matrix is large), so the result is the same on every run.
     /// With `accumulate` false, y[j] = Σ_r x[r·columns + j].
+    ///
+    /// The rows are read as they lie, a block of up to `columnSumBlock` columns at a time, into running
+    /// totals that stay in the L1 cache, four rows per pass over them (one 8-column strip summed down
+    /// all rows at a time read every cache line twice; in a reference-configuration step this went from
+    /// 2.2–2.4% to 2.1%: reading the matrix is what it costs).
     public static func accumulateColumnSums(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int,
                                             columns: Int, accumulate: Bool = true) {
         guard columns > 0 else { return }
@@ -116,23 +121,39 @@ extension Kernels {
         let chunks = rows * columns >= 2 * Parallel.minimumElementsPerChunk ? min(Parallel.coreCount, blocks) : 1
         let body = { (chunk: Int) in
             let start = chunk * blocks / chunks * 8, end = min(columns, (chunk + 1) * blocks / chunks * 8)
-            var j = start
-            while j + 8 <= end {
-                var total = SIMD8<Float>(repeating: 0)
-                var p = x + j
-                for _ in 0..<rows { total += loadVector(p); p += columns }
-                storeVector(loadVector(y + j) + total, y + j)
-                j += 8
-            }
-            while j < end {
-                var total: Float = 0
-                for r in 0..<rows { total += x[r &* columns &+ j] }
-                y[j] += total
-                j += 1
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: columnSumBlock) { buffer in
+                let total = buffer.baseAddress!
+                var j0 = start
+                while j0 < end {
+                    let width = min(columnSumBlock, end - j0), vectorWidth = width & ~7
+                    total.update(repeating: 0, count: width)
+                    var r = 0
+                    while r < rows {
+                        // Up to four rows added in order to each total: (((t + x_r) + x_r+1) + …).
+                        let count = min(4, rows - r), row = x + (r &* columns &+ j0)
+                        var j = 0
+                        while j < vectorWidth {
+                            var t = loadVector(total + j)
+                            for i in 0..<count { t += loadVector(row + (i &* columns &+ j)) }
+                            storeVector(t, total + j)
+                            j += 8
+                        }
+                        while j < width {
+                            for i in 0..<count { total[j] += row[i &* columns &+ j] }
+                            j += 1
+                        }
+                        r += count
+                    }
+                    for j in 0..<width { y[j0 + j] += total[j] }
+                    j0 += width
+                }
             }
         }
         if chunks <= 1 { body(0) } else { Parallel.perform(iterations: chunks, body) }
     }
+
+    /// Columns summed per pass of `accumulateColumnSums` (their totals: 4 KiB).
+    public static let columnSumBlock = 1024
 
     /// Naive twin of `accumulateColumnSums`: one scalar loop, no SIMD, no threads.
     public static func naiveColumnSums(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
