@@ -4,10 +4,14 @@ with one row per configuration (PositionLab tokens/s, PyTorch tokens/s, their ra
 (CPU model from /proc/cpuinfo, core count) and the versions each side reported.
 
     python bench/compare.py positionlab.json pytorch.json
+    python bench/compare.py pl-1.json pt-1.json pl-2.json pt-2.json pl-3.json pt-3.json
 
-The two files may be given in either order: each names its side in "implementation"
-("positionlab" or "pytorch"). Standard library only. Exits non-zero when a file is missing,
-is not such a JSON object, or the two share no configuration.
+Files come in pairs, one pair per round (the two sides measured one after the other); within a
+pair they may be given in either order: each names its side in "implementation" ("positionlab"
+or "pytorch"). With several rounds, each configuration's row gives each side's median and range,
+the ratio of every round (each taken within its round, so that the machine's drift between
+rounds cancels) and their median. Standard library only. Exits non-zero when a file is missing,
+is not such a JSON object, the files do not pair up, or a pair shares no configuration.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -78,42 +83,84 @@ def side_details(data: dict) -> str:
                      if key not in ("configurations", "implementation") and not isinstance(value, (dict, list)))
 
 
-def report(positionlab: dict, pytorch: dict) -> str:
-    ours = {c["name"]: c for c in positionlab["configurations"]}
-    theirs = {c["name"]: c for c in pytorch["configurations"]}
-    names = list(ours) + [n for n in theirs if n not in ours]
-    if not set(ours) & set(theirs):
-        raise ReportError(f"no configuration in common (PositionLab: {', '.join(ours) or 'none'}; "
-                          f"PyTorch: {', '.join(theirs) or 'none'})")
+def shape_label(name: str, shape: dict) -> str:
+    if all(k in shape for k in SHAPE_KEYS):
+        return name + (f" (C={shape['model_dimension']}, L={shape['layers']}, H={shape['heads']}, "
+                       f"T={shape['sequence_length']}, B={shape['batch_size']}, F={shape['feed_forward']})")
+    return name
 
+
+def spread(values: list[float], form) -> str:
+    """The median, and with several values their range: "12,345 (11,900–12,800)"."""
+    middle = form(statistics.median(values))
+    return middle if len(values) == 1 else f"{middle} ({form(min(values))}–{form(max(values))})"
+
+
+def report(rounds: list[tuple[dict, dict]]) -> str:
+    """rounds: (positionlab, pytorch) per round, in the order they ran."""
+    for index, (positionlab, pytorch) in enumerate(rounds, 1):
+        ours = {c["name"] for c in positionlab["configurations"]}
+        theirs = {c["name"] for c in pytorch["configurations"]}
+        if not ours & theirs:
+            where = f" in round {index}" if len(rounds) > 1 else ""
+            raise ReportError(f"no configuration in common{where} (PositionLab: {', '.join(sorted(ours)) or 'none'}; "
+                              f"PyTorch: {', '.join(sorted(theirs)) or 'none'})")
+    sides = [({c["name"]: c for c in a["configurations"]}, {c["name"]: c for c in b["configurations"]}) for a, b in rounds]
+    names: list[str] = []
+    for ours, theirs in sides:
+        for name in list(ours) + list(theirs):
+            if name not in names:
+                names.append(name)
+
+    several = len(rounds) > 1
     lines = ["## Training throughput: PositionLab vs PyTorch (eager, CPU, float32)", ""]
-    lines.append("| configuration | PositionLab tokens/s | PyTorch tokens/s | ratio (PositionLab / PyTorch) |")
-    lines.append("| --- | ---: | ---: | ---: |")
+    if several:
+        lines.append(f"{len(rounds)} rounds, each PositionLab then PyTorch. Tokens/s: median (range) over the rounds; "
+                     "the ratio is taken within each round, and its median is the figure to quote.")
+        lines.append("")
+        lines.append("| configuration | PositionLab tokens/s | PyTorch tokens/s | ratio per round | median ratio |")
+        lines.append("| --- | ---: | ---: | ---: | ---: |")
+    else:
+        lines.append("| configuration | PositionLab tokens/s | PyTorch tokens/s | ratio (PositionLab / PyTorch) |")
+        lines.append("| --- | ---: | ---: | ---: |")
     notes = []
+    rate = lambda value: f"{value:,.0f}"
     for name in names:
-        a, b = ours.get(name), theirs.get(name)
-        shape = a or b
-        label = name
-        if all(k in shape for k in SHAPE_KEYS):
-            label += (f" (C={shape['model_dimension']}, L={shape['layers']}, H={shape['heads']}, "
-                      f"T={shape['sequence_length']}, B={shape['batch_size']}, F={shape['feed_forward']})")
-        rate_a = a["tokens_per_second"] if a else None
-        rate_b = b["tokens_per_second"] if b else None
-        ratio = f"{rate_a / rate_b:.2f}×" if rate_a and rate_b else "—"
-        lines.append(f"| {label} | {format_rate(rate_a)} | {format_rate(rate_b)} | {ratio} |")
-        if a and b:
-            differing = [k for k in SHAPE_KEYS + ("parameters",) if k in a and k in b and a[k] != b[k]]
-            if differing:
-                notes.append(f"- **{name}: the two sides differ in " + ", ".join(
-                    f"{k} ({a[k]} vs {b[k]})" for k in differing) + "** — not the same model.")
+        pairs = [(ours.get(name), theirs.get(name)) for ours, theirs in sides]
+        shape = next(entry for pair in pairs for entry in pair if entry)
+        ours_rates = [a["tokens_per_second"] for a, _ in pairs if a]
+        theirs_rates = [b["tokens_per_second"] for _, b in pairs if b]
+        ratios = [a["tokens_per_second"] / b["tokens_per_second"] for a, b in pairs
+                  if a and b and a["tokens_per_second"] > 0 and b["tokens_per_second"] > 0]
+        cells = [shape_label(name, shape), spread(ours_rates, rate) if ours_rates else "—",
+                 spread(theirs_rates, rate) if theirs_rates else "—"]
+        if several:
+            cells += [" / ".join(f"{r:.2f}×" for r in ratios) or "—",
+                      f"**{statistics.median(ratios):.2f}×**" if ratios else "—"]
         else:
-            notes.append(f"- {name}: measured by {'PositionLab' if a else 'PyTorch'} only.")
+            cells.append(f"{ratios[0]:.2f}×" if ratios else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+        for a, b in pairs:
+            if a and b:
+                differing = [k for k in SHAPE_KEYS + ("parameters",) if k in a and k in b and a[k] != b[k]]
+                if differing:
+                    notes.append(f"- **{name}: the two sides differ in " + ", ".join(
+                        f"{k} ({a[k]} vs {b[k]})" for k in differing) + "** — not the same model.")
+                    break
+        if len(ratios) < len(rounds):
+            measured = "PositionLab" if len(ours_rates) > len(theirs_rates) else "PyTorch"
+            notes.append(f"- {name}: compared in {len(ratios)} of {len(rounds)} rounds (measured by {measured} alone "
+                         "in the others).")
     lines.append("")
-    ms = [f"{n}: {ours[n]['ms_per_step']:.1f} ms vs {theirs[n]['ms_per_step']:.1f} ms"
-          for n in names if n in ours and n in theirs
-          and isinstance(ours[n].get("ms_per_step"), (int, float)) and isinstance(theirs[n].get("ms_per_step"), (int, float))]
+    ms = []
+    for name in names:
+        ours_ms = [o[name]["ms_per_step"] for o, _ in sides if isinstance(o.get(name, {}).get("ms_per_step"), (int, float))]
+        theirs_ms = [t[name]["ms_per_step"] for _, t in sides if isinstance(t.get(name, {}).get("ms_per_step"), (int, float))]
+        if ours_ms and theirs_ms:
+            ms.append(f"{name}: {statistics.median(ours_ms):.1f} ms vs {statistics.median(theirs_ms):.1f} ms")
     if ms:
-        lines.append("Time per training step (PositionLab vs PyTorch): " + "; ".join(ms) + ".")
+        lines.append("Time per training step (PositionLab vs PyTorch" + (", medians" if several else "") + "): "
+                     + "; ".join(ms) + ".")
         lines.append("")
     lines.append("A step is zero-grad, forward, backward, global-norm clipping and AdamW; each side times one warm-up "
                  "step, then takes the best of five single-step timings. Ratio above 1: PositionLab is faster.")
@@ -121,6 +168,7 @@ def report(positionlab: dict, pytorch: dict) -> str:
     if notes:
         lines += notes + [""]
 
+    positionlab, pytorch = rounds[0]
     lines.append(f"- Machine: {cpu_model()}, {core_count()} cores available ({os.cpu_count()} online), "
                  f"{platform.system()} {platform.release()}")
     lines.append(f"- PositionLab: {side_details(positionlab) or 'no details reported'}")
@@ -138,21 +186,27 @@ def report(positionlab: dict, pytorch: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Markdown comparison of PositionLab's and PyTorch's training throughput.")
-    parser.add_argument("first", help="JSON of `poslab bench train --json` (or of torch_reference.py)")
-    parser.add_argument("second", help="JSON of bench/torch_reference.py (or of poslab)")
+    parser.add_argument("files", nargs="+", metavar="file",
+                        help="JSON of `poslab bench train --json` and of bench/torch_reference.py, one pair per round")
     args = parser.parse_args(argv)
     try:
-        sides = {}
-        for path in (args.first, args.second):
-            data = load(path)
-            implementation = str(data.get("implementation", "")).lower()
-            if implementation not in ("positionlab", "pytorch"):
-                raise ReportError(f"{path}: \"implementation\" is {data.get('implementation')!r}; "
-                                  "expected \"positionlab\" or \"pytorch\"")
-            if implementation in sides:
-                raise ReportError(f"both files are {implementation}'s")
-            sides[implementation] = data
-        print(report(sides["positionlab"], sides["pytorch"]))
+        if len(args.files) % 2:
+            raise ReportError(f"{len(args.files)} files given; they come in pairs, one PositionLab and one PyTorch "
+                              "file per round")
+        rounds = []
+        for first, second in zip(args.files[::2], args.files[1::2]):
+            sides = {}
+            for path in (first, second):
+                data = load(path)
+                implementation = str(data.get("implementation", "")).lower()
+                if implementation not in ("positionlab", "pytorch"):
+                    raise ReportError(f"{path}: \"implementation\" is {data.get('implementation')!r}; "
+                                      "expected \"positionlab\" or \"pytorch\"")
+                if implementation in sides:
+                    raise ReportError(f"{first} and {second} are both {implementation}'s (each round needs one of each)")
+                sides[implementation] = data
+            rounds.append((sides["positionlab"], sides["pytorch"]))
+        print(report(rounds))
     except ReportError as error:
         print(f"compare.py: {error}", file=sys.stderr)
         return 1
