@@ -101,8 +101,7 @@ public final class CausalSelfAttention: Layer {
             if encoding.injectionPoint == .attentionScore {
                 scores = try scores + encoding.scoreBias(queries: q, queryPositions: positions, keyPositions: keyPositions)
             }
-            scores = try scores + CausalSelfAttention.causalMask(queries: t, keys: totalLength)
-            let probabilities = try scores.softmax(axis: -1)
+            let probabilities = try scores.causalSoftmax()  // the causal mask without a mask tensor
             if let recorder {
                 recorder(unrotatedQueries, hkv < h ? try expandHeads(unrotatedKeys, batch: b, length: totalLength) : unrotatedKeys, probabilities)
             }

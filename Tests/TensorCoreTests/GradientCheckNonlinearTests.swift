@@ -64,6 +64,23 @@ final class GradientCheckNonlinearTests: XCTestCase {
         }
     }
 
+    /// The causal softmax against the Double softmax of the scores with −∞ above the diagonal
+    /// (query i sees keys j ≤ i + Tk − Tq), forward and backward; square and KV-cache-shaped blocks,
+    /// and one large enough to split over cores.
+    func testCausalSoftmaxMatchesTheMaskedSoftmax() throws {
+        for (shape, samples) in [([2, 3, 5, 5], nil), ([1, 2, 3, 7], nil), ([4, 1, 6], nil), ([8, 4, 40, 40], 40)] as [([Int], Int?)] {
+            let x = try Random.uniform(shape, seed: UInt64(shape.reduce(1, *)), -3, 3)
+            try checkGradients("causalSoftmax \(shape)", [x], samples: samples) { try $0[0].causalSoftmax() } reference: {
+                let (tq, tk) = (shape[shape.count - 2], shape[shape.count - 1])
+                var masked = $0[0]
+                for index in masked.values.indices where index % tk > index / tk % tq + tk - tq { masked.values[index] = -.infinity }
+                return Reference.softmax(masked, axis: -1)
+            }
+        }
+        XCTAssertThrowsError(try Tensor(repeating: 0, shape: [2, 5, 4]).causalSoftmax(), "Tk < Tq")
+        XCTAssertThrowsError(try Tensor(repeating: 0, shape: [5]).causalSoftmax(), "rank 1")
+    }
+
     func testSoftmaxAndLogSoftmaxAlongEveryAxis() throws {
         let x = try Random.uniform([3, 4, 5], seed: 10, -3, 3)
         for axis in [-1, 0, 1, 2, -2] {

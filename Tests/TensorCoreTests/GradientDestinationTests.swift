@@ -40,6 +40,7 @@ final class GradientDestinationTests: XCTestCase {
             Case(name: "add, broadcast", inputs: [try u([4, 6]), try u([6])]) { try $0[0] + $0[1] },
             Case(name: "softmax, last axis", inputs: [try u(big)]) { try $0[0].softmax(axis: -1) },
             Case(name: "softmax, inner axis", inputs: [try u([4, 9, 5])]) { try $0[0].softmax(axis: 1) },
+            Case(name: "causal softmax", inputs: [try u([3, 4, 20, 24])]) { try $0[0].causalSoftmax() },
             Case(name: "logSoftmax", inputs: [try u([4, 9, 5])]) { try $0[0].logSoftmax(axis: -1) },
             Case(name: "layerNorm", inputs: [try u(big), try u([100], 0.5, 1.5), try u([100])]) {
                 try $0[0].layerNorm(gamma: $0[1], beta: $0[2])

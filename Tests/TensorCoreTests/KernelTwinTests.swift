@@ -364,6 +364,50 @@ final class KernelTwinTests: XCTestCase {
         }
     }
 
+    /// The causal softmax's kernels against their naive twins (scalar loops over whole rows with the
+    /// masked keys at −∞): visible keys within rounding (the backward's dot product runs in eight
+    /// lanes), masked keys exactly 0, and with `accumulate` the masked gradients left untouched.
+    func testCausalSoftmaxKernels() {
+        for (blocks, tq, tk) in [(1, 1, 1), (3, 5, 5), (2, 7, 12), (5, 24, 24), (2, 9, 40), (16, 64, 64), (2, 1, 300)] {
+            let count = blocks * tq * tk
+            let x = Random.floats(count, seed: UInt64(count), -6, 6), g = Random.floats(count, seed: UInt64(count + 1))
+            var y = [Float](repeating: .nan, count: count), yNaive = y
+            y.withUnsafeMutableBufferPointer { Kernels.causalSoftmaxForward(x, $0.baseAddress!, blocks: blocks, queries: tq, keys: tk) }
+            yNaive.withUnsafeMutableBufferPointer {
+                Kernels.naiveCausalSoftmaxForward(x, $0.baseAddress!, blocks: blocks, queries: tq, keys: tk)
+            }
+            let masked = (0..<count).map { $0 % tk > $0 / tk % tq + tk - tq }
+            for i in 0..<count {
+                if masked[i] { XCTAssertEqual(y[i].bitPattern, Float(0).bitPattern, "forward \(blocks)×\(tq)×\(tk) masked \(i)") }
+                XCTAssertEqual(y[i], yNaive[i], accuracy: 1e-6, "forward \(blocks)×\(tq)×\(tk) at \(i)")
+            }
+            var dx = [Float](repeating: .nan, count: count), dxNaive = dx
+            dx.withUnsafeMutableBufferPointer {
+                Kernels.causalSoftmaxBackward(g, y, $0.baseAddress!, blocks: blocks, queries: tq, keys: tk, accumulate: false)
+            }
+            dxNaive.withUnsafeMutableBufferPointer {
+                Kernels.naiveCausalSoftmaxBackward(g, yNaive, $0.baseAddress!, blocks: blocks, queries: tq, keys: tk)
+            }
+            // g − Σg·y cancels: both against the Double value from the same y (the twin's own error is as large).
+            let exact = (0..<count).map { i -> Double in
+                let line = i / tk
+                let dot = (0..<tk).reduce(0.0) { $0 + Double(g[line * tk + $1]) * Double(y[line * tk + $1]) }
+                return Double(y[i]) * (Double(g[i]) - dot)
+            }
+            assertClose(dx, exact, tolerance: 1e-4, "backward \(blocks)×\(tq)×\(tk)")
+            assertClose(dxNaive, exact, tolerance: 1e-4, "naive backward \(blocks)×\(tq)×\(tk)")
+            var sum = Random.floats(count, seed: 7)
+            let before = sum
+            sum.withUnsafeMutableBufferPointer {
+                Kernels.causalSoftmaxBackward(g, y, $0.baseAddress!, blocks: blocks, queries: tq, keys: tk, accumulate: true)
+            }
+            for i in 0..<count {
+                if masked[i] { XCTAssertEqual(sum[i].bitPattern, before[i].bitPattern, "accumulate \(blocks)×\(tq)×\(tk) masked \(i)") }
+                XCTAssertEqual(sum[i], before[i] + dxNaive[i], accuracy: 1e-5, "accumulate \(blocks)×\(tq)×\(tk) at \(i)")
+            }
+        }
+    }
+
     func testNormalizationKernelsWithChunkedParameterGradients() {
         // rows · n above the split: dγ and dβ are summed per chunk, then over chunks.
         for (rows, n) in [(1, 1), (3, 8), (5, 17), (700, 96), (40, 1_000)] {

@@ -87,3 +87,102 @@ extension Tensor {
         }
     }
 }
+
+/// Causal softmax: the last axis of scores [N, Tq, Tk] (N = B·H) under the causal mask, row i of
+/// each [Tq, Tk] block seeing keys j ≤ i + (Tk − Tq) (the queries are the last Tq of the Tk keys).
+/// The same probabilities as adding −∞ above the diagonal and taking the softmax, without the mask
+/// tensor, and with the exponentials, the normalisation and the backward's dot products done on
+/// the visible keys only (half of each block).
+extension Kernels {
+    public static func causalSoftmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, blocks: Int,
+                                            queries tq: Int, keys tk: Int) {
+        let offset = tk - tq
+        Parallel.forEachRow(rows: blocks * tq, elementsPerRow: tk) { range in
+            for line in range {
+                let visible = min(tk, line % tq + offset + 1)
+                let xs = x + line &* tk, ys = y + line &* tk
+                var shift = maximum(xs, count: visible)
+                if shift == -.infinity { shift = 0 }  // every visible score −∞: keep it finite, as softmax does
+                ys.update(from: xs, count: visible)
+                let scale = 1 / exponentiate(ys, count: visible, subtracting: shift)
+                for j in 0..<visible { ys[j] *= scale }
+                if visible < tk { (ys + visible).update(repeating: 0, count: tk - visible) }
+            }
+        }
+    }
+
+    /// dx = y ⊙ (g − Σ_visible g·y) on the visible keys, 0 on the masked ones (`accumulate`: added to dx,
+    /// the masked ones left as they are).
+    public static func causalSoftmaxBackward(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                             _ dx: UnsafeMutablePointer<Float>, blocks: Int, queries tq: Int, keys tk: Int,
+                                             accumulate: Bool) {
+        let offset = tk - tq
+        Parallel.forEachRow(rows: blocks * tq, elementsPerRow: tk) { range in
+            for line in range {
+                let visible = min(tk, line % tq + offset + 1)
+                let gs = g + line &* tk, ys = y + line &* tk, dxs = dx + line &* tk
+                // Σ g·y in eight lanes, then the lanes and the tail.
+                var lanes = SIMD8<Float>(repeating: 0)
+                var j = 0
+                while j + 8 <= visible { lanes += loadVector(gs + j) * loadVector(ys + j); j += 8 }
+                var dot = lanes.sum()
+                while j < visible { dot += gs[j] * ys[j]; j += 1 }
+                if accumulate {
+                    for j in 0..<visible { dxs[j] += ys[j] * (gs[j] - dot) }
+                } else {
+                    for j in 0..<visible { dxs[j] = ys[j] * (gs[j] - dot) }
+                    if visible < tk { (dxs + visible).update(repeating: 0, count: tk - visible) }
+                }
+            }
+        }
+    }
+
+    /// Naive twin of `causalSoftmaxForward`: scalar loops over the whole row, the masked keys at −∞.
+    public static func naiveCausalSoftmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, blocks: Int,
+                                                 queries tq: Int, keys tk: Int) {
+        for line in 0..<(blocks * tq) {
+            let last = line % tq + tk - tq
+            let scores = (0..<tk).map { $0 <= last ? x[line * tk + $0] : -Float.infinity }
+            var shift = scores.max() ?? 0
+            if shift == -.infinity { shift = 0 }
+            let e = scores.map { Foundation.exp($0 - shift) }
+            let sum = e.reduce(0, +)
+            for j in 0..<tk { y[line * tk + j] = e[j] / sum }
+        }
+    }
+
+    /// Naive twin of `causalSoftmaxBackward` (accumulate false): the softmax backward over the whole row.
+    public static func naiveCausalSoftmaxBackward(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                                  _ dx: UnsafeMutablePointer<Float>, blocks: Int, queries tq: Int, keys tk: Int) {
+        for line in 0..<(blocks * tq) {
+            var dot: Float = 0
+            for j in 0..<tk { dot += g[line * tk + j] * y[line * tk + j] }
+            for j in 0..<tk { dx[line * tk + j] = y[line * tk + j] * (g[line * tk + j] - dot) }
+        }
+    }
+}
+
+extension Tensor {
+    /// Softmax along the last axis of attention scores [..., Tq, Tk] (Tk ≥ Tq) under the causal mask:
+    /// query i (the (Tk − Tq + i)-th token) sees keys j ≤ i + Tk − Tq; the others get probability 0.
+    /// Equals `(self + causalMask).softmax(axis: -1)` with −∞ above that diagonal.
+    public func causalSoftmax() throws -> Tensor {
+        let name = "causalSoftmax"
+        guard rank >= 2 else {
+            throw TensorError.shapeMismatch(operation: name, shapes: [shape], detail: "scores must be [..., Tq, Tk]")
+        }
+        let (tq, tk) = (shape[rank - 2], shape[rank - 1])
+        guard tk >= tq else {
+            throw TensorError.shapeMismatch(operation: name, shapes: [shape],
+                                            detail: "the keys (Tk = \(tk)) must include the queries (Tq = \(tq)): Tk ≥ Tq")
+        }
+        let blocks = tq == 0 || tk == 0 ? 0 : count / (tq * tk)
+        let out = TensorStorage(count: count, zeroed: false)
+        Kernels.causalSoftmaxForward(storage.pointer, out.pointer, blocks: blocks, queries: tq, keys: tk)
+        let x = self
+        return Tensor.result(shape: shape, storage: out, operation: name, inputs: [x]) { g in
+            let (dx, add) = x.gradientDestination()
+            Kernels.causalSoftmaxBackward(g, out.pointer, dx, blocks: blocks, queries: tq, keys: tk, accumulate: add)
+        }
+    }
+}
