@@ -73,10 +73,6 @@ def command_output(arguments: list[str]) -> str | None:
     return first[0].strip() if result.returncode == 0 and first else None
 
 
-def format_rate(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f}"
-
-
 def side_details(data: dict) -> str:
     """Every top-level field but the configurations: versions, threads, whatever the side reports."""
     return ", ".join(f"{key} {value}" for key, value in data.items()
@@ -115,8 +111,8 @@ def report(rounds: list[tuple[dict, dict]]) -> str:
     several = len(rounds) > 1
     lines = ["## Training throughput: PositionLab vs PyTorch (eager, CPU, float32)", ""]
     if several:
-        lines.append(f"{len(rounds)} rounds, each PositionLab then PyTorch. Tokens/s: median (range) over the rounds; "
-                     "the ratio is taken within each round, and its median is the figure to quote.")
+        lines.append(f"{len(rounds)} rounds, each measuring both sides one after the other. Tokens/s: median (range) "
+                     "over the rounds; the ratio is taken within each round, and its median is the figure to quote.")
         lines.append("")
         lines.append("| configuration | PositionLab tokens/s | PyTorch tokens/s | ratio per round | median ratio |")
         lines.append("| --- | ---: | ---: | ---: | ---: |")
@@ -130,12 +126,13 @@ def report(rounds: list[tuple[dict, dict]]) -> str:
         shape = next(entry for pair in pairs for entry in pair if entry)
         ours_rates = [a["tokens_per_second"] for a, _ in pairs if a]
         theirs_rates = [b["tokens_per_second"] for _, b in pairs if b]
-        ratios = [a["tokens_per_second"] / b["tokens_per_second"] for a, b in pairs
-                  if a and b and a["tokens_per_second"] > 0 and b["tokens_per_second"] > 0]
+        per_round = [a["tokens_per_second"] / b["tokens_per_second"]
+                     if a and b and a["tokens_per_second"] > 0 and b["tokens_per_second"] > 0 else None for a, b in pairs]
+        ratios = [r for r in per_round if r is not None]
         cells = [shape_label(name, shape), spread(ours_rates, rate) if ours_rates else "—",
                  spread(theirs_rates, rate) if theirs_rates else "—"]
         if several:
-            cells += [" / ".join(f"{r:.2f}×" for r in ratios) or "—",
+            cells += [" / ".join("—" if r is None else f"{r:.2f}×" for r in per_round),
                       f"**{statistics.median(ratios):.2f}×**" if ratios else "—"]
         else:
             cells.append(f"{ratios[0]:.2f}×" if ratios else "—")
@@ -147,10 +144,11 @@ def report(rounds: list[tuple[dict, dict]]) -> str:
                     notes.append(f"- **{name}: the two sides differ in " + ", ".join(
                         f"{k} ({a[k]} vs {b[k]})" for k in differing) + "** — not the same model.")
                     break
-        if len(ratios) < len(rounds):
-            measured = "PositionLab" if len(ours_rates) > len(theirs_rates) else "PyTorch"
-            notes.append(f"- {name}: compared in {len(ratios)} of {len(rounds)} rounds (measured by {measured} alone "
-                         "in the others).")
+        for index, ((a, b), ratio) in enumerate(zip(pairs, per_round), 1):
+            if ratio is None:
+                what = ("measured by PositionLab only" if a and not b else "measured by PyTorch only" if b and not a
+                        else "absent" if not a and not b else "a rate of zero")
+                notes.append(f"- {name}" + (f", round {index}" if several else "") + f": {what}, not compared.")
     lines.append("")
     ms = []
     for name in names:
@@ -169,6 +167,11 @@ def report(rounds: list[tuple[dict, dict]]) -> str:
         lines += notes + [""]
 
     positionlab, pytorch = rounds[0]
+    for side, index in (("PositionLab", 0), ("PyTorch", 1)):
+        details = [side_details(pair[index]) for pair in rounds]
+        if len(set(details)) > 1:
+            lines.append(f"- **{side}'s details differ between rounds** (round 1's are below): "
+                         + "; ".join(f"round {i}: {d or 'none'}" for i, d in enumerate(details, 1) if d != details[0]))
     lines.append(f"- Machine: {cpu_model()}, {core_count()} cores available ({os.cpu_count()} online), "
                  f"{platform.system()} {platform.release()}")
     lines.append(f"- PositionLab: {side_details(positionlab) or 'no details reported'}")

@@ -9,7 +9,8 @@
 # 1. creates bench/.venv (Python 3.11) if it is missing and installs bench/requirements.txt;
 # 2. builds `poslab` in release;
 # 3. runs `poslab bench train --json`, then bench/torch_reference.py — one after the other, never
-#    at the same time, so neither steals the other's cores — ROUNDS times, alternating: a machine whose
+#    at the same time, so neither steals the other's cores — ROUNDS times, PositionLab first in odd
+#    rounds and PyTorch first in even ones: a machine whose
 #    speed drifts by 20–30% within minutes (a shared VM) moved one round's ratio by more than the
 #    goals' margins, so each round's ratio is taken within the round and the median of the rounds quoted;
 # 4. prints bench/compare.py's Markdown table and keeps the JSON and the table in bench/results/<date>/.
@@ -42,11 +43,17 @@ POSLAB=.build/release/poslab
 
 mkdir -p "$OUT"
 PAIRS=()
-for ROUND in $(seq 1 "$ROUNDS"); do
+positionlab() {
     echo "== round $ROUND of $ROUNDS: PositionLab: $POSLAB bench train --json" >&2
     "$POSLAB" bench train --json "${SUBSET[@]}" > "$OUT/positionlab-$ROUND.json"
+}
+pytorch() {
     echo "== round $ROUND of $ROUNDS: PyTorch: bench/torch_reference.py --threads $THREADS" >&2
     "$VENV/bin/python" bench/torch_reference.py --threads "$THREADS" "${SUBSET[@]}" > "$OUT/pytorch-$ROUND.json"
+}
+for ROUND in $(seq 1 "$ROUNDS"); do
+    # A B, then B A: a steady drift of the machine's speed favours neither side.
+    if [ $((ROUND % 2)) -eq 1 ]; then positionlab; pytorch; else pytorch; positionlab; fi
     PAIRS+=("$OUT/positionlab-$ROUND.json" "$OUT/pytorch-$ROUND.json")
 done
 

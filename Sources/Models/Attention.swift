@@ -221,17 +221,6 @@ public final class CausalSelfAttention: Layer {
         return .blocked(DistanceBias(table: table, minimumDistance: low, queryPositions: qp, keyPositions: kp, positionBatches: n))
     }
 
-    /// [Tq, Tk]: 0 where key j is at or before query i (the queries are the last Tq of the Tk
-    /// tokens) and −∞ after it.
-    public static func causalMask(queries tq: Int, keys tk: Int) throws -> Tensor {
-        var values = [Float](repeating: 0, count: tq * tk)
-        let shift = tk - tq
-        for i in 0..<tq where i + shift + 1 < tk {
-            for j in (i + shift + 1)..<tk { values[i * tk + j] = -.infinity }
-        }
-        return try Tensor(values, shape: [tq, tk])
-    }
-
     public var namedParameters: [(name: String, tensor: Tensor)] {
         prefixed("query", queryProjection.namedParameters) + prefixed("key", keyProjection.namedParameters)
             + prefixed("value", valueProjection.namedParameters) + prefixed("output", outputProjection.namedParameters)

@@ -27,11 +27,13 @@ extension Transformer {
     public func lossComponents(_ batch: TokenBatch, positions: PositionIDs? = nil) throws -> (token: Tensor, position: Tensor?) {
         let ids = try positions ?? batch.positionIDs()
         let h = try finalHiddenStates(batch.inputs, batchSize: batch.batchSize, length: batch.length, positions: ids)
-        let token = try Transformer.scoredLoss(h, head: tokenLogits, targets: batch.targets, mask: batch.lossMask)
+        let token = try Transformer.scoredLoss(h, head: tokenLogits, classes: configuration.vocabularySize,
+                                                 targets: batch.targets, mask: batch.lossMask)
         guard let positionHead else { return (token, nil) }
         let (targets, mask) = try positionTargets(of: batch, override: positions)
         guard mask.contains(true) else { return (token, nil) }
-        return (token, try Transformer.scoredLoss(h, head: { try positionHead($0) }, targets: targets, mask: mask))
+        return (token, try Transformer.scoredLoss(h, head: { try positionHead($0) },
+                                                  classes: configuration.positionPrediction ?? 0, targets: targets, mask: mask))
     }
 
     /// The mean cross-entropy of `head` over the rows of h [B, T, C] that `mask` [B·T] selects,
@@ -39,11 +41,15 @@ extension Transformer {
     /// of each sequence) spends no product, softmax or gradient on the logits of the rest. The same
     /// loss as `head(h).crossEntropy(targets:mask:)`; the head's weight gradient sums over the
     /// selected rows alone, where the full product also added the other rows' exact zeros.
-    static func scoredLoss(_ h: Tensor, head: (Tensor) throws -> Tensor, targets: [Int], mask: [Bool]) throws -> Tensor {
+    /// `classes` is the head's width: a selected target outside 0..<classes takes the full path, whose
+    /// error names the target's row in the batch.
+    static func scoredLoss(_ h: Tensor, head: (Tensor) throws -> Tensor, classes: Int, targets: [Int],
+                           mask: [Bool]) throws -> Tensor {
         let width = h.shape.last ?? 0, rows = width > 0 ? h.count / width : 0
         let selected = mask.indices.filter { mask[$0] }
         // Everything scored, nothing scored or a malformed batch: the full path (which names the error).
-        guard !selected.isEmpty, selected.count < rows, mask.count == rows, targets.count == rows else {
+        guard !selected.isEmpty, selected.count < rows, mask.count == rows, targets.count == rows,
+              selected.allSatisfy({ (0..<classes).contains(targets[$0]) }) else {
             return try head(h).crossEntropy(targets: targets, mask: mask)
         }
         let scored = try h.reshaped([rows, width]).gatherRows(selected, indexShape: [selected.count])

@@ -142,10 +142,11 @@ struct BenchAttention: ParsableCommand {
                 + "(the materialised path holds T × T scores per head; add --paths blocked for longer ones)")
         }
         // What a length holds (checked before anything is allocated): Q, K, V, the output, the seed and
-        // their gradients, and on the materialised path about eight [H, T, T] score tensors.
+        // their gradients, and on the materialised path about six [H, T, T] score tensors (scores,
+        // probabilities, their gradients, and the products' workspace).
         for t in lengths {
             var bytes = 4 * 10 * Double(heads) * Double(t) * Double(dimension)
-            if paths.contains(.materialized), t <= 4096 { bytes += 4 * 8 * Double(heads) * Double(t) * Double(t) }
+            if paths.contains(.materialized), t <= 4096 { bytes += 4 * 6 * Double(heads) * Double(t) * Double(t) }
             try RunLimits.checkMemory(bytes, what: "heads \(heads), dimension \(dimension), length \(t)",
                                       advice: "fewer heads, a smaller dimension or length")
         }

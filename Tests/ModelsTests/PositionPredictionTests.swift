@@ -88,6 +88,10 @@ final class PositionPredictionTests: XCTestCase {
             return try token + position
         }
         XCTAssertEqual(scored, every, accuracy: 1e-6)
+        // A bad target is named by its row in the batch (row 7 is the seventh selected row).
+        var bad = batch
+        bad.targets[7] = 99
+        XCTAssertThrowsError(try model.loss(bad)) { XCTAssertTrue("\($0)".contains("row 7"), "\($0)") }
         for ((name, _), (a, b)) in zip(model.namedParameters, zip(scoredGradients, everyGradients)) {
             let scale = max(b.map(abs).max() ?? 0, 1e-3)
             XCTAssertGreaterThan(b.map(abs).max() ?? 0, 0, "\(name) receives gradient")

@@ -90,9 +90,10 @@ extension Tensor {
 
 /// Causal softmax: the last axis of scores [N, Tq, Tk] (N = B·H) under the causal mask, row i of
 /// each [Tq, Tk] block seeing keys j ≤ i + (Tk − Tq) (the queries are the last Tq of the Tk keys).
-/// The same probabilities as adding −∞ above the diagonal and taking the softmax, without the mask
-/// tensor, and with the exponentials, the normalisation and the backward's dot products done on
-/// the visible keys only (half of each block).
+/// The same probabilities as adding −∞ above the diagonal and taking the softmax (for finite masked
+/// scores: a NaN or +∞ there made that composition's whole row NaN, and is never read here), without
+/// the mask tensor, and with the exponentials, the normalisation and the backward's dot products done
+/// on the visible keys only (about half of each block when Tq = Tk). Masked gradients are +0.
 extension Kernels {
     public static func causalSoftmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, blocks: Int,
                                             queries tq: Int, keys tk: Int) {
