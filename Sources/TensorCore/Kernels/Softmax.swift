@@ -106,7 +106,9 @@ extension Kernels {
                 if shift == -.infinity { shift = 0 }  // every visible score −∞: keep it finite, as softmax does
                 ys.update(from: xs, count: visible)
                 let scale = 1 / exponentiate(ys, count: visible, subtracting: shift)
-                for j in 0..<visible { ys[j] *= scale }
+                var j = 0
+                while j + 8 <= visible { storeVector(loadVector(ys + j) * SIMD8(repeating: scale), ys + j); j += 8 }
+                while j < visible { ys[j] *= scale; j += 1 }
                 if visible < tk { (ys + visible).update(repeating: 0, count: tk - visible) }
             }
         }
@@ -128,10 +130,18 @@ extension Kernels {
                 while j + 8 <= visible { lanes += loadVector(gs + j) * loadVector(ys + j); j += 8 }
                 var dot = lanes.sum()
                 while j < visible { dot += gs[j] * ys[j]; j += 1 }
+                // Eight lanes, each doing the scalar tail's operations (the same values bit for bit).
+                let shift = SIMD8<Float>(repeating: dot)
+                j = 0
                 if accumulate {
-                    for j in 0..<visible { dxs[j] += ys[j] * (gs[j] - dot) }
+                    while j + 8 <= visible {
+                        storeVector(loadVector(dxs + j) + loadVector(ys + j) * (loadVector(gs + j) - shift), dxs + j)
+                        j += 8
+                    }
+                    while j < visible { dxs[j] += ys[j] * (gs[j] - dot); j += 1 }
                 } else {
-                    for j in 0..<visible { dxs[j] = ys[j] * (gs[j] - dot) }
+                    while j + 8 <= visible { storeVector(loadVector(ys + j) * (loadVector(gs + j) - shift), dxs + j); j += 8 }
+                    while j < visible { dxs[j] = ys[j] * (gs[j] - dot); j += 1 }
                     if visible < tk { (dxs + visible).update(repeating: 0, count: tk - visible) }
                 }
             }
