@@ -94,14 +94,12 @@ def spread(values: list[float], form) -> str:
 
 def report(rounds: list[tuple[dict, dict]]) -> str:
     """rounds: (positionlab, pytorch) per round, in the order they ran."""
-    for index, (positionlab, pytorch) in enumerate(rounds, 1):
-        ours = {c["name"] for c in positionlab["configurations"]}
-        theirs = {c["name"] for c in pytorch["configurations"]}
-        if not ours & theirs:
+    sides = [({c["name"]: c for c in a["configurations"]}, {c["name"]: c for c in b["configurations"]}) for a, b in rounds]
+    for index, (ours, theirs) in enumerate(sides, 1):
+        if not set(ours) & set(theirs):
             where = f" in round {index}" if len(rounds) > 1 else ""
             raise ReportError(f"no configuration in common{where} (PositionLab: {', '.join(sorted(ours)) or 'none'}; "
                               f"PyTorch: {', '.join(sorted(theirs)) or 'none'})")
-    sides = [({c["name"]: c for c in a["configurations"]}, {c["name"]: c for c in b["configurations"]}) for a, b in rounds]
     names: list[str] = []
     for ours, theirs in sides:
         for name in list(ours) + list(theirs):

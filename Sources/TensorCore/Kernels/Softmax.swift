@@ -105,10 +105,8 @@ extension Kernels {
                 var shift = maximum(xs, count: visible)
                 if shift == -.infinity { shift = 0 }  // every visible score −∞: keep it finite, as softmax does
                 ys.update(from: xs, count: visible)
-                let scale = 1 / exponentiate(ys, count: visible, subtracting: shift)
-                var j = 0
-                while j + 8 <= visible { storeVector(loadVector(ys + j) * SIMD8(repeating: scale), ys + j); j += 8 }
-                while j < visible { ys[j] *= scale; j += 1 }
+                var scale = 1 / exponentiate(ys, count: visible, subtracting: shift)
+                binaryRow(MultiplyOperator.self, ys, 1, &scale, 0, ys, 1, count: visible)
                 if visible < tk { (ys + visible).update(repeating: 0, count: tk - visible) }
             }
         }
@@ -131,16 +129,16 @@ extension Kernels {
                 var dot = lanes.sum()
                 while j < visible { dot += gs[j] * ys[j]; j += 1 }
                 // Eight lanes, each doing the scalar tail's operations (the same values bit for bit).
-                let shift = SIMD8<Float>(repeating: dot)
+                let dots = SIMD8<Float>(repeating: dot)
                 j = 0
                 if accumulate {
                     while j + 8 <= visible {
-                        storeVector(loadVector(dxs + j) + loadVector(ys + j) * (loadVector(gs + j) - shift), dxs + j)
+                        storeVector(loadVector(dxs + j) + loadVector(ys + j) * (loadVector(gs + j) - dots), dxs + j)
                         j += 8
                     }
                     while j < visible { dxs[j] += ys[j] * (gs[j] - dot); j += 1 }
                 } else {
-                    while j + 8 <= visible { storeVector(loadVector(ys + j) * (loadVector(gs + j) - shift), dxs + j); j += 8 }
+                    while j + 8 <= visible { storeVector(loadVector(ys + j) * (loadVector(gs + j) - dots), dxs + j); j += 8 }
                     while j < visible { dxs[j] = ys[j] * (gs[j] - dot); j += 1 }
                     if visible < tk { (dxs + visible).update(repeating: 0, count: tk - visible) }
                 }
