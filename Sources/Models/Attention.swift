@@ -20,7 +20,9 @@ public enum AttentionImplementation: String, Codable, CaseIterable, Sendable {
 ///     scores = score(rot(Q), rot(K)) + bias(positions) + causal mask;  out = softmax(scores)·V
 ///
 /// with score = QKᵀ/√D or cos(Q, K)/τ. Shapes: x [B, T, C] → [B, T, C]; inside, Q is [B, H, T, D],
-/// K and V [B, Hkv, T, D] (expanded to H heads for the product), scores [B, H, Tq, Tk]. With a KV
+/// K and V [B, Hkv, T, D] (expanded to H heads for the product), scores [B, H, Tq, Tk]; the
+/// materialised path without a cache keeps Q, K and V as the projections wrote them, [B, T, H, D]
+/// (`attendInPlace`). With a KV
 /// cache, Tq new queries attend to Tk = cached + Tq keys. In inference the cache holds keys as
 /// scored (rotated, normalised) and is read in place (`Kernels.cachedAttention`): a step rotates
 /// only its new keys. A scaling that changes with the length (dynamic NTK, LongRoPE), an analysis
@@ -77,6 +79,14 @@ public final class CausalSelfAttention: Layer {
                                cache: LayerCache? = nil) throws -> Tensor {
         let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
         let h = numberOfHeads, hkv = numberOfKeyValueHeads, d = c / h
+        if cache == nil, recorder == nil, hkv == h, learnedScale == nil,
+           case .materialized = try plan(encoding: encoding, queryPositions: positions, keyPositions: positions) {
+            let bias = encoding.injectionPoint == .attentionScore
+                ? try encoding.distanceScoreBias(queryPositions: positions, keyPositions: positions) : nil
+            if encoding.injectionPoint != .attentionScore || bias != nil {
+                return try attendInPlace(x, positions: positions, encoding: encoding, bias: bias)
+            }
+        }
         func heads(_ y: Tensor, _ count: Int) throws -> Tensor { try y.reshaped([b, t, count, d]).permuted([0, 2, 1, 3]) }
         var q = try heads(queryProjection(x), h)
         var k = try heads(keyProjection(x), hkv), v = try heads(valueProjection(x), hkv)
@@ -110,12 +120,32 @@ public final class CausalSelfAttention: Layer {
         return try outputProjection(context.permuted([0, 2, 1, 3]).reshaped([b, t, c]))
     }
 
+    /// The materialised path without a cache, a recorder, shared key heads or a learned score scale
+    /// (whose gradient, a sum over every query and key, would add in another order), for a scheme
+    /// whose bias (if any) does not read the queries: queries, keys and values stay in the
+    /// projections' layout [B, T, H, D] and the context is written in it (`Tensor.headScores`,
+    /// `headContext`), so no permute copies them to [B, H, T, D] and back. The same products in the
+    /// same order as the general path: the same result bit for bit (tested).
+    func attendInPlace(_ x: Tensor, positions: PositionIDs, encoding: any PositionalEncoding, bias: Tensor?) throws -> Tensor {
+        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
+        let h = numberOfHeads, d = c / h
+        let (q, k, scale) = try scored(queryProjection(x).reshaped([b, t, h, d]), keyProjection(x).reshaped([b, t, h, d]),
+                                       queryPositions: positions, keyPositions: positions, sequenceLength: t,
+                                       encoding: encoding, layout: .timeThenHeads)
+        let v = try valueProjection(x).reshaped([b, t, h, d])
+        var scores = try Tensor.headScores(queries: q, keys: k, scale: scale)
+        if let bias { scores = try scores + bias }
+        let context = try Tensor.headContext(probabilities: scores.causalSoftmax(), values: v)
+        return try outputProjection(context.reshaped([b, t, c]))
+    }
+
     /// Queries and keys as the scores use them, and the scores' scale: normalised first (cosine
     /// attention: rotation keeps norms), rotated (rotary schemes), then normalised and scaled by
     /// s_qk (nGPT, whose unit vectors' dot products lie in [−1, 1]: the scores are multiplied by
     /// √D to restore a softmax temperature). Each key depends only on itself and its position.
     func scored(_ queries: Tensor, _ keys: Tensor, queryPositions: PositionIDs, keyPositions: PositionIDs,
-                sequenceLength: Int, encoding: any PositionalEncoding) throws -> (Tensor, Tensor, Float) {
+                sequenceLength: Int, encoding: any PositionalEncoding,
+                layout: HeadLayout = .headsThenTime) throws -> (Tensor, Tensor, Float) {
         var (q, k) = (queries, keys)
         var scale = 1 / Float(q.shape[3]).squareRoot()
         if case let .cosine(temperature, learned) = scoring {
@@ -124,8 +154,8 @@ public final class CausalSelfAttention: Layer {
             if learned, let learnedScale { q = try q * learnedScale; scale = 1 } else { scale = 1 / temperature }
         }
         if encoding.injectionPoint == .queryKeyRotation {
-            q = try encoding.rotate(q, positions: queryPositions, sequenceLength: sequenceLength)
-            k = try encoding.rotate(k, positions: keyPositions, sequenceLength: sequenceLength)
+            q = try encoding.rotate(q, positions: queryPositions, sequenceLength: sequenceLength, layout: layout)
+            k = try encoding.rotate(k, positions: keyPositions, sequenceLength: sequenceLength, layout: layout)
         }
         if scoring == .normalized, let learnedScale {
             q = try q.l2Normalized(axis: -1) * learnedScale

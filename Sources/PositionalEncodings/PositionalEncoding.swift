@@ -29,9 +29,10 @@ public protocol PositionalEncoding: Layer {
     /// Input embedding schemes: the [B, T, C] tensor added to the token embeddings.
     func inputEmbedding(positions: PositionIDs) throws -> Tensor
 
-    /// Rotary schemes: queries or keys [B, H, T, D] rotated to `positions` [B, T].
-    /// `sequenceLength` is the current total length (dynamic scaling depends on it).
-    func rotate(_ x: Tensor, positions: PositionIDs, sequenceLength: Int) throws -> Tensor
+    /// Rotary schemes: queries or keys [B, H, T, D] ([B, T, H, D] with `layout` .timeThenHeads)
+    /// rotated to `positions` [B, T]. `sequenceLength` is the current total length (dynamic scaling
+    /// depends on it).
+    func rotate(_ x: Tensor, positions: PositionIDs, sequenceLength: Int, layout: HeadLayout) throws -> Tensor
 
     /// Rotary schemes whose angles change with the current total length (dynamic NTK, LongRoPE):
     /// a KV cache must then keep keys unrotated and rotate them all at every step.
@@ -57,8 +58,13 @@ extension PositionalEncoding {
         throw notApplicable("inputEmbedding")
     }
 
-    public func rotate(_ x: Tensor, positions: PositionIDs, sequenceLength: Int) throws -> Tensor {
+    public func rotate(_ x: Tensor, positions: PositionIDs, sequenceLength: Int, layout: HeadLayout) throws -> Tensor {
         throw notApplicable("rotate")
+    }
+
+    /// `rotate` of queries or keys [B, H, T, D].
+    public func rotate(_ x: Tensor, positions: PositionIDs, sequenceLength: Int) throws -> Tensor {
+        try rotate(x, positions: positions, sequenceLength: sequenceLength, layout: .headsThenTime)
     }
 
     public func scoreBias(queries: Tensor, queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor {
@@ -71,11 +77,19 @@ extension PositionalEncoding {
     /// over the distances present, looked up per (query, key). One mechanism serves the
     /// materialised path (here) and the blocked path (the table itself), so they cannot disagree.
     func scoreBiasFromDistanceTable(queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor {
-        let (distances, batches) = try relativeDistances(queryPositions, keyPositions)
-        let low = distances.min() ?? 0, high = distances.max() ?? 0
-        guard let table = try distanceBiasTable(minimumDistance: low, maximumDistance: high) else {
+        guard let bias = try distanceScoreBias(queryPositions: queryPositions, keyPositions: keyPositions) else {
             throw notApplicable("distanceBiasTable")
         }
+        return bias
+    }
+
+    /// The score bias [1 or B, H, Tq, Tk] of a scheme whose bias depends on the distance alone, built
+    /// from its `distanceBiasTable` without the queries; nil when it has no such table (Shaw, whose
+    /// bias reads the queries, and schemes without a bias). Where it is not nil it is `scoreBias`.
+    public func distanceScoreBias(queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor? {
+        let (distances, batches) = try relativeDistances(queryPositions, keyPositions)
+        let low = distances.min() ?? 0, high = distances.max() ?? 0
+        guard let table = try distanceBiasTable(minimumDistance: low, maximumDistance: high) else { return nil }
         // [H, span] → [span, H] rows, gathered per (batch, query, key) → [batches, H, Tq, Tk].
         return try table.transposed(0, 1).gatherRows(distances.map { $0 - low }, indexShape: [batches, queryPositions.length, keyPositions.length])
             .permuted([0, 3, 1, 2])

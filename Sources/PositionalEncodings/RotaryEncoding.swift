@@ -125,12 +125,14 @@ public final class RotaryEncoding: PositionalEncoding {
         return (cosines, sines)
     }
 
-    public func rotate(_ x: Tensor, positions: PositionIDs, sequenceLength: Int) throws -> Tensor {
-        guard x.rank == 4, x.shape[0] == positions.batchSize, x.shape[2] == positions.length, x.shape[3] == headDimension else {
+    public func rotate(_ x: Tensor, positions: PositionIDs, sequenceLength: Int, layout: HeadLayout) throws -> Tensor {
+        let timeAxis = layout == .headsThenTime ? 2 : 1
+        guard x.rank == 4, x.shape[0] == positions.batchSize, x.shape[timeAxis] == positions.length, x.shape[3] == headDimension else {
             throw TensorError.shapeMismatch(operation: "RotaryEncoding.rotate", shapes: [x.shape, [positions.batchSize, positions.length]],
-                                            detail: "expects [B, H, T, D] with D = \(headDimension) and positions [B, T]")
+                                            detail: "expects \(layout == .headsThenTime ? "[B, H, T, D]" : "[B, T, H, D]") "
+                                                + "with D = \(headDimension) and positions [B, T]")
         }
         let (c, s) = try tables(positions: positions, sequenceLength: sequenceLength)
-        return try x.rotatedPairs(cos: c, sin: s, rotaryDimension: rotaryDimension, pairing: configuration.pairing)
+        return try x.rotatedPairs(cos: c, sin: s, rotaryDimension: rotaryDimension, pairing: configuration.pairing, layout: layout)
     }
 }

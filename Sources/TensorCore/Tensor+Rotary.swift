@@ -16,18 +16,20 @@ extension Kernels {
     /// y = R(θ)·x on the first `rotary` values of each row of length `width`: for pair i,
     /// (x₁, x₂) ↦ (x₁·c − x₂·s, x₂·c + x₁·s) with c = cos[row's table][i], s = sin[…][i]; the other
     /// values pass through. `transposed` applies Rᵀ (the backward, which also accumulates into y
-    /// when `accumulate` is true). Rows are [B, H, T]; the table row of (b, h, t) is (b mod tableBatch)·T + t.
+    /// when `accumulate` is true). Rows are [B, H, T] (or [B, T, H], `layout`); the table row of
+    /// (b, h, t) is (b mod tableBatch)·T + t.
     /// Eight pairs at a time (SIMD): half-split pairs are two runs of the row, interleaved pairs the
     /// even and odd lanes of sixteen values. `naiveRotatePairs` is its scalar twin.
     public static func rotatePairs(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>,
                                    sin: UnsafePointer<Float>, batch: Int, heads: Int, length: Int, width: Int, rotary: Int,
-                                   tableBatch: Int, pairing: RotaryPairing, transposed: Bool, accumulate: Bool = true) {
+                                   tableBatch: Int, pairing: RotaryPairing, transposed: Bool, accumulate: Bool = true,
+                                   layout: HeadLayout = .headsThenTime) {
         let half = rotary / 2
         let sign: Float = transposed ? -1 : 1
         let adds = transposed && accumulate  // otherwise written: the backward is the forward's loop with −sin
         Parallel.forEachRow(rows: batch * heads * length, elementsPerRow: width) { range in
             for row in range {
-                let t = row % length, b = row / (heads &* length)
+                let (b, t) = layout.batchAndPosition(ofRow: row, heads: heads, length: length)
                 let table = ((tableBatch == 1 ? 0 : b) &* length &+ t) &* half
                 let xr = x + row &* width, yr = y + row &* width
                 let cr = cos + table, sr = sin + table
@@ -82,11 +84,12 @@ extension Kernels {
     /// Scalar twin of `rotatePairs`: one pair at a time, no SIMD, no threads.
     public static func naiveRotatePairs(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>,
                                         sin: UnsafePointer<Float>, batch: Int, heads: Int, length: Int, width: Int, rotary: Int,
-                                        tableBatch: Int, pairing: RotaryPairing, transposed: Bool, accumulate: Bool = true) {
+                                        tableBatch: Int, pairing: RotaryPairing, transposed: Bool, accumulate: Bool = true,
+                                        layout: HeadLayout = .headsThenTime) {
         let half = rotary / 2
         let sign: Float = transposed ? -1 : 1
         for row in 0..<(batch * heads * length) {
-            let t = row % length, b = row / (heads * length)
+            let b = row / (heads * length), t = layout == .headsThenTime ? row % length : (row / heads) % length
             let table = ((tableBatch == 1 ? 0 : b) * length + t) * half
             let xr = x + row * width, yr = y + row * width
             let adds = transposed && accumulate
@@ -106,15 +109,18 @@ extension Tensor {
     /// Rotates pairs among the first `rotaryDimension` values of the last axis by the angles whose
     /// cosines and sines are given; the remaining values pass through unchanged.
     ///
-    /// Shapes: self [B, H, T, D]; `cos` and `sin` are [B, T, R/2] (one table per batch row) or
-    /// [1, T, R/2] (shared), row-major, with R = `rotaryDimension` (even, ≤ D). They may carry an
-    /// attention factor (YaRN scales both by it); the backward applies the transpose.
-    public func rotatedPairs(cos: [Float], sin: [Float], rotaryDimension: Int, pairing: RotaryPairing) throws -> Tensor {
+    /// Shapes: self [B, H, T, D] (or [B, T, H, D], `layout`); `cos` and `sin` are [B, T, R/2] (one
+    /// table per batch row) or [1, T, R/2] (shared), row-major, with R = `rotaryDimension` (even, ≤ D).
+    /// They may carry an attention factor (YaRN scales both by it); the backward applies the transpose.
+    public func rotatedPairs(cos: [Float], sin: [Float], rotaryDimension: Int, pairing: RotaryPairing,
+                             layout: HeadLayout = .headsThenTime) throws -> Tensor {
         let name = "rotatedPairs"
         guard rank == 4 else {
-            throw TensorError.shapeMismatch(operation: name, shapes: [shape], detail: "expects [B, H, T, D]")
+            throw TensorError.shapeMismatch(operation: name, shapes: [shape],
+                                            detail: layout == .headsThenTime ? "expects [B, H, T, D]" : "expects [B, T, H, D]")
         }
-        let (b, h, t, d) = (shape[0], shape[1], shape[2], shape[3])
+        let (b, d) = (shape[0], shape[3])
+        let (h, t) = layout == .headsThenTime ? (shape[1], shape[2]) : (shape[2], shape[1])
         guard rotaryDimension >= 0, rotaryDimension <= d, rotaryDimension % 2 == 0 else {
             throw TensorError.invalidArgument(operation: name, parameter: "rotaryDimension", value: "\(rotaryDimension)",
                                               allowed: "an even number from 0 to the head dimension \(d)")
@@ -130,13 +136,14 @@ extension Tensor {
         let cosStorage = cos.withUnsafeBufferPointer { TensorStorage(copying: $0) }
         let sinStorage = sin.withUnsafeBufferPointer { TensorStorage(copying: $0) }
         Kernels.rotatePairs(storage.pointer, out.pointer, cos: cosStorage.pointer, sin: sinStorage.pointer, batch: b, heads: h,
-                            length: t, width: d, rotary: rotaryDimension, tableBatch: tableBatch, pairing: pairing, transposed: false)
+                            length: t, width: d, rotary: rotaryDimension, tableBatch: tableBatch, pairing: pairing, transposed: false,
+                            layout: layout)
         let x = self
         return Tensor.result(shape: shape, storage: out, operation: name, inputs: [x]) { g in
             let (dx, add) = x.gradientDestination()
             Kernels.rotatePairs(g, dx, cos: cosStorage.pointer, sin: sinStorage.pointer, batch: b, heads: h, length: t,
                                 width: d, rotary: rotaryDimension, tableBatch: tableBatch, pairing: pairing, transposed: true,
-                                accumulate: add)
+                                accumulate: add, layout: layout)
         }
     }
 

@@ -43,6 +43,50 @@ final class AttentionPathTests: XCTestCase {
         }
     }
 
+    /// Training and evaluation without a cache keep queries, keys and values in the projections' layout
+    /// (`CausalSelfAttention.attendInPlace`); a recorder sends a call down the general path, which
+    /// permutes them to [B, H, T, D]. Both must give the same loss and gradients bit for bit: every
+    /// scheme (Shaw, shared key heads and learned score scales take the general path either way),
+    /// per-row positions, and the scorings that normalise or scale queries and keys.
+    func testAttentionInTheProjectionsLayoutEqualsTheGeneralPathBitForBit() throws {
+        let (b, t, v) = (2, 20, 11)
+        var generator = SplitMix64(seed: 8)
+        let ids = (0..<(b * t)).map { _ in generator.nextInt(in: 0..<v) }
+        let batch = TokenBatch(inputs: ids, targets: ids.map { ($0 + 3) % v }, lossMask: ids.map { $0 % 4 != 0 }, batchSize: b, length: t)
+        let randomized = try PositionAssignment.randomized(maximumPosition: 31).positions(batchSize: b, length: t, generator: &generator)
+        var variants: [(String, TransformerConfiguration)] = try KeyValueCacheTests.schemes().map { name, scheme in
+            (name, try .init(vocabularySize: v, modelDimension: 16, numberOfLayers: 2, numberOfHeads: 2, positionalScheme: scheme))
+        }
+        let rope = PositionalScheme.rope(try RotaryConfiguration())
+        variants += [
+            ("cosine fixed", try .init(vocabularySize: v, modelDimension: 16, numberOfLayers: 2, numberOfHeads: 2,
+                                       attentionScoring: .cosine(temperature: 0.1, learned: false), positionalScheme: rope)),
+            ("cosine learned alibi", try .init(vocabularySize: v, modelDimension: 16, numberOfLayers: 2, numberOfHeads: 2,
+                                               attentionScoring: .cosine(temperature: 0.2, learned: true), positionalScheme: .alibi)),
+            ("nGPT", try .init(vocabularySize: v, modelDimension: 16, numberOfLayers: 2, numberOfHeads: 2, feedForward: .swiGLU,
+                               normalizationPlacement: .normalized, tiedEmbeddings: false, positionalScheme: rope)),
+            ("gqa 4/2", try .init(vocabularySize: v, modelDimension: 16, numberOfLayers: 2, numberOfHeads: 4, numberOfKeyValueHeads: 2,
+                                  positionalScheme: rope)),
+        ]
+        for (name, configuration) in variants {
+            for positions in [nil, randomized] {
+                let model = try Transformer(configuration: configuration, seed: 4)
+                for (parameter, tensor) in model.namedParameters where parameter.hasPrefix("positional") {
+                    try tensor.assign(from: Tensor((0..<tensor.count).map { _ in generator.nextNormal() * 0.5 }, shape: tensor.shape))
+                }
+                let label = "\(name)\(positions == nil ? "" : " randomized")"
+                let (lossInPlace, gradientsInPlace) = try gradients(model, batch, positions: positions)
+                for block in model.blocks { block.attention.recorder = { _, _, _ in } }
+                let (loss, gradients) = try gradients(model, batch, positions: positions)
+                XCTAssertEqual(lossInPlace.bitPattern, loss.bitPattern, "\(label): loss \(lossInPlace) against \(loss)")
+                for (index, (inPlace, general)) in zip(gradientsInPlace, gradients).enumerated() {
+                    XCTAssertEqual(inPlace.map(\.bitPattern), general.map(\.bitPattern),
+                                   "\(label): gradient of \(model.namedParameters[index].name)")
+                }
+            }
+        }
+    }
+
     func testForcingBlockedAttentionOnShawIsAClearError() throws {
         let model = try Transformer(configuration: TransformerConfiguration(
             vocabularySize: 7, modelDimension: 8, numberOfLayers: 1, numberOfHeads: 2, positionalScheme: .shaw(maximumDistance: 2)), seed: 1)

@@ -41,6 +41,18 @@ final class GradientDestinationTests: XCTestCase {
             Case(name: "softmax, last axis", inputs: [try u(big)]) { try $0[0].softmax(axis: -1) },
             Case(name: "softmax, inner axis", inputs: [try u([4, 9, 5])]) { try $0[0].softmax(axis: 1) },
             Case(name: "causal softmax", inputs: [try u([3, 4, 20, 24])]) { try $0[0].causalSoftmax() },
+            Case(name: "head scores", inputs: [try u([2, 5, 3, 4]), try u([2, 7, 3, 4])]) {
+                try Tensor.headScores(queries: $0[0], keys: $0[1], scale: 0.5)
+            },
+            Case(name: "head scores, split over cores", inputs: [try u([2, 64, 4, 16]), try u([2, 64, 4, 16])]) {
+                try Tensor.headScores(queries: $0[0], keys: $0[1], scale: 0.5)
+            },
+            Case(name: "head context", inputs: [try u([2, 3, 5, 7]), try u([2, 7, 3, 4])]) {
+                try Tensor.headContext(probabilities: $0[0], values: $0[1])
+            },
+            Case(name: "head context, split over cores", inputs: [try u([2, 4, 64, 64]), try u([2, 64, 4, 16])]) {
+                try Tensor.headContext(probabilities: $0[0], values: $0[1])
+            },
             Case(name: "logSoftmax", inputs: [try u([4, 9, 5])]) { try $0[0].logSoftmax(axis: -1) },
             Case(name: "layerNorm", inputs: [try u(big), try u([100], 0.5, 1.5), try u([100])]) {
                 try $0[0].layerNorm(gamma: $0[1], beta: $0[2])
