@@ -14,6 +14,18 @@ public enum AttentionImplementation: String, Codable, CaseIterable, Sendable {
     case blocked
 }
 
+/// The path a call of `CausalSelfAttention` took (`lastPath`: for tests and analysis).
+public enum AttentionPath: String, Sendable {
+    /// Materialised scores, Q, K and V left in the projections' layout [B, T, H, D] (`attendInPlace`).
+    case projectionsLayout
+    /// Materialised scores, Q, K and V permuted to [B, H, T, D] (the general path).
+    case materialized
+    /// `Tensor.causalAttention`'s key blocks with an online softmax.
+    case blocked
+    /// Inference reading the KV cache in place (`Kernels.cachedAttention`).
+    case cache
+}
+
 /// Multi-head causal self-attention (Vaswani et al. 2017), with grouped-query heads (Ainslie et
 /// al. 2023) and the positional scheme at its injection point:
 ///
@@ -21,9 +33,9 @@ public enum AttentionImplementation: String, Codable, CaseIterable, Sendable {
 ///
 /// with score = QKᵀ/√D or cos(Q, K)/τ. Shapes: x [B, T, C] → [B, T, C]; inside, Q is [B, H, T, D],
 /// K and V [B, Hkv, T, D] (expanded to H heads for the product), scores [B, H, Tq, Tk]; the
-/// materialised path without a cache keeps Q, K and V as the projections wrote them, [B, T, H, D]
-/// (`attendInPlace`). With a KV
-/// cache, Tq new queries attend to Tk = cached + Tq keys. In inference the cache holds keys as
+/// materialised path without a cache mostly keeps Q, K and V as the projections wrote them,
+/// [B, T, H, D] (`attendInPlace`). With a KV cache, Tq new queries attend to Tk = cached + Tq
+/// keys. In inference the cache holds keys as
 /// scored (rotated, normalised) and is read in place (`Kernels.cachedAttention`): a step rotates
 /// only its new keys. A scaling that changes with the length (dynamic NTK, LongRoPE), an analysis
 /// recorder or recorded gradients take the general path instead, which caches keys unrotated and
@@ -44,6 +56,8 @@ public final class CausalSelfAttention: Layer {
     /// When set, every call takes the materialised path and hands the recorder the unrotated
     /// queries and keys [B, H, T, D] and the attention probabilities [B, H, Tq, Tk] (for analysis).
     public var recorder: ((_ queries: Tensor, _ keys: Tensor, _ probabilities: Tensor) -> Void)?
+    /// The path the last call took.
+    public private(set) var lastPath: AttentionPath?
 
     /// Above this many keys `automatic` switches to the blocked path: at 128 keys it already trains the
     /// reference model faster (`poslab bench train`: 16.9k against 14.0k tokens/s), at 64 it is slower.
@@ -79,18 +93,24 @@ public final class CausalSelfAttention: Layer {
                                cache: LayerCache? = nil) throws -> Tensor {
         let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
         let h = numberOfHeads, hkv = numberOfKeyValueHeads, d = c / h
-        if cache == nil, recorder == nil, hkv == h, learnedScale == nil,
-           case .materialized = try plan(encoding: encoding, queryPositions: positions, keyPositions: positions) {
+        // Without a cache or a recorder the keys are the queries' tokens: the plan is known now.
+        let uncachedPlan = cache == nil && recorder == nil
+            ? try plan(encoding: encoding, queryPositions: positions, keyPositions: positions) : nil
+        if case .materialized? = uncachedPlan, hkv == h, learnedScale == nil {
             let bias = encoding.injectionPoint == .attentionScore
                 ? try encoding.distanceScoreBias(queryPositions: positions, keyPositions: positions) : nil
             if encoding.injectionPoint != .attentionScore || bias != nil {
+                lastPath = .projectionsLayout
                 return try attendInPlace(x, positions: positions, encoding: encoding, bias: bias)
             }
         }
-        func heads(_ y: Tensor, _ count: Int) throws -> Tensor { try y.reshaped([b, t, count, d]).permuted([0, 2, 1, 3]) }
+        func heads(_ y: Tensor, _ count: Int) throws -> Tensor {
+            try y.reshaped([b, t, count, d]).permuted([0, 2, 1, 3])
+        }
         var q = try heads(queryProjection(x), h)
         var k = try heads(keyProjection(x), hkv), v = try heads(valueProjection(x), hkv)
         if let cache, recorder == nil, !GradientMode.isEnabled, !encoding.rotationDependsOnLength {
+            lastPath = .cache
             return try cachedAttention(q, k, v, positions: positions, encoding: encoding, cache: cache)
         }
         var keyPositions = positions
@@ -104,9 +124,13 @@ public final class CausalSelfAttention: Layer {
                                    encoding: encoding)
         if hkv < h { (k, v) = (try expandHeads(k, batch: b, length: totalLength), try expandHeads(v, batch: b, length: totalLength)) }
         let context: Tensor
-        if recorder == nil, case let .blocked(bias) = try plan(encoding: encoding, queryPositions: positions, keyPositions: keyPositions) {
+        if recorder == nil,
+           case let .blocked(bias) = try uncachedPlan ?? plan(encoding: encoding, queryPositions: positions,
+                                                               keyPositions: keyPositions) {
+            lastPath = .blocked
             context = try Tensor.causalAttention(queries: q, keys: k, values: v, scale: scale, distanceBias: bias)
         } else {
+            lastPath = .materialized
             var scores = try q.matmul(k, transposeOther: true, scale: scale)
             if encoding.injectionPoint == .attentionScore {
                 scores = try scores + encoding.scoreBias(queries: q, queryPositions: positions, keyPositions: keyPositions)
@@ -126,10 +150,12 @@ public final class CausalSelfAttention: Layer {
     /// projections' layout [B, T, H, D] and the context is written in it (`Tensor.headScores`,
     /// `headContext`), so no permute copies them to [B, H, T, D] and back. The same products in the
     /// same order as the general path: the same result bit for bit (tested).
-    func attendInPlace(_ x: Tensor, positions: PositionIDs, encoding: any PositionalEncoding, bias: Tensor?) throws -> Tensor {
+    func attendInPlace(_ x: Tensor, positions: PositionIDs, encoding: any PositionalEncoding,
+                       bias: Tensor?) throws -> Tensor {
         let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
         let h = numberOfHeads, d = c / h
-        let (q, k, scale) = try scored(queryProjection(x).reshaped([b, t, h, d]), keyProjection(x).reshaped([b, t, h, d]),
+        let (q, k, scale) = try scored(queryProjection(x).reshaped([b, t, h, d]),
+                                       keyProjection(x).reshaped([b, t, h, d]),
                                        queryPositions: positions, keyPositions: positions, sequenceLength: t,
                                        encoding: encoding, layout: .timeThenHeads)
         let v = try valueProjection(x).reshaped([b, t, h, d])

@@ -87,6 +87,9 @@ extension PositionalEncoding {
     /// from its `distanceBiasTable` without the queries; nil when it has no such table (Shaw, whose
     /// bias reads the queries, and schemes without a bias). Where it is not nil it is `scoreBias`.
     public func distanceScoreBias(queryPositions: PositionIDs, keyPositions: PositionIDs) throws -> Tensor? {
+        // A scheme without a table answers before any distance is computed.
+        guard try GradientMode.withoutGradient({ try distanceBiasTable(minimumDistance: 0, maximumDistance: 0) }) != nil
+        else { return nil }
         let (distances, batches) = try relativeDistances(queryPositions, keyPositions)
         let low = distances.min() ?? 0, high = distances.max() ?? 0
         guard let table = try distanceBiasTable(minimumDistance: low, maximumDistance: high) else { return nil }

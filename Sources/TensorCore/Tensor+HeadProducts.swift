@@ -23,7 +23,8 @@ extension Tensor {
     /// [B, H, Tq, Tk]. Gradients flow to both (written in their own layout).
     public static func headScores(queries q: Tensor, keys k: Tensor, scale: Float) throws -> Tensor {
         let name = "headScores"
-        guard q.rank == 4, k.rank == 4, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2], q.shape[3] == k.shape[3] else {
+        guard q.rank == 4, k.rank == 4, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2],
+              q.shape[3] == k.shape[3] else {
             throw TensorError.shapeMismatch(operation: name, shapes: [q.shape, k.shape],
                                             detail: "expects queries [B, Tq, H, D] and keys [B, Tk, H, D]")
         }
@@ -63,12 +64,14 @@ extension Tensor {
     /// [B, Tq, H, D], the output projection's input once reshaped to [B, Tq, C].
     public static func headContext(probabilities p: Tensor, values v: Tensor) throws -> Tensor {
         let name = "headContext"
-        guard p.rank == 4, v.rank == 4, p.shape[0] == v.shape[0], p.shape[1] == v.shape[2], p.shape[3] == v.shape[1] else {
+        guard p.rank == 4, v.rank == 4, p.shape[0] == v.shape[0], p.shape[1] == v.shape[2],
+              p.shape[3] == v.shape[1] else {
             throw TensorError.shapeMismatch(operation: name, shapes: [p.shape, v.shape],
                                             detail: "expects probabilities [B, H, Tq, Tk] and values [B, Tk, H, D]")
         }
         let (b, h, tq, tk) = (p.shape[0], p.shape[1], p.shape[2], p.shape[3]), d = v.shape[3]
         let row = h * d, units = b * h, work = tq * tk * d
+        // Unit (b, h): its rows of V or of the context start at b·T·H·D + h·D; its block of P at (b·H + h)·Tq·Tk.
         func head(_ unit: Int, _ length: Int) -> Int { (unit / h) * length * row + (unit % h) * d }
         let out = TensorStorage(count: b * tq * row, zeroed: false)
         let (ps, vs) = (p.storage, v.storage)

@@ -116,8 +116,8 @@ extension Tensor {
                              layout: HeadLayout = .headsThenTime) throws -> Tensor {
         let name = "rotatedPairs"
         guard rank == 4 else {
-            throw TensorError.shapeMismatch(operation: name, shapes: [shape],
-                                            detail: layout == .headsThenTime ? "expects [B, H, T, D]" : "expects [B, T, H, D]")
+            let expected = layout == .headsThenTime ? "[B, H, T, D]" : "[B, T, H, D]"
+            throw TensorError.shapeMismatch(operation: name, shapes: [shape], detail: "expects \(expected)")
         }
         let (b, d) = (shape[0], shape[3])
         let (h, t) = layout == .headsThenTime ? (shape[1], shape[2]) : (shape[2], shape[1])
@@ -136,8 +136,8 @@ extension Tensor {
         let cosStorage = cos.withUnsafeBufferPointer { TensorStorage(copying: $0) }
         let sinStorage = sin.withUnsafeBufferPointer { TensorStorage(copying: $0) }
         Kernels.rotatePairs(storage.pointer, out.pointer, cos: cosStorage.pointer, sin: sinStorage.pointer, batch: b, heads: h,
-                            length: t, width: d, rotary: rotaryDimension, tableBatch: tableBatch, pairing: pairing, transposed: false,
-                            layout: layout)
+                            length: t, width: d, rotary: rotaryDimension, tableBatch: tableBatch, pairing: pairing,
+                            transposed: false, layout: layout)
         let x = self
         return Tensor.result(shape: shape, storage: out, operation: name, inputs: [x]) { g in
             let (dx, add) = x.gradientDestination()

@@ -46,8 +46,9 @@ final class AttentionPathTests: XCTestCase {
     /// Training and evaluation without a cache keep queries, keys and values in the projections' layout
     /// (`CausalSelfAttention.attendInPlace`); a recorder sends a call down the general path, which
     /// permutes them to [B, H, T, D]. Both must give the same loss and gradients bit for bit: every
-    /// scheme (Shaw, shared key heads and learned score scales take the general path either way),
-    /// per-row positions, and the scorings that normalise or scale queries and keys.
+    /// scheme, per-row positions, and fixed-temperature cosine scoring, which normalises queries and
+    /// keys. Shaw, shared key heads and learned score scales (learned cosine, nGPT) must take the
+    /// general path either way.
     func testAttentionInTheProjectionsLayoutEqualsTheGeneralPathBitForBit() throws {
         let (b, t, v) = (2, 20, 11)
         var generator = SplitMix64(seed: 8)
@@ -76,8 +77,12 @@ final class AttentionPathTests: XCTestCase {
                 }
                 let label = "\(name)\(positions == nil ? "" : " randomized")"
                 let (lossInPlace, gradientsInPlace) = try gradients(model, batch, positions: positions)
+                let takesIt = !["shaw", "cosine learned alibi", "nGPT", "gqa 4/2"].contains(name)
+                XCTAssertEqual(model.blocks.map(\.attention.lastPath), model.blocks.map { _ in
+                    takesIt ? AttentionPath.projectionsLayout : .materialized }, label)
                 for block in model.blocks { block.attention.recorder = { _, _, _ in } }
                 let (loss, gradients) = try gradients(model, batch, positions: positions)
+                XCTAssertEqual(model.blocks.map(\.attention.lastPath), model.blocks.map { _ in AttentionPath.materialized }, label)
                 XCTAssertEqual(lossInPlace.bitPattern, loss.bitPattern, "\(label): loss \(lossInPlace) against \(loss)")
                 for (index, (inPlace, general)) in zip(gradientsInPlace, gradients).enumerated() {
                     XCTAssertEqual(inPlace.map(\.bitPattern), general.map(\.bitPattern),

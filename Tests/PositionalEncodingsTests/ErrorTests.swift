@@ -36,6 +36,14 @@ final class ErrorTests: XCTestCase {
             _ = try RotaryEncoding(configuration: RotaryConfiguration(scaling: .llama3(Llama3Parameters(
                 factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4))), headDimension: 8)
         }
+        // Queries in either layout: the time axis must hold the positions' length.
+        let rope = try! RotaryEncoding(configuration: RotaryConfiguration(), headDimension: 8)
+        let positions = PositionIDs.sequential(batchSize: 1, length: 5)
+        let x = try! Tensor(zeros: [1, 2, 5, 8])
+        XCTAssertNoThrow(try rope.rotate(x, positions: positions, sequenceLength: 5, layout: .headsThenTime))
+        expectError("[B, T, H, D]") { _ = try rope.rotate(x, positions: positions, sequenceLength: 5, layout: .timeThenHeads) }
+        XCTAssertNoThrow(try rope.rotate(try! Tensor(zeros: [1, 5, 2, 8]), positions: positions, sequenceLength: 5,
+                                         layout: .timeThenHeads))
     }
 
     func testOtherSchemeErrors() {

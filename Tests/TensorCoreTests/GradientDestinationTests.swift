@@ -91,6 +91,10 @@ final class GradientDestinationTests: XCTestCase {
                 try $0[0].rotatedPairs(cos: angles.map { Foundation.cos($0) }, sin: angles.map { Foundation.sin($0) },
                                        rotaryDimension: rotary, pairing: pairing)
             })
+            list.append(Case(name: "rotatedPairs [B, T, H, D], \(pairing)", inputs: [try u([2, t, 3, 6])]) {
+                try $0[0].rotatedPairs(cos: angles.map { Foundation.cos($0) }, sin: angles.map { Foundation.sin($0) },
+                                       rotaryDimension: rotary, pairing: pairing, layout: .timeThenHeads)
+            })
         }
         return list
     }

@@ -32,7 +32,7 @@ final class HeadProductTests: XCTestCase {
 
     /// The same products as `matmul` on permuted copies, so the same bits, forward and backward: on
     /// the small-product kernel and (with 300 keys, beyond its depth for dQ) on OpenBLAS, with
-    /// gradients written and then added.
+    /// gradients written and then added, and a scale that is not a power of two.
     func testHeadProductsEqualMatmulOnPermutedCopiesBitForBit() throws {
         let swap = Self.swapTimeAndHeads
         for (b, tq, tk, h, d) in [(2, 5, 7, 3, 4), (2, 64, 64, 4, 16), (1, 300, 300, 2, 32)] {
@@ -44,16 +44,16 @@ final class HeadProductTests: XCTestCase {
             func run(inPlace: Bool) throws -> [[Float]] {
                 for input in [q, k, p, v] { input.zeroGradient() }
                 for _ in 0..<2 {  // the second pass adds to the gradients of the first
-                    let scores = inPlace ? try Tensor.headScores(queries: q, keys: k, scale: 0.25)
-                        : try q.permuted(swap).matmul(k.permuted(swap), transposeOther: true, scale: 0.25)
+                    let scores = inPlace ? try Tensor.headScores(queries: q, keys: k, scale: 0.35)
+                        : try q.permuted(swap).matmul(k.permuted(swap), transposeOther: true, scale: 0.35)
                     let context = inPlace ? try Tensor.headContext(probabilities: p, values: v)
                         : try p.matmul(v.permuted(swap)).permuted(swap)
                     try scores.backward(seed: seedScores)
                     try context.backward(seed: seedContext)
                     if inPlace { XCTAssertEqual(context.shape, [b, tq, h, d], label) }
                 }
-                let scores = inPlace ? try Tensor.headScores(queries: q, keys: k, scale: 0.25)
-                    : try q.permuted(swap).matmul(k.permuted(swap), transposeOther: true, scale: 0.25)
+                let scores = inPlace ? try Tensor.headScores(queries: q, keys: k, scale: 0.35)
+                    : try q.permuted(swap).matmul(k.permuted(swap), transposeOther: true, scale: 0.35)
                 let context = inPlace ? try Tensor.headContext(probabilities: p, values: v) : try p.matmul(v.permuted(swap)).permuted(swap)
                 return [scores.scalars, context.scalars] + [q, k, p, v].map { $0.gradient!.scalars }
             }
