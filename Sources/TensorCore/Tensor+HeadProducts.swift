@@ -29,9 +29,8 @@ extension Tensor {
                                             detail: "expects queries [B, Tq, H, D] and keys [B, Tk, H, D]")
         }
         let (b, tq, h, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), tk = k.shape[1]
-        let row = h * d, units = b * h, work = tq * tk * d
-        // Unit (b, h): its rows of Q or K start at b·T·H·D + h·D; its block of scores at (b·H + h)·Tq·Tk.
-        func head(_ unit: Int, _ length: Int) -> Int { (unit / h) * length * row + (unit % h) * d }
+        let layout = HeadUnits(heads: h, dimension: d), row = layout.rowStride, units = b * h, work = tq * tk * d
+        let head = layout.offset  // unit i's scores: the block at i·Tq·Tk
         let out = TensorStorage(count: units * tq * tk, zeroed: false)
         let (qs, ks) = (q.storage, k.storage)
         forEachProduct(units, work: work) { i in
@@ -70,9 +69,8 @@ extension Tensor {
                                             detail: "expects probabilities [B, H, Tq, Tk] and values [B, Tk, H, D]")
         }
         let (b, h, tq, tk) = (p.shape[0], p.shape[1], p.shape[2], p.shape[3]), d = v.shape[3]
-        let row = h * d, units = b * h, work = tq * tk * d
-        // Unit (b, h): its rows of V or of the context start at b·T·H·D + h·D; its block of P at (b·H + h)·Tq·Tk.
-        func head(_ unit: Int, _ length: Int) -> Int { (unit / h) * length * row + (unit % h) * d }
+        let layout = HeadUnits(heads: h, dimension: d), row = layout.rowStride, units = b * h, work = tq * tk * d
+        let head = layout.offset  // unit i's probabilities: the block at i·Tq·Tk
         let out = TensorStorage(count: b * tq * row, zeroed: false)
         let (ps, vs) = (p.storage, v.storage)
         forEachProduct(units, work: work) { i in
@@ -99,5 +97,16 @@ extension Tensor {
                 }
             }
         }
+    }
+}
+
+/// The (b, h) units of [B, T, H, D] tensors, unit i = b·H + h, each a [T, D] matrix with row stride H·D.
+struct HeadUnits {
+    let heads: Int, dimension: Int
+    var rowStride: Int { heads * dimension }
+
+    /// Where unit `unit`'s first row lies in a [B, length, H, D] tensor: b·length·H·D + h·D.
+    func offset(_ unit: Int, _ length: Int) -> Int {
+        (unit / heads) * length * rowStride + (unit % heads) * dimension
     }
 }
