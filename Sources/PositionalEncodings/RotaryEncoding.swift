@@ -126,13 +126,11 @@ public final class RotaryEncoding: PositionalEncoding {
     }
 
     public func rotate(_ x: Tensor, positions: PositionIDs, sequenceLength: Int, layout: HeadLayout) throws -> Tensor {
-        let timeAxis = layout == .headsThenTime ? 2 : 1
-        guard x.rank == 4, x.shape[0] == positions.batchSize, x.shape[timeAxis] == positions.length,
+        guard x.rank == 4, x.shape[0] == positions.batchSize, x.shape[layout.timeAxis] == positions.length,
               x.shape[3] == headDimension else {
-            let expected = layout == .headsThenTime ? "[B, H, T, D]" : "[B, T, H, D]"
             throw TensorError.shapeMismatch(operation: "RotaryEncoding.rotate",
                                             shapes: [x.shape, [positions.batchSize, positions.length]],
-                                            detail: "expects \(expected) with D = \(headDimension) and positions [B, T]")
+                                            detail: "expects \(layout.legend) with D = \(headDimension) and positions [B, T]")
         }
         let (c, s) = try tables(positions: positions, sequenceLength: sequenceLength)
         return try x.rotatedPairs(cos: c, sin: s, rotaryDimension: rotaryDimension, pairing: configuration.pairing,

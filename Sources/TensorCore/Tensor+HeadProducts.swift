@@ -11,6 +11,12 @@ public enum HeadLayout: Sendable {
     /// [B, T, H, D]: a projection's [B, T, C] output reshaped (C = H·D), each token's heads together.
     case timeThenHeads
 
+    /// The axis that holds the positions: 2 in [B, H, T, D], 1 in [B, T, H, D] (the heads' is 3 − it).
+    public var timeAxis: Int { self == .headsThenTime ? 2 : 1 }
+
+    /// The layout as shape errors name it.
+    public var legend: String { self == .headsThenTime ? "[B, H, T, D]" : "[B, T, H, D]" }
+
     /// The batch row and position of row `row` of [B, H, T] (or [B, T, H]) rows.
     @inline(__always) func batchAndPosition(ofRow row: Int, heads: Int, length: Int) -> (batch: Int, position: Int) {
         let batch = row / (heads &* length)

@@ -116,11 +116,9 @@ extension Tensor {
                              layout: HeadLayout = .headsThenTime) throws -> Tensor {
         let name = "rotatedPairs"
         guard rank == 4 else {
-            let expected = layout == .headsThenTime ? "[B, H, T, D]" : "[B, T, H, D]"
-            throw TensorError.shapeMismatch(operation: name, shapes: [shape], detail: "expects \(expected)")
+            throw TensorError.shapeMismatch(operation: name, shapes: [shape], detail: "expects \(layout.legend)")
         }
-        let (b, d) = (shape[0], shape[3])
-        let (h, t) = layout == .headsThenTime ? (shape[1], shape[2]) : (shape[2], shape[1])
+        let (b, h, t, d) = (shape[0], shape[3 - layout.timeAxis], shape[layout.timeAxis], shape[3])
         guard rotaryDimension >= 0, rotaryDimension <= d, rotaryDimension % 2 == 0 else {
             throw TensorError.invalidArgument(operation: name, parameter: "rotaryDimension", value: "\(rotaryDimension)",
                                               allowed: "an even number from 0 to the head dimension \(d)")
