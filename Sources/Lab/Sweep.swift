@@ -172,7 +172,10 @@ public final class Sweep: Sendable {
         let events = Mutex(())
         let report: @Sendable (Event) -> Void = { event in events.withLock { _ in onEvent(event) } }
         let stopRequest = stop
-        DispatchQueue.concurrentPerform(iterations: min(jobs, runs.count)) { _ in
+        // As many runs at a time as cores keep every core busy: each run then keeps its parallel regions
+        // (the same chunks, so the same results) on its own thread.
+        let workers = min(jobs, runs.count), ownCores = workers >= Parallel.coreCount
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
                 let (index, stop) = shared.withLock { state in
                     defer { state.next += 1 }
@@ -184,7 +187,11 @@ public final class Sweep: Sendable {
                     return
                 }
                 do {
-                    try execute(runs[index], stop: stopRequest, report: report)
+                    if ownCores {
+                        try Parallel.serially { try execute(runs[index], stop: stopRequest, report: report) }
+                    } else {
+                        try execute(runs[index], stop: stopRequest, report: report)
+                    }
                     try events.withLock { _ in try writeResults() }
                 } catch let stopped as TrainingStopped {
                     shared.withLock { state in if state.failure == nil { state.failure = stopped } }

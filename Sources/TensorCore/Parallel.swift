@@ -1,18 +1,34 @@
-import Dispatch
+import CKernels
 import Foundation
 
 /// Splits work over the machine's cores. Chunk boundaries depend only on the work size and the
 /// core count, never on timing, so that reductions combine partial results in the same order
 /// on every run of one machine: results are reproducible bit for bit.
 public enum Parallel {
-    /// The cores to use: the active processors, or fewer when a Slurm task was given fewer
-    /// (`SLURM_CPUS_PER_TASK`).
+    /// The cores to use: the active processors, or fewer when this process may run on fewer (its CPU
+    /// affinity, as `taskset` or a container's cpuset sets it; a cgroup CPU quota, as `docker --cpus`
+    /// sets it, rounded down) or a Slurm task was given fewer (`SLURM_CPUS_PER_TASK`). The worker
+    /// pool polls for work on the others, which must be this process's to spend.
     public static let coreCount = coreCount(active: ProcessInfo.processInfo.activeProcessorCount,
+                                            allowed: Int(ck_cpus_allowed()),
+                                            quota: cgroupCPUQuota(try? String(contentsOfFile: "/sys/fs/cgroup/cpu.max",
+                                                                              encoding: .utf8)),
                                             environment: ProcessInfo.processInfo.environment)
 
-    public static func coreCount(active: Int, environment: [String: String]) -> Int {
+    /// `allowed` and `quota` below 1 mean unknown, as does nil.
+    public static func coreCount(active: Int, allowed: Int? = nil, quota: Int? = nil,
+                                 environment: [String: String]) -> Int {
         let granted = environment["SLURM_CPUS_PER_TASK"].flatMap { Int($0) }.flatMap { $0 >= 1 ? $0 : nil }
-        return max(1, min(active, granted ?? active))
+        let limits = [granted, allowed, quota].compactMap { $0.flatMap { $0 >= 1 ? $0 : nil } }
+        return max(1, limits.reduce(active) { min($0, $1) })
+    }
+
+    /// Whole CPUs of a cgroup v2 `cpu.max` ("quota period", or "max period" for none), at least 1;
+    /// nil when there is no quota or the text is not that.
+    public static func cgroupCPUQuota(_ text: String?) -> Int? {
+        guard let fields = text?.split(whereSeparator: { $0 == " " || $0 == "\n" }), fields.count == 2,
+              let quota = Double(fields[0]), let period = Double(fields[1]), quota > 0, period > 0 else { return nil }
+        return max(1, Int(quota / period))
     }
 
     /// Below this many elements a loop runs on the calling thread: dispatching costs more.
@@ -49,7 +65,11 @@ public enum Parallel {
         forEachChunk(count: rows, minimumPerChunk: minimumRows) { _, range in body(range) }
     }
 
-    /// Calls `body` for each of `0..<iterations` concurrently (Dispatch's `concurrentPerform`).
+    /// Calls `body` for each of `0..<iterations` concurrently, on the calling thread and a pool of
+    /// `coreCount - 1` workers (CKernels' `ck_parallel_run`), which poll for the next region for a
+    /// moment before they sleep: a step's regions follow each other within microseconds. A region
+    /// started while another runs (a nested call, or another thread's: runs of a sweep), or on a
+    /// thread in `serially`, runs on its caller, iteration by iteration.
     ///
     /// The one place where the engine vouches for what the compiler cannot check: every kernel's
     /// `body` writes only the memory its own iteration owns (disjoint rows, chunks or heads of an
@@ -57,10 +77,27 @@ public enum Parallel {
     /// writes. Each such kernel has a naive, single-threaded twin that a test compares it with.
     @inlinable
     public static func perform(iterations: Int, _ body: (Int) -> Void) {
-        withoutActuallyEscaping(body) { body in
-            let shared = DisjointWrites(body)
-            DispatchQueue.concurrentPerform(iterations: iterations) { shared.body($0) }
+        withoutActuallyEscaping(body) { run(iterations: iterations, DisjointWrites($0)) }
+    }
+
+    @usableFromInline
+    static func run(iterations: Int, _ work: DisjointWrites) {
+        var work = work
+        withUnsafeMutablePointer(to: &work) { pointer in
+            ck_parallel_run(iterations, Int32(coreCount - 1), { context, iteration in
+                context!.assumingMemoryBound(to: DisjointWrites.self).pointee.body(iteration)
+            }, pointer)
         }
+    }
+
+    /// Runs `body` with every parallel region it starts on this thread alone (the same chunks, in
+    /// order, so the same results): for work that already keeps every core busy, as a sweep running
+    /// a run per core does.
+    public static func serially<Result>(_ body: () throws -> Result) rethrows -> Result {
+        let was = ck_parallel_is_serial()
+        ck_parallel_set_serial(1)
+        defer { ck_parallel_set_serial(was) }
+        return try body()
     }
 }
 

@@ -1,4 +1,3 @@
-import Dispatch
 /// Matrix products on OpenBLAS.
 extension Tensor {
     /// scale · op(self) · op(other), where op transposes the last two axes when asked (the scale is

@@ -246,7 +246,7 @@ struct BenchMatrixProduct: ParsableCommand {
             let milliseconds = 2 * Double(n * n * n) / gigaflops / 1e6
             rows.append(["\(n)×\(n)", String(format: "%.1f", gigaflops), String(format: "%.3f", milliseconds)])
         }
-        print("sgemm on \(Parallel.coreCount) cores: \(try BLAS.load().summary)")
+        print("sgemm on \(Parallel.coreCount) core\(Parallel.coreCount == 1 ? "" : "s"): \(try BLAS.load().summary)")
         print(table(["size", "GFLOP/s", "ms"], rows))
     }
 

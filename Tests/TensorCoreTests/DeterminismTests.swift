@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import TensorCore
 import XCTest
@@ -13,6 +14,18 @@ final class DeterminismTests: XCTestCase {
         for bad in ["0", "-3", "two", ""] {
             XCTAssertEqual(Parallel.coreCount(active: 4, environment: ["SLURM_CPUS_PER_TASK": bad]), 4, bad)
         }
+        // An affinity mask (taskset, a cpuset) or a cgroup quota (docker --cpus) of fewer CPUs.
+        XCTAssertEqual(Parallel.coreCount(active: 8, allowed: 1, environment: [:]), 1)
+        XCTAssertEqual(Parallel.coreCount(active: 8, allowed: 0, quota: nil, environment: [:]), 8, "0: unknown")
+        XCTAssertEqual(Parallel.coreCount(active: 8, allowed: 8, quota: 3, environment: ["SLURM_CPUS_PER_TASK": "4"]), 3)
+        XCTAssertEqual(Parallel.cgroupCPUQuota("150000 100000\n"), 1, "1.5 CPUs: one whole core")
+        XCTAssertEqual(Parallel.cgroupCPUQuota("400000 100000"), 4)
+        XCTAssertEqual(Parallel.cgroupCPUQuota("50000 100000"), 1, "at least one")
+        for none in ["max 100000\n", "", "garbage", "100000", "-1 100000"] {
+            XCTAssertNil(Parallel.cgroupCPUQuota(none), none)
+        }
+        XCTAssertNil(Parallel.cgroupCPUQuota(nil))
+        if ck_cpus_allowed() > 0 { XCTAssertLessThanOrEqual(Parallel.coreCount, Int(ck_cpus_allowed())) }
     }
 
     func testSplitMix64KnownAnswers() {

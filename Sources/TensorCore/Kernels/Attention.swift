@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 
 /// Memory-efficient causal attention: FlashAttention's blocked, online-softmax schedule

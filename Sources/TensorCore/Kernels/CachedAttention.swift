@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 
 /// Decoding attention over a KV cache, read in place (inference only: no gradient).
