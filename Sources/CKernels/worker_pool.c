@@ -16,6 +16,11 @@
 // has finished, which a successful swap proves has not happened. One region runs at a time: a caller
 // that finds the pool busy (another thread's region, or a region's own iteration asking for another)
 // runs its iterations itself, in order; so does a thread marked serial (ck_parallel_set_serial).
+//
+// The pool is started once, by the first call that asks for workers, and lives as long as the process.
+// Should a thread fail to start, the pool runs with those that did, or, with none, every region on its
+// caller. A fork() child would inherit the pool's state without its threads; the engine starts processes
+// with posix_spawn only.
 
 #include <pthread.h>
 #include <sched.h>

@@ -150,7 +150,8 @@ public final class Sweep: Sendable {
         }
     }
 
-    /// Runs everything, `jobs` runs at a time; `onEvent` is called from worker threads, serialised.
+    /// Runs everything, `jobs` runs at a time (with more than one, each on its own thread alone: one
+    /// per core uses them all); `onEvent` is called from worker threads, serialised.
     /// `stop`, when requested, ends each running run at its next step boundary (checkpoint written)
     /// and starts no other; `run` then throws `TrainingStopped`.
     public func run(jobs: Int, stop: StopRequest? = nil, onEvent: @escaping @Sendable (Event) -> Void) throws {
@@ -172,9 +173,10 @@ public final class Sweep: Sendable {
         let events = Mutex(())
         let report: @Sendable (Event) -> Void = { event in events.withLock { _ in onEvent(event) } }
         let stopRequest = stop
-        // As many runs at a time as cores keep every core busy: each run then keeps its parallel regions
-        // (the same chunks, so the same results) on its own thread.
-        let workers = min(jobs, runs.count), ownCores = workers >= Parallel.coreCount
+        // Runs side by side keep each its parallel regions (the same chunks, so the same results) on its
+        // own thread: the engine's worker pool serves one region at a time, and runs sharing it would
+        // leave its polling workers competing with the runs for the cores.
+        let workers = min(jobs, runs.count), ownCores = workers > 1
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
                 let (index, stop) = shared.withLock { state in

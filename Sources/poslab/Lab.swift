@@ -207,7 +207,8 @@ struct SweepCommand: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var taskArguments: TaskArguments
     @Flag(help: "Predictive Position Coupling for every run (addition).") var predictPositions = false
-    @Option(help: "Runs at a time.") var jobs = 1
+    @Option(help: "Runs at a time: one uses every core; more run each on one core (then give one per core).")
+    var jobs = 1
     @Option(help: "Sweep folder.") var out: String
     @Flag(help: "Write the grid's runs to plan.jsonl in --out (one whole specification per line) and train nothing.")
     var plan = false

@@ -3,6 +3,7 @@ import Foundation
 import Lab
 import PositionalEncodings
 import Tasks
+import TensorCore
 
 struct Quickstart: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +15,8 @@ struct Quickstart: ParsableCommand {
     @Option(help: "Training steps per run.") var steps = 3000
     @Option(help: ArgumentHelp("Transformer blocks. Three: with two, whether the relative schemes (ALiBi, NoPE) learn "
                                + "copy at all depends on the seed.")) var layers = 3
-    @Option(help: "Runs at a time (both cores by default).") var jobs = 2
+    @Option(help: "Runs at a time, each on one core (default: one per core, at most 64).")
+    var jobs = min(64, Parallel.coreCount)
     @Option(help: ArgumentHelp("Schemes, comma-separated, each as --pe takes it (default: the seven). " + schemeHelp))
     var pes = "nope,sinusoidal,learned,t5,alibi,rope,hope"
     @Option(help: ArgumentHelp(ropeHelp + " Applied to every rope and hope scheme of --pes.")) var rope: String?

@@ -17,7 +17,8 @@ final class DeterminismTests: XCTestCase {
         // An affinity mask (taskset, a cpuset) or a cgroup quota (docker --cpus) of fewer CPUs.
         XCTAssertEqual(Parallel.coreCount(active: 8, allowed: 1, environment: [:]), 1)
         XCTAssertEqual(Parallel.coreCount(active: 8, allowed: 0, quota: nil, environment: [:]), 8, "0: unknown")
-        XCTAssertEqual(Parallel.coreCount(active: 8, allowed: 8, quota: 3, environment: ["SLURM_CPUS_PER_TASK": "4"]), 3)
+        XCTAssertEqual(Parallel.coreCount(active: 8, allowed: 8, quota: 3,
+                                          environment: ["SLURM_CPUS_PER_TASK": "4"]), 3)
         XCTAssertEqual(Parallel.cgroupCPUQuota("150000 100000\n"), 1, "1.5 CPUs: one whole core")
         XCTAssertEqual(Parallel.cgroupCPUQuota("400000 100000"), 4)
         XCTAssertEqual(Parallel.cgroupCPUQuota("50000 100000"), 1, "at least one")

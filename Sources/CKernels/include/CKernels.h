@@ -48,7 +48,8 @@ int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
                      const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
                      const float *bias, float *c, ptrdiff_t ldc);
 
-/// The CPUs this process may run on (its affinity mask), or 0 where that is not known.
+/// The CPUs the calling thread may run on (its affinity mask, the process's unless a thread changed its
+/// own: taskset, a container's cpuset), or 0 where that is not known.
 int ck_cpus_allowed(void);
 
 /// One iteration of a parallel region: function(context, iteration).
@@ -57,11 +58,12 @@ typedef void (*ck_iteration_function)(void *context, ptrdiff_t iteration);
 /// How long a worker of ck_parallel_run's pool polls for the next region before it sleeps.
 #define CK_POOL_SPIN_MICROSECONDS 200
 
-/// Calls function(context, i) for each i < iterations, on the calling thread and up to `workers` threads
-/// of a pool started on the first call (worker_pool.c), and returns when all have finished. Which thread
-/// runs which iteration is not fixed: each must write only memory no other iteration touches. Runs them
-/// in order on the calling thread when the pool is running another region (a nested or concurrent call),
-/// the thread is marked serial, there are more than 65,535 iterations, or no worker could be started.
+/// Calls function(context, i) for each i < iterations, on the calling thread and the workers of a pool
+/// (worker_pool.c) that the first call with `workers` ≥ 1 starts with that many threads (at most 63; later
+/// calls use the pool as it is), and returns when all have finished. Which thread runs which iteration is
+/// not fixed: each must write only memory no other iteration touches. Runs them in order on the calling
+/// thread when `workers` < 1, the pool is running another region (a nested or concurrent call), the thread
+/// is marked serial, there are more than 65,535 iterations, or no worker could be started.
 void ck_parallel_run(ptrdiff_t iterations, int workers, ck_iteration_function function, void *context);
 
 /// Marks the calling thread serial (1) or not (0): its regions then run on it alone, in order.
