@@ -143,7 +143,7 @@ public struct BLASKernels: Codable, Sendable, Equatable {
     }
 
     /// True when the kernels use a narrower vector extension than the CPU has (an explicit
-    /// `OPENBLAS_CORETYPE=Prescott` on an AVX2 machine): products run several times slower.
+    /// `OPENBLAS_CORETYPE=Prescott` on an AVX2 machine): products run slower, SSE kernels several times.
     public var isSlowerThanCPU: Bool {
         guard let core = coreInstructionSet, let cpu = cpuInstructionSet else { return false }
         return core < cpu
@@ -161,8 +161,12 @@ public struct BLASKernels: Codable, Sendable, Equatable {
         let better = OpenBLASCore.choice(for: CPUInfo.current) ?? OpenBLASCore.best(for: cpuSet, vendor: nil)
         let how = chosenBy == .user ? "unset OPENBLAS_CORETYPE (now \(core)) to let poslab choose \(better)"
                                     : "set OPENBLAS_CORETYPE=\(better)"
+        // SSE kernels ran 3-5x slower than AVX2 or AVX-512 ones; AVX2 kernels on an AVX-512 CPU were level on
+        // AMD Zen 4, which splits 512-bit operations in two, and can reach half the speed where two 512-bit
+        // units run them (Intel Xeon).
+        let cost = (coreInstructionSet ?? .sse) >= .avx2 ? "may be up to 2x slower" : "will be several times slower"
         return "warning: OpenBLAS runs its \(core) kernels (\(coreInstructionSet?.name ?? "?")) on a CPU with "
-            + "\(cpuSet.name): matrix products will be several times slower; \(how)"
+            + "\(cpuSet.name): matrix products \(cost); \(how)"
     }
 }
 
