@@ -33,6 +33,38 @@ public enum Report {
         return atTraining.accuracy < learnedAccuracy
     }
 
+    /// The kernels a run trained on (from its `environment.json`), as one line: "OpenBLAS core SkylakeX,
+    /// small products avx2+fma, element-wise avx2+fma, 2 cores"; a run resumed on other kernels lists
+    /// its sessions joined by " then ". Each of these decides rounding: OpenBLAS's core and the small
+    /// products the order of the products' sums, the core count that of the reductions' chunks.
+    public static func kernelSet(ofRunIn folder: URL) -> String {
+        guard let sessions = try? TrainingSession.sessions(in: folder), !sessions.isEmpty else { return "kernels not recorded" }
+        let lines = sessions.map { session in
+            "OpenBLAS core \(session.kernels.core), small products \(session.smallProducts?.rawValue ?? "blas"), "
+                + "element-wise \(session.elementwise?.rawValue ?? "not recorded"), "
+                + "\(session.cores) core\(session.cores == 1 ? "" : "s")"
+        }
+        return lines.enumerated().filter { $0.offset == 0 || lines[$0.offset - 1] != $0.element }.map(\.element)
+            .joined(separator: " then ")
+    }
+
+    /// The runs by the kernels they trained on, in order of first appearance.
+    public static func kernelSets(_ runs: [Sweep.FinishedRun]) -> [(kernels: String, runs: [String])] {
+        let sets = runs.map { (kernelSet(ofRunIn: $0.folder), $0.run.name) }
+        return orderedUnique(sets.map(\.0)).map { kernels in (kernels, sets.filter { $0.0 == kernels }.map(\.1)) }
+    }
+
+    /// A warning when the runs did not all train on the same kernels (another machine, another
+    /// OpenBLAS core, another core count, a run resumed elsewhere): their figures then differ in
+    /// rounding too, and single-seed figures move with rounding. Nil when they did.
+    public static func mixedKernelsWarning(_ sets: [(kernels: String, runs: [String])]) -> String? {
+        guard sets.count > 1 || sets.contains(where: { $0.kernels.contains(" then ") }) else { return nil }
+        let listed = sets.map { "\($0.kernels): \($0.runs.count) run\($0.runs.count == 1 ? "" : "s")"
+            + ($0.runs.count <= 3 ? " (" + $0.runs.joined(separator: ", ") + ")" : "") }
+        return "These runs did not all train on the same kernels, which round differently: " + listed.joined(separator: "; ")
+            + ". Single-seed figures move with rounding; compare runs of one set of kernels, or means over seeds."
+    }
+
     static func html(runs: [Run], title: String, extraSections: [String]) -> String {
         // A series is one specification up to the seed: only seeds are averaged, never runs that
         // differ in any other setting (steps, scheme settings, PPC, positions, architecture).
@@ -51,6 +83,12 @@ public enum Report {
         let seeds = Set(runs.map(\.run.seed)).count
         body.append("<p class=\"lead\">\(runs.count) runs: \(Set(runs.map(\.run.label)).count) schemes × \(Set(runs.map(\.run.task)).count) tasks × \(seeds) seed\(seeds == 1 ? "" : "s"). "
                     + "Each model is trained on sequences up to the dashed line and evaluated on longer ones; lines are the mean over seeds, bands their range.</p>")
+        let kernelSets = kernelSets(runs)
+        if let warning = mixedKernelsWarning(kernelSets) {
+            body.append("<p class=\"lead warn\">\(escape(warning))</p>")
+        } else if let only = kernelSets.first {
+            body.append("<p class=\"sub\">Trained on \(escape(only.kernels)).</p>")
+        }
         let unlearned = runs.filter { didNotLearn($0.run, $0.evaluation) }
         if !unlearned.isEmpty {
             let names = unlearned.map { escape("\($0.run.task) \($0.run.label) (seed \($0.run.seed))") }.joined(separator: ", ")

@@ -155,7 +155,11 @@ func loadRun(_ folder: String, data: String? = nil) throws -> (RunSpecification,
 /// Runs a sweep with progress lines, then writes results.csv and report.html.
 func runSweep(_ specification: SweepSpecification, folder: URL, jobs: Int) throws -> URL {
     try runSweep(Sweep(specification: specification, folder: folder), jobs: jobs)
-    return try Report.write(sweepFolder: folder)
+    let report = try Report.write(sweepFolder: folder)
+    if let warning = Report.mixedKernelsWarning(Report.kernelSets(try Sweep.finishedRuns(in: folder))) {
+        print("warning: " + warning)
+    }
+    return report
 }
 
 /// Runs a sweep's plan with progress lines (no report).

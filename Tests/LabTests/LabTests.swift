@@ -206,6 +206,46 @@ final class LabTests: XCTestCase {
         XCTAssertEqual(html.contains("Did not learn the task at the training length"), !unlearned.isEmpty)
         for r in unlearned { XCTAssertTrue(html.contains("\(r.run.task) \(r.run.label) (seed \(r.run.seed))"), html) }
         XCTAssertEqual(html.components(separatedBy: " !</td>").count - 1, unlearned.count)
+        // The kernels they trained on (the rope run in two sessions, both here): named once, no warning.
+        XCTAssertTrue(html.contains("Trained on OpenBLAS core "), "the kernels are named")
+        XCTAssertFalse(html.contains("did not all train on the same kernels"))
+        // One run as if trained on another machine: the report says the runs round differently.
+        let nopeFolder = sweep.runFolder(try specification.runs()[0])
+        try Self.writeSessions([Self.session(core: "Prescott", cores: 1)], in: nopeFolder)
+        let mixed = try String(contentsOf: try Report.write(sweepFolder: folder), encoding: .utf8)
+        XCTAssertTrue(mixed.contains("did not all train on the same kernels"), mixed)
+        XCTAssertTrue(mixed.contains("OpenBLAS core Prescott, small products avx2+fma, element-wise avx2+fma, 1 core: 1 run ("
+                                     + (try specification.runs()[0].name) + ")"), mixed)
+    }
+
+    static func session(core: String, cores: Int, from step: Int = 0) -> TrainingSession {
+        TrainingSession(fromStep: step, cores: cores,
+                        kernels: BLASKernels(library: "libopenblas.so.0", core: core, chosenBy: .positionLab,
+                                             coreInstructionSet: .avx2, cpu: "AMD EPYC", cpuInstructionSet: .avx2,
+                                             configuration: "OpenBLAS 0.3.21"),
+                        elementwise: .avx2FMA, smallProducts: .avx2FMA)
+    }
+
+    static func writeSessions(_ sessions: [TrainingSession], in folder: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        try encoder.encode(["sessions": sessions]).write(to: folder.appendingPathComponent(TrainingSession.file))
+    }
+
+    func testARunsKernelsAreOneLineAndARunResumedOnOthersListsBoth() throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        XCTAssertEqual(Report.kernelSet(ofRunIn: folder), "kernels not recorded")
+        try Self.writeSessions([Self.session(core: "Zen", cores: 2), Self.session(core: "Zen", cores: 2, from: 40)], in: folder)
+        let zen = "OpenBLAS core Zen, small products avx2+fma, element-wise avx2+fma, 2 cores"
+        XCTAssertEqual(Report.kernelSet(ofRunIn: folder), zen, "a resume on the same kernels is one line")
+        try Self.writeSessions([Self.session(core: "Zen", cores: 2), Self.session(core: "SkylakeX", cores: 2, from: 40)],
+                               in: folder)
+        let both = zen + " then " + zen.replacingOccurrences(of: "Zen", with: "SkylakeX")
+        XCTAssertEqual(Report.kernelSet(ofRunIn: folder), both)
+        XCTAssertNil(Report.mixedKernelsWarning([(zen, ["a", "b"])]))
+        XCTAssertNotNil(Report.mixedKernelsWarning([(both, ["a"])]), "one run resumed on other kernels")
+        let warning = Report.mixedKernelsWarning([(zen, ["a", "b"]), ("kernels not recorded", ["c", "d", "e", "f"])]) ?? ""
+        XCTAssertTrue(warning.contains(zen + ": 2 runs (a, b); kernels not recorded: 4 runs."), warning)
     }
 
     func testARunBelowTheLearnedAccuracyAtItsTrainingLengthIsFlagged() throws {
