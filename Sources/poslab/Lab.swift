@@ -156,10 +156,15 @@ func loadRun(_ folder: String, data: String? = nil) throws -> (RunSpecification,
 func runSweep(_ specification: SweepSpecification, folder: URL, jobs: Int) throws -> URL {
     try runSweep(Sweep(specification: specification, folder: folder), jobs: jobs)
     let report = try Report.write(sweepFolder: folder)
+    try warnIfMixedKernels(folder)
+    return report
+}
+
+/// Prints the report's warning when a sweep's runs did not all train on the same kernels.
+func warnIfMixedKernels(_ folder: URL) throws {
     if let warning = Report.mixedKernelsWarning(Report.kernelSets(try Sweep.finishedRuns(in: folder))) {
         print("warning: " + warning)
     }
-    return report
 }
 
 /// Runs a sweep's plan with progress lines (no report).
@@ -411,6 +416,7 @@ struct ReportCommand: ParsableCommand {
         }
         try Sweep.writeResults(in: url)  // from the finished runs' own files, whoever wrote them
         let report = try Report.write(sweepFolder: url)
+        try warnIfMixedKernels(url)
         print(report.path)
     }
 }

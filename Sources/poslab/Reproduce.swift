@@ -52,6 +52,7 @@ struct Reproduce: ParsableCommand {
             if let sweep {
                 try runSweep(sweep, jobs: jobs)
                 try Report.write(sweepFolder: sweep.folder)
+                try warnIfMixedKernels(sweep.folder)
             }
             let outcome = try Reproduction.outcome(claim, folder: folder, seeds: seedList, quick: quick,
                                                    seconds: Date().timeIntervalSince(start))
