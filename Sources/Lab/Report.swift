@@ -33,14 +33,21 @@ public enum Report {
         return atTraining.accuracy < learnedAccuracy
     }
 
-    /// The kernels a run trained on (from its `environment.json`), as one line: "OpenBLAS core SkylakeX,
-    /// small products avx2+fma, element-wise avx2+fma, 2 cores"; a run resumed on other kernels lists
-    /// its sessions joined by " then ". Each of these decides rounding: OpenBLAS's core and the small
-    /// products the order of the products' sums, the core count that of the reductions' chunks.
+    /// What `kernelSet(ofRunIn:)` says of a run without a record of its kernels (made before they were
+    /// recorded, or failed before it trained).
+    public static let kernelsNotRecorded = "kernels not recorded"
+
+    /// The kernels a run trained on (from its `environment.json`), as one line: "OpenBLAS 0.3.21 core
+    /// SkylakeX, small products avx2+fma, element-wise avx2+fma, 2 cores"; a run resumed on other kernels
+    /// lists its sessions joined by " then ". Each of these decides rounding: OpenBLAS's version and core
+    /// and the small products the order of the products' sums, the core count that of the reductions'
+    /// chunks. (PositionLab's own build is not recorded.)
     public static func kernelSet(ofRunIn folder: URL) -> String {
-        guard let sessions = try? TrainingSession.sessions(in: folder), !sessions.isEmpty else { return "kernels not recorded" }
+        guard let sessions = try? TrainingSession.sessions(in: folder), !sessions.isEmpty else { return kernelsNotRecorded }
         let lines = sessions.map { session in
-            "OpenBLAS core \(session.kernels.core), small products \(session.smallProducts?.rawValue ?? "blas"), "
+            let words = session.kernels.configuration.split(separator: " ")
+            let library = words.count >= 2 && words[0] == "OpenBLAS" ? words[0...1].joined(separator: " ") : "OpenBLAS"
+            return "\(library) core \(session.kernels.core), small products \(session.smallProducts?.rawValue ?? "blas"), "
                 + "element-wise \(session.elementwise?.rawValue ?? "not recorded"), "
                 + "\(session.cores) core\(session.cores == 1 ? "" : "s")"
         }
@@ -54,15 +61,28 @@ public enum Report {
         return orderedUnique(sets.map(\.0)).map { kernels in (kernels, sets.filter { $0.0 == kernels }.map(\.1)) }
     }
 
-    /// A warning when the runs did not all train on the same kernels (another machine, another
-    /// OpenBLAS core, another core count, a run resumed elsewhere): their figures then differ in
-    /// rounding too, and single-seed figures move with rounding. Nil when they did.
+    /// A warning when the runs whose kernels are recorded did not all train on the same ones (another
+    /// machine, OpenBLAS version or core, core count, a run resumed elsewhere): their figures then differ
+    /// in rounding too, and single-seed figures move with rounding. Nil when they did; runs without a
+    /// record are not compared (`kernelsNote` counts them).
     public static func mixedKernelsWarning(_ sets: [(kernels: String, runs: [String])]) -> String? {
-        guard sets.count > 1 || sets.contains(where: { $0.kernels.contains(" then ") }) else { return nil }
-        let listed = sets.map { "\($0.kernels): \($0.runs.count) run\($0.runs.count == 1 ? "" : "s")"
+        let recorded = sets.filter { $0.kernels != kernelsNotRecorded }
+        guard recorded.count > 1 || recorded.contains(where: { $0.kernels.contains(" then ") }) else { return nil }
+        let listed = recorded.map { "\($0.kernels): \($0.runs.count) run\($0.runs.count == 1 ? "" : "s")"
             + ($0.runs.count <= 3 ? " (" + $0.runs.joined(separator: ", ") + ")" : "") }
+        let unrecorded = sets.first { $0.kernels == kernelsNotRecorded }?.runs.count ?? 0
         return "These runs did not all train on the same kernels, which round differently: " + listed.joined(separator: "; ")
+            + (unrecorded > 0 ? "; and \(unrecorded) run\(unrecorded == 1 ? "" : "s") without a record of \(unrecorded == 1 ? "its" : "their") kernels" : "")
             + ". Single-seed figures move with rounding; compare runs of one set of kernels, or means over seeds."
+    }
+
+    /// The report's line when the kernels are not mixed: the one set, and how many runs have no record.
+    public static func kernelsNote(_ sets: [(kernels: String, runs: [String])]) -> String {
+        let recorded = sets.filter { $0.kernels != kernelsNotRecorded }
+        let unrecorded = sets.first { $0.kernels == kernelsNotRecorded }?.runs.count ?? 0
+        let missing = "\(unrecorded) run\(unrecorded == 1 ? " has" : "s have") no record of \(unrecorded == 1 ? "its" : "their") kernels."
+        guard let only = recorded.first else { return "The runs have no record of their kernels." }
+        return "Trained on \(only.kernels)." + (unrecorded > 0 ? " " + missing : "")
     }
 
     static func html(runs: [Run], title: String, extraSections: [String]) -> String {
@@ -86,8 +106,8 @@ public enum Report {
         let kernelSets = kernelSets(runs)
         if let warning = mixedKernelsWarning(kernelSets) {
             body.append("<p class=\"lead warn\">\(escape(warning))</p>")
-        } else if let only = kernelSets.first {
-            body.append("<p class=\"sub\">Trained on \(escape(only.kernels)).</p>")
+        } else {
+            body.append("<p class=\"sub\">\(escape(kernelsNote(kernelSets)))</p>")
         }
         let unlearned = runs.filter { didNotLearn($0.run, $0.evaluation) }
         if !unlearned.isEmpty {

@@ -150,8 +150,9 @@ public final class Sweep: Sendable {
         }
     }
 
-    /// Runs everything, `jobs` runs at a time (with more than one, each on its own thread alone: one
-    /// per core uses them all); `onEvent` is called from worker threads, serialised.
+    /// Runs everything, `jobs` runs at a time (with more than one, each on its own thread alone while
+    /// another runs beside it: one per core uses them all); `onEvent` is called from worker threads,
+    /// serialised.
     /// `stop`, when requested, ends each running run at its next step boundary (checkpoint written)
     /// and starts no other; `run` then throws `TrainingStopped`.
     public func run(jobs: Int, stop: StopRequest? = nil, onEvent: @escaping @Sendable (Event) -> Void) throws {
@@ -175,8 +176,8 @@ public final class Sweep: Sendable {
         let stopRequest = stop
         // Runs side by side keep each its parallel regions (the same chunks, so the same results) on its
         // own thread: the engine's worker pool serves one region at a time, and runs sharing it would
-        // leave its polling workers competing with the runs for the cores.
-        let workers = min(jobs, runs.count), ownCores = workers > 1
+        // leave its polling workers competing with the runs for the cores. A run left alone uses them all.
+        let workers = min(jobs, runs.count), sharing = workers > 1
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
                 let (index, stop) = shared.withLock { state in
@@ -189,8 +190,8 @@ public final class Sweep: Sendable {
                     return
                 }
                 do {
-                    if ownCores {
-                        try Parallel.serially { try execute(runs[index], stop: stopRequest, report: report) }
+                    if sharing {
+                        try Parallel.sharingCores { try execute(runs[index], stop: stopRequest, report: report) }
                     } else {
                         try execute(runs[index], stop: stopRequest, report: report)
                     }

@@ -6,8 +6,9 @@ import Foundation
 /// on every run of one machine: results are reproducible bit for bit.
 public enum Parallel {
     /// The cores to use: the active processors, or fewer when this process may run on fewer (its CPU
-    /// affinity, as `taskset` or a container's cpuset sets it; a cgroup CPU quota, as `docker --cpus`
-    /// sets it, rounded down) or a Slurm task was given fewer (`SLURM_CPUS_PER_TASK`). The worker
+    /// affinity, as `taskset`, Slurm or a container's cpuset sets it; the CPU quota of the cgroup v2
+    /// at /sys/fs/cgroup, a container's own under Docker on cgroup v2, as `docker --cpus` sets it,
+    /// rounded down) or a Slurm task was given fewer (`SLURM_CPUS_PER_TASK`). The worker
     /// pool polls for work on the others, which must be this process's to spend.
     public static let coreCount = coreCount(active: ProcessInfo.processInfo.activeProcessorCount,
                                             allowed: Int(ck_cpus_allowed()),
@@ -27,8 +28,8 @@ public enum Parallel {
     /// nil when there is no quota or the text is not that.
     public static func cgroupCPUQuota(_ text: String?) -> Int? {
         guard let fields = text?.split(whereSeparator: { $0 == " " || $0 == "\n" }), fields.count == 2,
-              let quota = Double(fields[0]), let period = Double(fields[1]), quota > 0, period > 0 else { return nil }
-        return max(1, Int(quota / period))
+              let quota = Int(fields[0]), let period = Int(fields[1]), quota > 0, period > 0 else { return nil }
+        return max(1, quota / period)
     }
 
     /// Below this many elements a loop runs on the calling thread: dispatching costs more.
@@ -68,8 +69,8 @@ public enum Parallel {
     /// Calls `body` for each of `0..<iterations` concurrently, on the calling thread and a pool of
     /// `coreCount - 1` workers (CKernels' `ck_parallel_run`), which poll for the next region for a
     /// moment before they sleep: a step's regions follow each other within microseconds. A region
-    /// started while another runs (a nested call, or another thread's: runs of a sweep), or on a
-    /// thread in `serially`, runs on its caller, iteration by iteration.
+    /// started while another runs (a nested call, or another thread's), on a thread in `serially`, or
+    /// in `sharingCores` beside another, runs on its caller, iteration by iteration.
     ///
     /// The one place where the engine vouches for what the compiler cannot check: every kernel's
     /// `body` writes only the memory its own iteration owns (disjoint rows, chunks or heads of an
@@ -88,6 +89,15 @@ public enum Parallel {
                 context!.assumingMemoryBound(to: DisjointWrites.self).pointee.body(iteration)
             }, pointer)
         }
+    }
+
+    /// Runs `body` as one of several jobs sharing the cores (runs of a sweep side by side): while another
+    /// thread is in `sharingCores` too, the regions `body` starts run on this thread alone (the same
+    /// chunks, in order, so the same results); once it is the only one, they use every core again.
+    public static func sharingCores<Result>(_ body: () throws -> Result) rethrows -> Result {
+        ck_parallel_set_sharing(1)
+        defer { ck_parallel_set_sharing(0) }
+        return try body()
     }
 
     /// Runs `body` with every parallel region it starts on this thread alone (the same chunks, in

@@ -163,7 +163,7 @@ func runSweep(_ specification: SweepSpecification, folder: URL, jobs: Int) throw
 /// Prints the report's warning when a sweep's runs did not all train on the same kernels.
 func warnIfMixedKernels(_ folder: URL) throws {
     if let warning = Report.mixedKernelsWarning(Report.kernelSets(try Sweep.finishedRuns(in: folder))) {
-        print("warning: " + warning)
+        printError("warning: " + warning)
     }
 }
 

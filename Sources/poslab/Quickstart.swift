@@ -15,7 +15,7 @@ struct Quickstart: ParsableCommand {
     @Option(help: "Training steps per run.") var steps = 3000
     @Option(help: ArgumentHelp("Transformer blocks. Three: with two, whether the relative schemes (ALiBi, NoPE) learn "
                                + "copy at all depends on the seed.")) var layers = 3
-    @Option(help: "Runs at a time, each on one core: one per core unless given (at most 64).")
+    @Option(help: "Runs at a time, at most 64 (one per core unless given); side by side, each keeps to one core.")
     var jobs = min(64, Parallel.coreCount)
     @Option(help: ArgumentHelp("Schemes, comma-separated, each as --pe takes it (default: the seven). " + schemeHelp))
     var pes = "nope,sinusoidal,learned,t5,alibi,rope,hope"

@@ -15,7 +15,7 @@ struct Reproduce: ParsableCommand {
     @Flag(help: "List the claims and exit.") var list = false
     @Flag(help: "Run every claim.") var all = false
     @Option(help: "Seeds, comma-separated (at least 3 for a band).") var seeds = "0,1,2"
-    @Option(help: "Runs at a time, each on one core: one per core unless given (at most 64).")
+    @Option(help: "Runs at a time, at most 64 (one per core unless given); side by side, each keeps to one core.")
     var jobs = min(64, Parallel.coreCount)
     @Option(help: "Folder for the claims' sweeps and reproduce.json/html.") var out = "runs/reproduce"
     @Flag(help: "Smoke scale: a twentieth of the steps and one seed; the verdicts are then not evidence.") var quick = false

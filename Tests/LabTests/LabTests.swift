@@ -207,14 +207,15 @@ final class LabTests: XCTestCase {
         for r in unlearned { XCTAssertTrue(html.contains("\(r.run.task) \(r.run.label) (seed \(r.run.seed))"), html) }
         XCTAssertEqual(html.components(separatedBy: " !</td>").count - 1, unlearned.count)
         // The kernels they trained on (the rope run in two sessions, both here): named once, no warning.
-        XCTAssertTrue(html.contains("Trained on OpenBLAS core "), "the kernels are named")
+        XCTAssertEqual(try TrainingSession.sessions(in: ropeFolder).count, 2)
+        XCTAssertTrue(html.contains("Trained on OpenBLAS"), "the kernels are named")
         XCTAssertFalse(html.contains("did not all train on the same kernels"))
         // One run as if trained on another machine: the report says the runs round differently.
         let nopeFolder = sweep.runFolder(try specification.runs()[0])
         try Self.writeSessions([Self.session(core: "Prescott", cores: 1)], in: nopeFolder)
         let mixed = try String(contentsOf: try Report.write(sweepFolder: folder), encoding: .utf8)
         XCTAssertTrue(mixed.contains("did not all train on the same kernels"), mixed)
-        XCTAssertTrue(mixed.contains("OpenBLAS core Prescott, small products avx2+fma, element-wise avx2+fma, 1 core: 1 run ("
+        XCTAssertTrue(mixed.contains("OpenBLAS 0.3.21 core Prescott, small products avx2+fma, element-wise avx2+fma, 1 core: 1 run ("
                                      + (try specification.runs()[0].name) + ")"), mixed)
     }
 
@@ -236,7 +237,7 @@ final class LabTests: XCTestCase {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         XCTAssertEqual(Report.kernelSet(ofRunIn: folder), "kernels not recorded")
         try Self.writeSessions([Self.session(core: "Zen", cores: 2), Self.session(core: "Zen", cores: 2, from: 40)], in: folder)
-        let zen = "OpenBLAS core Zen, small products avx2+fma, element-wise avx2+fma, 2 cores"
+        let zen = "OpenBLAS 0.3.21 core Zen, small products avx2+fma, element-wise avx2+fma, 2 cores"
         XCTAssertEqual(Report.kernelSet(ofRunIn: folder), zen, "a resume on the same kernels is one line")
         try Self.writeSessions([Self.session(core: "Zen", cores: 2), Self.session(core: "SkylakeX", cores: 2, from: 40)],
                                in: folder)
@@ -244,8 +245,23 @@ final class LabTests: XCTestCase {
         XCTAssertEqual(Report.kernelSet(ofRunIn: folder), both)
         XCTAssertNil(Report.mixedKernelsWarning([(zen, ["a", "b"])]))
         XCTAssertNotNil(Report.mixedKernelsWarning([(both, ["a"])]), "one run resumed on other kernels")
-        let warning = Report.mixedKernelsWarning([(zen, ["a", "b"]), ("kernels not recorded", ["c", "d", "e", "f"])]) ?? ""
-        XCTAssertTrue(warning.contains(zen + ": 2 runs (a, b); kernels not recorded: 4 runs."), warning)
+        let skylake = zen.replacingOccurrences(of: "Zen", with: "SkylakeX")
+        let warning = Report.mixedKernelsWarning([(zen, ["a", "b"]), (Report.kernelsNotRecorded, ["c", "d", "e", "f"]),
+                                                  (skylake, ["g"])]) ?? ""
+        XCTAssertTrue(warning.contains(zen + ": 2 runs (a, b); " + skylake + ": 1 run (g); and 4 runs without a record"),
+                      warning)
+        // Runs without a record are not compared: one set and some unrecorded ones is no warning.
+        let partly = [(kernels: zen, runs: ["a"]), (kernels: Report.kernelsNotRecorded, runs: ["b"])]
+        XCTAssertNil(Report.mixedKernelsWarning(partly))
+        XCTAssertEqual(Report.kernelsNote(partly), "Trained on \(zen). 1 run has no record of its kernels.")
+        XCTAssertEqual(Report.kernelsNote([(Report.kernelsNotRecorded, ["a", "b"])]), "The runs have no record of their kernels.")
+        // Back on the first kernels after others: three sessions, three lines.
+        try Self.writeSessions([Self.session(core: "Zen", cores: 2), Self.session(core: "SkylakeX", cores: 2, from: 10),
+                                Self.session(core: "Zen", cores: 2, from: 20)], in: folder)
+        XCTAssertEqual(Report.kernelSet(ofRunIn: folder), both + " then " + zen)
+        // A record that does not parse is no record.
+        try Data("{not json".utf8).write(to: folder.appendingPathComponent(TrainingSession.file))
+        XCTAssertEqual(Report.kernelSet(ofRunIn: folder), Report.kernelsNotRecorded)
     }
 
     func testARunBelowTheLearnedAccuracyAtItsTrainingLengthIsFlagged() throws {

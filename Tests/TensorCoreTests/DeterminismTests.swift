@@ -22,10 +22,11 @@ final class DeterminismTests: XCTestCase {
         XCTAssertEqual(Parallel.cgroupCPUQuota("150000 100000\n"), 1, "1.5 CPUs: one whole core")
         XCTAssertEqual(Parallel.cgroupCPUQuota("400000 100000"), 4)
         XCTAssertEqual(Parallel.cgroupCPUQuota("50000 100000"), 1, "at least one")
-        for none in ["max 100000\n", "", "garbage", "100000", "-1 100000"] {
+        for none in ["max 100000\n", "", "garbage", "100000", "-1 100000", "0 100000", "inf 1", "1e400 1", "1.5 1"] {
             XCTAssertNil(Parallel.cgroupCPUQuota(none), none)
         }
         XCTAssertNil(Parallel.cgroupCPUQuota(nil))
+        XCTAssertEqual(Parallel.cgroupCPUQuota("9223372036854775807 1"), Int.max, "no trap at the largest quota")
         if ck_cpus_allowed() > 0 { XCTAssertLessThanOrEqual(Parallel.coreCount, Int(ck_cpus_allowed())) }
     }
 

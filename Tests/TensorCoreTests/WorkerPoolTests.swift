@@ -115,6 +115,32 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertEqual(parallel.bitPattern, serial.bitPattern)
     }
 
+    func testAThreadSharingTheCoresUsesThePoolOnlyWhenAlone() {
+        // Alone in sharingCores: a worker takes part (the waiting iteration returns at once).
+        let alone = Started()
+        Parallel.sharingCores {
+            Self.run(2) { iteration in
+                if iteration == 1 { return alone.second.store(WorkerPoolTests.thread, ordering: .releasing) }
+                alone.first.store(WorkerPoolTests.thread, ordering: .releasing)
+                let deadline = Date().addingTimeInterval(10)
+                while alone.second.load(ordering: .acquiring) == 0, Date() < deadline { sched_yield() }
+            }
+        }
+        XCTAssertNotEqual(alone.first.load(ordering: .acquiring), alone.second.load(ordering: .acquiring))
+        // Beside another thread in sharingCores: its regions run on it, in order.
+        let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let other = Thread { Parallel.sharingCores { entered.signal(); release.wait() } }
+        other.start()
+        entered.wait()
+        let caller = WorkerPoolTests.thread
+        var order: [Int] = []
+        var threads: Set<UInt> = []
+        Parallel.sharingCores { Self.run(6) { order.append($0); threads.insert(WorkerPoolTests.thread) } }
+        release.signal()
+        XCTAssertEqual(order, Array(0..<6))
+        XCTAssertEqual(threads, [caller])
+    }
+
     func testOneIterationAndNoWorkersRunOnTheCaller() {
         let caller = WorkerPoolTests.thread
         var seen: [UInt] = []

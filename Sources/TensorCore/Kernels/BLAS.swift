@@ -157,15 +157,15 @@ public struct BLASKernels: Codable, Sendable, Equatable {
 
     /// The warning the command line prints once when `isSlowerThanCPU`.
     public var warning: String? {
-        guard isSlowerThanCPU, let cpuSet = cpuInstructionSet else { return nil }
+        guard isSlowerThanCPU, let cpuSet = cpuInstructionSet, let coreSet = coreInstructionSet else { return nil }
         let better = OpenBLASCore.choice(for: CPUInfo.current) ?? OpenBLASCore.best(for: cpuSet, vendor: nil)
         let how = chosenBy == .user ? "unset OPENBLAS_CORETYPE (now \(core)) to let poslab choose \(better)"
                                     : "set OPENBLAS_CORETYPE=\(better)"
-        // SSE kernels ran 3-5x slower than AVX2 or AVX-512 ones; AVX2 kernels on an AVX-512 CPU were level on
-        // AMD Zen 4, which splits 512-bit operations in two, and can reach half the speed where two 512-bit
-        // units run them (Intel Xeon).
-        let cost = (coreInstructionSet ?? .sse) >= .avx2 ? "may be up to 2x slower" : "will be several times slower"
-        return "warning: OpenBLAS runs its \(core) kernels (\(coreInstructionSet?.name ?? "?")) on a CPU with "
+        // SSE kernels' sgemm ran 2.7x (Zen 4) to 5.4x (Zen 3) slower than the CPU's own; AVX2 kernels on an
+        // AVX-512 CPU were level on AMD Zen 4, which splits 512-bit operations in two, and could run at half
+        // the speed where two 512-bit units run them (not measured); AVX kernels lack FMA (not measured).
+        let cost = coreSet == .sse ? "will be 2-5x slower" : "may be up to 2x slower"
+        return "warning: OpenBLAS runs its \(core) kernels (\(coreSet.name)) on a CPU with "
             + "\(cpuSet.name): matrix products \(cost); \(how)"
     }
 }
