@@ -309,14 +309,15 @@ public final class Sweep: Sendable {
     }
 
     public static let csvHeader = "task,pe,label,scheme,seed,train_length,model_dimension,steps,eval_length,accuracy,"
-        + "token_accuracy,loss,perplexity,count,identity,series,status"
+        + "token_accuracy,loss,perplexity,count,identity,series,kernels,status"
 
     static func resultsCSV(_ runs: [FinishedRun]) -> String {
         var lines = [csvHeader]
-        for (_, run, evaluation) in runs {
+        for (folder, run, evaluation) in runs {
             let fields = [run.task, run.pe.name, run.label, run.pe.description, String(run.seed), String(run.trainLength),
                           String(run.modelDimension), String(run.steps)].map(csvField).joined(separator: ",")
-            let status = evaluation.status ?? "finished"
+            // The kernels it trained on (Report.kernelSet), which decide its rounding; then its status.
+            let status = csvField(Report.kernelSet(ofRunIn: folder)) + "," + (evaluation.status ?? "finished")
             if evaluation.results.isEmpty {
                 // A run without results (diverged) still has its row, with empty figures.
                 lines.append(fields + ",,,,,,," + "\(run.identity),\(run.identityWithoutSeed),\(status)")

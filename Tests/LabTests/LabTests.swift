@@ -180,6 +180,10 @@ final class LabTests: XCTestCase {
         let csv = try String(contentsOf: folder.appendingPathComponent("results.csv"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(csv.first.map(String.init), Sweep.csvHeader)
         XCTAssertEqual(csv.count, 1 + 2 * 2, "one row per run per evaluation length")
+        for row in csv.dropFirst() {  // the kernels (a quoted field: it holds commas), then the status
+            XCTAssertTrue(row.contains(",\"OpenBLAS ")
+                          && (row.hasSuffix(" cores\",finished") || row.hasSuffix(" core\",finished")), String(row))
+        }
         let ropeFolder = sweep.runFolder(try specification.runs()[1])
         let before = try Data(contentsOf: ropeFolder.appendingPathComponent("eval.json"))
 
