@@ -15,8 +15,8 @@
 // region (release) and read after it (acquire); they change only after every iteration of the region
 // has finished, which a successful swap proves has not happened. One region runs at a time: a caller
 // that finds the pool busy (another thread's region, or a region's own iteration asking for another)
-// runs its iterations itself, in order; so does a thread marked serial (ck_parallel_set_serial), and one
-// marked sharing (ck_parallel_set_sharing) while another thread is marked so too.
+// runs its iterations itself, in order; so does a thread marked sharing (ck_parallel_set_sharing) while
+// another thread is marked so too.
 //
 // The pool is started once, by the first call that asks for workers, and lives as long as the process.
 // Should a thread fail to start, the pool runs with those that did, or, with none, every region on its
@@ -60,12 +60,8 @@ int ck_cpus_allowed(void) {
     return 0;
 }
 
-static _Thread_local int serial;
 static _Thread_local int sharing;
 static _Atomic int sharers;  // threads marked sharing, now
-
-void ck_parallel_set_serial(int on) { serial = on; }
-int ck_parallel_is_serial(void) { return serial; }
 
 void ck_parallel_set_sharing(int on) {
     on = on != 0;
@@ -161,7 +157,7 @@ static void run_serially(ptrdiff_t iterations, ck_iteration_function function, v
 void ck_parallel_run(ptrdiff_t iterations, int workers, ck_iteration_function function, void *context) {
     if (iterations <= 0) return;
     int idle = 0;
-    if (iterations == 1 || serial || (sharing && atomic_load_explicit(&sharers, memory_order_relaxed) > 1)
+    if (iterations == 1 || (sharing && atomic_load_explicit(&sharers, memory_order_relaxed) > 1)
         || workers < 1 || iterations > 0xFFFF || !start(workers)
         || !atomic_compare_exchange_strong(&pool.busy, &idle, 1)) {
         run_serially(iterations, function, context);

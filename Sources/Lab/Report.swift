@@ -66,20 +66,24 @@ public enum Report {
     /// in rounding too, and single-seed figures move with rounding. Nil when they did; runs without a
     /// record are not compared (`kernelsNote` counts them).
     public static func mixedKernelsWarning(_ sets: [(kernels: String, runs: [String])]) -> String? {
-        let recorded = sets.filter { $0.kernels != kernelsNotRecorded }
+        let (recorded, unrecorded) = recordedKernels(sets)
         guard recorded.count > 1 || recorded.contains(where: { $0.kernels.contains(" then ") }) else { return nil }
         let listed = recorded.map { "\($0.kernels): \($0.runs.count) run\($0.runs.count == 1 ? "" : "s")"
             + ($0.runs.count <= 3 ? " (" + $0.runs.joined(separator: ", ") + ")" : "") }
-        let unrecorded = sets.first { $0.kernels == kernelsNotRecorded }?.runs.count ?? 0
         return "These runs did not all train on the same kernels, which round differently: " + listed.joined(separator: "; ")
             + (unrecorded > 0 ? "; and \(unrecorded) run\(unrecorded == 1 ? "" : "s") without a record of \(unrecorded == 1 ? "its" : "their") kernels" : "")
             + ". Single-seed figures move with rounding; compare runs of one set of kernels, or means over seeds."
     }
 
+    /// The sets with a record, and how many runs have none.
+    private static func recordedKernels(_ sets: [(kernels: String, runs: [String])])
+        -> (recorded: [(kernels: String, runs: [String])], unrecorded: Int) {
+        (sets.filter { $0.kernels != kernelsNotRecorded }, sets.first { $0.kernels == kernelsNotRecorded }?.runs.count ?? 0)
+    }
+
     /// The report's line when the kernels are not mixed: the one set, and how many runs have no record.
     public static func kernelsNote(_ sets: [(kernels: String, runs: [String])]) -> String {
-        let recorded = sets.filter { $0.kernels != kernelsNotRecorded }
-        let unrecorded = sets.first { $0.kernels == kernelsNotRecorded }?.runs.count ?? 0
+        let (recorded, unrecorded) = recordedKernels(sets)
         let missing = "\(unrecorded) run\(unrecorded == 1 ? " has" : "s have") no record of \(unrecorded == 1 ? "its" : "their") kernels."
         guard let only = recorded.first else { return "The runs have no record of their kernels." }
         return "Trained on \(only.kernels)." + (unrecorded > 0 ? " " + missing : "")

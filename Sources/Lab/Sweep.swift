@@ -176,9 +176,8 @@ public final class Sweep: Sendable {
         let stopRequest = stop
         // Runs side by side keep each its parallel regions (the same chunks, so the same results) on its
         // own thread: the engine's worker pool serves one region at a time, and runs sharing it would
-        // leave its polling workers competing with the runs for the cores. A run left alone uses them all.
-        let workers = min(jobs, runs.count), sharing = workers > 1
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        // leave its polling workers competing with the runs for the cores. A run alone uses them all.
+        DispatchQueue.concurrentPerform(iterations: min(jobs, runs.count)) { _ in
             while true {
                 let (index, stop) = shared.withLock { state in
                     defer { state.next += 1 }
@@ -190,11 +189,7 @@ public final class Sweep: Sendable {
                     return
                 }
                 do {
-                    if sharing {
-                        try Parallel.sharingCores { try execute(runs[index], stop: stopRequest, report: report) }
-                    } else {
-                        try execute(runs[index], stop: stopRequest, report: report)
-                    }
+                    try Parallel.sharingCores { try execute(runs[index], stop: stopRequest, report: report) }
                     try events.withLock { _ in try writeResults() }
                 } catch let stopped as TrainingStopped {
                     shared.withLock { state in if state.failure == nil { state.failure = stopped } }

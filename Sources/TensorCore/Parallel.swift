@@ -69,8 +69,8 @@ public enum Parallel {
     /// Calls `body` for each of `0..<iterations` concurrently, on the calling thread and a pool of
     /// `coreCount - 1` workers (CKernels' `ck_parallel_run`), which poll for the next region for a
     /// moment before they sleep: a step's regions follow each other within microseconds. A region
-    /// started while another runs (a nested call, or another thread's), on a thread in `serially`, or
-    /// in `sharingCores` beside another, runs on its caller, iteration by iteration.
+    /// started while another runs (a nested call, or another thread's), or in `sharingCores` beside
+    /// another thread, runs on its caller, iteration by iteration.
     ///
     /// The one place where the engine vouches for what the compiler cannot check: every kernel's
     /// `body` writes only the memory its own iteration owns (disjoint rows, chunks or heads of an
@@ -91,22 +91,12 @@ public enum Parallel {
         }
     }
 
-    /// Runs `body` as one of several jobs sharing the cores (runs of a sweep side by side): while another
+    /// Runs `body` as one of several jobs sharing the cores (a sweep's runs): while another
     /// thread is in `sharingCores` too, the regions `body` starts run on this thread alone (the same
     /// chunks, in order, so the same results); once it is the only one, they use every core again.
     public static func sharingCores<Result>(_ body: () throws -> Result) rethrows -> Result {
         ck_parallel_set_sharing(1)
         defer { ck_parallel_set_sharing(0) }
-        return try body()
-    }
-
-    /// Runs `body` with every parallel region it starts on this thread alone (the same chunks, in
-    /// order, so the same results): for work that already keeps every core busy, as a sweep running
-    /// a run per core does.
-    public static func serially<Result>(_ body: () throws -> Result) rethrows -> Result {
-        let was = ck_parallel_is_serial()
-        ck_parallel_set_serial(1)
-        defer { ck_parallel_set_serial(was) }
         return try body()
     }
 }

@@ -5,7 +5,7 @@ import XCTest
 import TensorCore
 
 /// `ck_parallel_run`, the pool behind `Parallel.perform`: every iteration once per region, regions back
-/// to back and from two threads at once, the workers taking part, and nested, concurrent or serial
+/// to back and from two threads at once, the workers taking part, and nested, concurrent or shared-core
 /// regions on their caller. The tests ask for at least one worker, so that the pool runs (and is tested)
 /// on a one-core machine too; the process's first call sizes it.
 final class WorkerPoolTests: XCTestCase {
@@ -46,16 +46,31 @@ final class WorkerPoolTests: XCTestCase {
         }
     }
 
-    func testAWorkerRunsAnIterationWhileTheCallerRunsAnother() {
-        // Iteration 0 waits (up to 10 s) for iteration 1 to start: only a second thread can start it.
+    /// The threads that ran a region of two iterations in which iteration 0 waits (up to 10 s) for
+    /// iteration 1 to start: only a second thread can start it while the first waits.
+    private static func waitingRegion() -> (first: UInt, second: UInt) {
         let started = Started()
-        Self.run(2) { iteration in
+        run(2) { iteration in
             if iteration == 1 { return started.second.store(WorkerPoolTests.thread, ordering: .releasing) }
             started.first.store(WorkerPoolTests.thread, ordering: .releasing)
             let deadline = Date().addingTimeInterval(10)
             while started.second.load(ordering: .acquiring) == 0, Date() < deadline { sched_yield() }
         }
-        let first = started.first.load(ordering: .acquiring), second = started.second.load(ordering: .acquiring)
+        return (started.first.load(ordering: .acquiring), started.second.load(ordering: .acquiring))
+    }
+
+    /// Runs `body` in `sharingCores` while another thread is in it too.
+    private static func besideAnotherSharer<Result>(_ body: () -> Result) -> Result {
+        let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let other = Thread { Parallel.sharingCores { entered.signal(); release.wait() } }
+        other.start()
+        entered.wait()
+        defer { release.signal() }
+        return Parallel.sharingCores(body)
+    }
+
+    func testAWorkerRunsAnIterationWhileTheCallerRunsAnother() {
+        let (first, second) = Self.waitingRegion()
         XCTAssertNotEqual(second, 0, "no worker took the second iteration while the first waited")
         XCTAssertNotEqual(first, second)
     }
@@ -96,49 +111,26 @@ final class WorkerPoolTests: XCTestCase {
         XCTAssertEqual((0..<(2 * regions * size)).filter { counts.pointer[$0] != 1 }.count, 0)
     }
 
-    func testSeriallyRunsTheSameChunksInOrderOnTheCaller() {
+    func testAThreadSharingTheCoresUsesThePoolOnlyWhenAlone() {
+        // Alone in sharingCores: a worker takes part.
+        let alone = Parallel.sharingCores { Self.waitingRegion() }
+        XCTAssertNotEqual(alone.first, alone.second)
+        // Beside another thread in sharingCores: its regions run on it, in order.
         let caller = WorkerPoolTests.thread
         var order: [Int] = []
         var threads: Set<UInt> = []
-        Parallel.serially {
-            XCTAssertEqual(ck_parallel_is_serial(), 1)
-            Self.run(6) { order.append($0); threads.insert(WorkerPoolTests.thread) }
-        }
-        XCTAssertEqual(ck_parallel_is_serial(), 0, "serially restores the thread's mark")
+        Self.besideAnotherSharer { Self.run(6) { order.append($0); threads.insert(WorkerPoolTests.thread) } }
         XCTAssertEqual(order, Array(0..<6))
         XCTAssertEqual(threads, [caller])
-        // The same reduction in and out of `serially`: the chunks, not the threads, fix the result.
+        // Both gone, a region uses the pool again.
+        let after = Self.waitingRegion()
+        XCTAssertNotEqual(after.first, after.second, "leaving sharingCores restores the thread's regions")
+        // The same reduction on the pool and on one thread: the chunks, not the threads, fix the result.
         let x = Random.floats(5 * Parallel.minimumElementsPerChunk + 3, seed: 31)
         if Parallel.coreCount > 1 { XCTAssertGreaterThan(Parallel.chunkCount(for: x.count), 1) }
         let parallel = Kernels.sum(x, count: x.count)
-        let serial = Parallel.serially { Kernels.sum(x, count: x.count) }
+        let serial = Self.besideAnotherSharer { Kernels.sum(x, count: x.count) }
         XCTAssertEqual(parallel.bitPattern, serial.bitPattern)
-    }
-
-    func testAThreadSharingTheCoresUsesThePoolOnlyWhenAlone() {
-        // Alone in sharingCores: a worker takes part (the waiting iteration returns at once).
-        let alone = Started()
-        Parallel.sharingCores {
-            Self.run(2) { iteration in
-                if iteration == 1 { return alone.second.store(WorkerPoolTests.thread, ordering: .releasing) }
-                alone.first.store(WorkerPoolTests.thread, ordering: .releasing)
-                let deadline = Date().addingTimeInterval(10)
-                while alone.second.load(ordering: .acquiring) == 0, Date() < deadline { sched_yield() }
-            }
-        }
-        XCTAssertNotEqual(alone.first.load(ordering: .acquiring), alone.second.load(ordering: .acquiring))
-        // Beside another thread in sharingCores: its regions run on it, in order.
-        let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
-        let other = Thread { Parallel.sharingCores { entered.signal(); release.wait() } }
-        other.start()
-        entered.wait()
-        let caller = WorkerPoolTests.thread
-        var order: [Int] = []
-        var threads: Set<UInt> = []
-        Parallel.sharingCores { Self.run(6) { order.append($0); threads.insert(WorkerPoolTests.thread) } }
-        release.signal()
-        XCTAssertEqual(order, Array(0..<6))
-        XCTAssertEqual(threads, [caller])
     }
 
     func testOneIterationAndNoWorkersRunOnTheCaller() {

@@ -63,15 +63,8 @@ typedef void (*ck_iteration_function)(void *context, ptrdiff_t iteration);
 /// calls use the pool as it is), and returns when all have finished. Which thread runs which iteration is
 /// not fixed: each must write only memory no other iteration touches. Runs them in order on the calling
 /// thread when `workers` < 1, the pool is running another region (a nested or concurrent call), the thread
-/// is marked serial or sharing beside another, there are more than 65,535 iterations, or no worker could be
-/// started.
+/// is marked sharing beside another, there are more than 65,535 iterations, or no worker could be started.
 void ck_parallel_run(ptrdiff_t iterations, int workers, ck_iteration_function function, void *context);
-
-/// Marks the calling thread serial (1) or not (0): its regions then run on it alone, in order.
-void ck_parallel_set_serial(int on);
-
-/// 1 when the calling thread is marked serial.
-int ck_parallel_is_serial(void);
 
 /// Marks the calling thread as one of several sharing the cores (1) or not (0): while another thread is
 /// marked so too, its regions run on it alone, in order; alone, on the pool.
