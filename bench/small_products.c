@@ -101,8 +101,24 @@ int main(void) {
     // Decoding one token: a single row (the reference model's projection and MLP up).
     compare("decode projection", 0, 1, 1, 128, 128, 1, 2000);
     compare("decode MLP up", 0, 1, 1, 512, 128, 1, 2000);
-    // Beyond isSmallProduct: weight gradients (depth = rows) and wide products stay on OpenBLAS.
-    compare("weight gradient (k = 768)", 1, 0, 64, 64, 768, 1, 100);
-    compare("MLP dX (k = 1024)", 0, 0, 2048, 256, 1024, 1, 5);
+    // Weight gradients dW (N × K) = dYᵀ · X, their depth the batch's rows: the quickstart (768 rows), the
+    // small and reference models (4096) and the large one (8192); then products wider or deeper than 256.
+    compare("quickstart dW QKV", 1, 0, 192, 64, 768, 1, 100);
+    compare("quickstart dW MLP up", 1, 0, 256, 64, 768, 1, 100);
+    compare("quickstart dW MLP down", 1, 0, 64, 256, 768, 1, 100);
+    compare("small dW projection", 1, 0, 64, 64, 4096, 1, 50);
+    compare("small dW MLP down", 1, 0, 64, 256, 4096, 1, 50);
+    compare("reference dW projection", 1, 0, 128, 128, 4096, 1, 20);
+    compare("reference dW MLP up", 1, 0, 512, 128, 4096, 1, 20);
+    compare("reference dW MLP down", 1, 0, 128, 512, 4096, 1, 20);
+    compare("large dW projection", 1, 0, 256, 256, 8192, 1, 5);
+    compare("large dW MLP up", 1, 0, 1024, 256, 8192, 1, 5);
+    compare("large MLP down", 0, 1, 8192, 256, 1024, 1, 5);
+    compare("large MLP dX", 0, 0, 8192, 256, 1024, 1, 5);
+    compare("large MLP down dW", 1, 0, 256, 1024, 8192, 1, 5);
+    // An imported model's prefill (C = 768, 2048 tokens) and a text model's head (a 4096-token vocabulary).
+    compare("C = 768 projection", 0, 1, 2048, 768, 768, 1, 3);
+    compare("C = 768 MLP up", 0, 1, 2048, 3072, 768, 1, 3);
+    compare("head, vocabulary 4096", 0, 1, 2048, 4096, 128, 1, 3);
     return 0;
 }

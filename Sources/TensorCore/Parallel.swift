@@ -41,11 +41,30 @@ public enum Parallel {
         return min(coreCount, count / minimumPerChunk)
     }
 
+    /// The chunks that a reduction splits `count` items into, each keeping its own partial result that
+    /// the caller combines in chunk order: from the size alone, never the core count, so that a sum has
+    /// the same bits on one core and on 64. One chunk below `2 · minimumPerChunk` items; else chunks of
+    /// about a quarter of `minimumPerChunk` (a few per core, so that a pass is shared out evenly on few
+    /// cores), at most `maximumReductionChunks`.
+    public static func reductionChunkCount(for count: Int, minimumPerChunk: Int = minimumElementsPerChunk) -> Int {
+        guard count >= 2 * minimumPerChunk else { return 1 }
+        return min(maximumReductionChunks, count / max(1, minimumPerChunk / 4))
+    }
+
+    /// The most chunks `reductionChunkCount` gives.
+    public static let maximumReductionChunks = 64
+
     /// Calls `body` once per chunk of `0..<count`, concurrently when the work is large.
     @inlinable
     public static func forEachChunk(count: Int, minimumPerChunk: Int = minimumElementsPerChunk,
                                     _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
-        let chunks = chunkCount(for: count, minimumPerChunk: minimumPerChunk)
+        forEachChunk(count: count, chunks: chunkCount(for: count, minimumPerChunk: minimumPerChunk), body)
+    }
+
+    /// Calls `body` once per chunk of `0..<count`, `chunks` chunks of (nearly) equal size, concurrently
+    /// when there are several; a chunk that would start past the end is not called.
+    @inlinable
+    public static func forEachChunk(count: Int, chunks: Int, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
         if chunks <= 1 {
             if count > 0 { body(0, 0..<count) }
             return

@@ -55,13 +55,14 @@ extension Tensor {
 }
 
 extension Kernels {
-    /// Σ x[i] with eight SIMD lanes per chunk; chunk partials are added in order (deterministic).
+    /// Σ x[i] with eight SIMD lanes per chunk; chunk partials are added in order. The chunks follow from
+    /// `count` alone (`Parallel.reductionChunkCount`), so the sum is the same on any number of cores.
     public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
-        let chunks = Parallel.chunkCount(for: count)
+        let chunks = Parallel.reductionChunkCount(for: count)
         var partials = [Float](repeating: 0, count: chunks)
         partials.withUnsafeMutableBufferPointer { partial in
             let p = partial.baseAddress!
-            Parallel.forEachChunk(count: count) { chunk, range in
+            Parallel.forEachChunk(count: count, chunks: chunks) { chunk, range in
                 var lanes = SIMD8<Float>(repeating: 0)
                 var i = range.lowerBound
                 while i + 8 <= range.upperBound { lanes += loadVector(x + i); i += 8 }

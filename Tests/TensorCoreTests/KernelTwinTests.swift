@@ -131,18 +131,17 @@ final class KernelTwinTests: XCTestCase {
         sgemmCase(m: 4, n: 5, k: 0, transposeA: true, transposeB: true, alpha: 1, beta: 0, padding: 2, seed: 98)
         sgemmCase(m: 4, n: 5, k: 0, transposeA: true, transposeB: false, alpha: 1, beta: 0, padding: 1, seed: 97, bias: true)
         // Products split over cores (when there are several) by columns (n > m) and by rows, with a bias:
-        // on the small kernel (k = 64) and on OpenBLAS (k = 300, beyond it).
-        for (m, n) in [(40, 700), (700, 40)] {
-            for k in [64, 300] {
-                sgemmCase(m: m, n: n, k: k, transposeA: false, transposeB: true, alpha: 1, beta: 0, padding: 1,
-                          seed: UInt64(m + k), bias: true)
-            }
+        // on the small kernel (k = 64) and on OpenBLAS (wider than 1024, or deeper with more rows).
+        for (m, n, k) in [(40, 700, 64), (700, 40, 64), (40, 1100, 300), (1100, 40, 1100)] {
+            sgemmCase(m: m, n: n, k: k, transposeA: false, transposeB: true, alpha: 1, beta: 0, padding: 1,
+                      seed: UInt64(m + k), bias: true)
         }
     }
 
     /// The AVX2 small-product kernel on every tile edge: rows around its 6-row tiles and 96-row blocks,
     /// columns around its 16-wide panels and the 8-wide halves of its transposes, depths around 8 (the
-    /// transposes) and up to the 256 the engine gives it; every transpose, alpha, beta, a bias row, padded strides.
+    /// transposes) and up to 256 (deeper products, in several packed blocks, in the next tests); every
+    /// transpose, alpha, beta, a bias row, padded strides.
     func testSmallProductKernelAgainstNaiveSgemm() throws {
         try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
         var seed: UInt64 = 500
@@ -172,24 +171,31 @@ final class KernelTwinTests: XCTestCase {
         }
     }
 
-    /// Its limits: what it refuses it leaves untouched (the engine then calls OpenBLAS), `isSmallProduct`
-    /// never sends it a product it refuses, and each thread packs into its own buffer.
+    /// Its limits: it refuses only an empty product, and leaves C untouched then (the engine would call
+    /// OpenBLAS); `isSmallProduct` takes the lab's models' products and leaves wider ones to OpenBLAS;
+    /// each thread packs into its own buffer.
     func testSmallProductKernelLimitsAndThreads() throws {
         try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
-        let packed = Int(CK_SMALL_PRODUCT_PACKED)
-        for (n, k) in [(16, 256), (256, 256), (257, 256), (4096, 16), (4097, 16), (1, 300), (64, 1024)] {
-            let fits = (n + 15) / 16 * 16 * k <= packed
-            if Kernels.isSmallProduct(n: n, k: k) { XCTAssertTrue(fits, "n=\(n) k=\(k)") }
+        // Widths and depths beyond one packed block (64 Ki floats; at most 1024 columns a block).
+        for (n, k) in [(16, 4096), (257, 256), (4097, 16), (1, 70_000), (64, 1024), (1025, 64)] {
             let a = [Float](repeating: 1, count: k), b = [Float](repeating: 1, count: n * k)
             var c = [Float](repeating: .nan, count: n)
-            let taken = ck_small_product(0, 0, 1, n, k, 1, a, k, b, n, 0, nil, &c, n)
-            XCTAssertEqual(taken, fits ? 0 : 1, "n=\(n) k=\(k)")
-            XCTAssertEqual(c.allSatisfy { fits ? $0 == Float(k) : $0.isNaN }, true, "n=\(n) k=\(k)")
+            XCTAssertEqual(ck_small_product(0, 0, 1, n, k, 1, a, k, b, n, 0, nil, &c, n), 0, "n=\(n) k=\(k)")
+            XCTAssertEqual(c.allSatisfy { $0 == Float(k) }, true, "n=\(n) k=\(k)")
         }
         var c = [Float](repeating: 7, count: 4)
         XCTAssertEqual(ck_small_product(0, 0, 0, 4, 3, 1, [0], 3, [Float](repeating: 0, count: 12), 4, 0, nil, &c, 4), 1)
         XCTAssertEqual(ck_small_product(0, 0, 2, 2, 0, 1, [0], 1, [0], 2, 0, nil, &c, 2), 1)
         XCTAssertEqual(c, [7, 7, 7, 7])
+        // The quickstart's products, the large model's (C = 256, T = 256, B = 32) and a weight gradient
+        // over 8192 tokens are the kernel's; an imported model's C = 768 MLP (3072 wide) and a deep
+        // product with many rows (a 4096-token vocabulary's dX) are OpenBLAS's.
+        for (m, n, k) in [(768, 64, 64), (768, 256, 64), (192, 64, 768), (8192, 256, 1024), (1024, 256, 8192)] {
+            XCTAssertTrue(Kernels.isSmallProduct(m: m, n: n, k: k), "m=\(m) n=\(n) k=\(k)")
+        }
+        for (m, n, k) in [(2048, 3072, 768), (2048, 128, 4096), (2048, 4096, 128), (0, 4, 4)] {
+            XCTAssertFalse(Kernels.isSmallProduct(m: m, n: n, k: k), "m=\(m) n=\(n) k=\(k)")
+        }
         // Eight concurrent streams of products of different widths, each result checked: a shared packing
         // buffer would mix their panels.
         let worst = Mutex([Float](repeating: 0, count: 8))
@@ -206,6 +212,52 @@ final class KernelTwinTests: XCTestCase {
             }
         }
         for (t, difference) in worst.withLock({ $0 }).enumerated() { XCTAssertLessThan(difference, 1e-4, "thread \(t)") }
+    }
+
+    /// The kernel's promise, bit for bit: each element is one in-order chain of fused multiply-adds over the
+    /// depth, then alpha·sum (+ beta·C) (+ bias), whatever the blocks it packs op(B) in (depths beyond a
+    /// block with beta = 0 and beta ≠ 0, more than 256 columns), the tiles and the rows each core takes
+    /// (`Kernels.sgemm` splits C over the cores). This is why a run's results do not depend on the core
+    /// count or on OpenBLAS's kernels.
+    func testSmallProductIsOneInOrderSumPerElement() throws {
+        try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
+        try XCTSkipIf(Kernels.smallProducts != .avx2FMA, "POSITIONLAB_SMALL_PRODUCTS sends every product to OpenBLAS")
+        var seed: UInt64 = 900
+        let shapes = [(13, 40, 1500, false, false), (7, 1030, 70, false, true), (70, 33, 2100, true, false),
+                      (200, 64, 768, true, false), (9, 17, 5000, true, true), (40, 700, 64, false, true),
+                      (1023, 20, 1300, true, false)]  // the last: A's depths 1024 floats apart, so it is packed too
+        for (m, n, k, transposeA, transposeB) in shapes {
+            for (alpha, beta, withBias) in [(Float(1), Float(0), false), (0.5, 1.5, false), (-2, 0, true)] {
+                seed += 4
+                let lda = (transposeA ? m : k) + 1, ldb = (transposeB ? k : n) + 2, ldc = n + 3
+                let a = Random.floats((transposeA ? k : m) * lda, seed: seed)
+                let b = Random.floats((transposeB ? n : k) * ldb, seed: seed + 1)
+                let c0 = Random.floats(m * ldc, seed: seed + 2), bias = Random.floats(n, seed: seed + 3)
+                var expected = c0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var sum: Float = 0
+                        for p in 0..<k {
+                            let x = transposeA ? a[p * lda + i] : a[i * lda + p]
+                            sum = sum.addingProduct(x, transposeB ? b[j * ldb + p] : b[p * ldb + j])
+                        }
+                        var value = alpha * sum
+                        if beta != 0 { value = value.addingProduct(beta, c0[i * ldc + j]) }
+                        if withBias { value = bias[j] + value }
+                        expected[i * ldc + j] = value
+                    }
+                }
+                let name = "m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) alpha=\(alpha) beta=\(beta)"
+                var direct = c0, engine = c0
+                XCTAssertEqual(ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb,
+                                                beta, withBias ? bias : nil, &direct, ldc), 0, name)
+                XCTAssertEqual(bits(direct), bits(expected), "the kernel, \(name)")
+                guard beta == 0 || !withBias, Kernels.isSmallProduct(m: m, n: n, k: k) else { continue }
+                Kernels.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
+                              lda: lda, b: b, ldb: ldb, beta: beta, c: &engine, ldc: ldc, bias: withBias ? bias : nil)
+                XCTAssertEqual(bits(engine), bits(expected), "the engine, \(name)")
+            }
+        }
     }
 
     /// A product over an empty inner axis is all zeros, even in uninitialised output storage.

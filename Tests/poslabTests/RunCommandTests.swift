@@ -109,6 +109,37 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertEqual(steps(), 1000, "one log line per step")
     }
 
+    /// The same run on one core and on all of them, and with OpenBLAS's SSE3 kernels instead of the ones
+    /// poslab chooses, gives the same checkpoint and evaluation bit for bit: every product of a model this
+    /// size runs on the engine's own kernel (one in-order sum per element), and reductions split by size,
+    /// not by core count. (On a CPU without AVX2 and FMA every product is OpenBLAS's: only the core count
+    /// is varied there.)
+    func testARunIsTheSameOnAnyCoreCountAndOpenBLASCore() throws {
+        // 1024 rows a step (batch 32 × 32 tokens): LayerNorm's parameter gradients split into chunks, the
+        // products over the cores, and the weight gradients have a depth of 1024.
+        let arguments = ["train", "--task", "sparse", "--k", "1", "--steps", "40", "--model-dimension", "32",
+                         "--layers", "2", "--train-length", "32", "--batch-size", "32", "--eval-lengths", "32,64",
+                         "--eval-samples", "64", "--log-every", "1000"]
+        typealias Outcome = (checkpoint: Data, evaluation: Data, kernels: String)
+        func run(_ name: String, _ environment: [String: String]) throws -> Outcome {
+            let out = folder.appendingPathComponent(name)
+            let result = try cli.poslab(arguments + ["--out", out.path], environment: environment)
+            XCTAssertEqual(result.status, 0, "\(name): \(result.error)")
+            let record = try String(contentsOf: out.appendingPathComponent("environment.json"), encoding: .utf8)
+            return (try Data(contentsOf: out.appendingPathComponent("checkpoint.safetensors")),
+                    try Data(contentsOf: out.appendingPathComponent("eval.json")), record)
+        }
+        let all = try run("all-cores", [:]), one = try run("one-core", ["SLURM_CPUS_PER_TASK": "1"])
+        XCTAssertEqual(all.checkpoint, one.checkpoint, "one core against all")
+        XCTAssertEqual(all.evaluation, one.evaluation, "one core against all")
+        XCTAssertTrue(one.kernels.contains("\"cores\" : 1"), one.kernels)
+        guard all.kernels.contains("\"smallProducts\" : \"avx2+fma\"") else { return }
+        let sse = try run("sse3-blas", ["OPENBLAS_CORETYPE": "Prescott"])
+        XCTAssertTrue(sse.kernels.contains("Prescott"), sse.kernels)
+        XCTAssertEqual(all.checkpoint, sse.checkpoint, "OpenBLAS's SSE3 kernels against the ones poslab chose")
+        XCTAssertEqual(all.evaluation, sse.evaluation, "OpenBLAS's SSE3 kernels against the ones poslab chose")
+    }
+
     func testTextTrainingAndGeneration() throws {
         let text = String(repeating: "the quick brown fox jumps over the lazy dog. ", count: 60)
         let data = folder.appendingPathComponent("corpus.txt")

@@ -34,16 +34,16 @@ void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t coun
 /// ck_small_product's column panels: op(B) is packed CK_SMALL_PRODUCT_PANEL columns at a time.
 #define CK_SMALL_PRODUCT_PANEL 16
 
-/// The most floats of op(B) that ck_small_product packs (k × n rounded up to a whole panel): 256 KiB
-/// per thread.
+/// The floats of op(B) that ck_small_product packs at a time (a block of at most 256 columns by the depth that fits
+/// beside them): 256 KiB per thread, beside 384 KiB for rows of a transposed A.
 #define CK_SMALL_PRODUCT_PACKED 65536
 
 /// C = alpha·op(A)·op(B) + beta·C (+ bias in every row when bias is not NULL), row-major
 /// (small_products.c): op(A) m × k, op(B) k × n, C m × n with row strides lda, ldb, ldc as stored,
 /// bias n floats; C is not read when beta is 0. Each element is one in-order sum over k with fused
-/// multiply-adds, then alpha·sum (+ beta·C) (+ bias). Returns 0, or 1 without touching C when it
-/// cannot run the product (k × n beyond CK_SMALL_PRODUCT_PACKED, an empty dimension, no buffer, not
-/// x86-64): the caller then uses BLAS.
+/// multiply-adds, then alpha·sum (+ beta·C) (+ bias), whatever the blocking. Returns 0, or 1 without
+/// touching C when it cannot run the product (an empty dimension, no buffer, not x86-64): the caller
+/// then uses BLAS.
 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                      const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
                      const float *bias, float *c, ptrdiff_t ldc);

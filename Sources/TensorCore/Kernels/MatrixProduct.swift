@@ -3,9 +3,10 @@ import Foundation
 
 extension Kernels {
     /// C = alpha · op(A) · op(B) + beta · C, row-major, op(X) = X or Xᵀ. A is m×k after op, B is
-    /// k×n after op; lda, ldb, ldc are the row strides of A, B, C as stored. Small products
-    /// (`isSmallProduct`) run on `ck_small_product` where the CPU has AVX2 and FMA, the others on
-    /// OpenBLAS sgemm; neither copies a transposed operand (the small kernel packs op(B) as it reads it).
+    /// k×n after op; lda, ldb, ldc are the row strides of A, B, C as stored. The products of the lab's
+    /// models (`isSmallProduct`) run on `ck_small_product` where the CPU has AVX2 and FMA, single rows
+    /// (decoding) on OpenBLAS sgemv, the others on OpenBLAS sgemm; none copies a transposed operand
+    /// (the small kernel packs op(B) as it reads it).
     ///
     /// Large products are split into row (or column) blocks of C, one per core, each a
     /// single-threaded call: OpenBLAS's own pool busy-waits with sched_yield between calls, which
@@ -18,7 +19,7 @@ extension Kernels {
     public static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
-        let cores = Parallel.coreCount, small = isSmallProduct(n: n, k: k)
+        let cores = Parallel.coreCount, small = isSmallProduct(m: m, n: n, k: k)
         guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16 else {
             return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
                               lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias, small: small)
@@ -59,15 +60,21 @@ extension Kernels {
                          defaultMeaning: "AVX2 with FMA for small products where the CPU has them")
     }
 
-    /// Products that `ck_small_product` runs faster than OpenBLAS (`bench/small_products.c` on
-    /// AMD EPYC Zen 3 against OpenBLAS 0.3.21's Zen kernels: attention's per-head products at T = 24–256
-    /// and projections with K = 64–256 1.0–2.4× as fast, larger K or N slower): a depth of at most 256 and
-    /// op(B), packed in whole panels, within the kernel's buffer (`CK_SMALL_PRODUCT_PACKED` floats),
-    /// which stays in L2 while every row of A passes over it. The kernel refuses only what this refuses.
-    public static func isSmallProduct(n: Int, k: Int) -> Bool {
-        let panel = Int(CK_SMALL_PRODUCT_PANEL)
-        return k >= 1 && k <= 256 && n >= 1 && (n + panel - 1) / panel * panel <= Int(CK_SMALL_PRODUCT_PACKED) / k
+    /// Products that run on `ck_small_product` (where the CPU has AVX2 and FMA): those of the lab's models,
+    /// up to C = 256 with a 4C-wide MLP and a vocabulary of at most 1024: op(B) at most
+    /// `smallProductLimit` columns wide, and a depth of at most that or at most that many rows (a weight
+    /// gradient, whose depth is the batch's tokens). Every element of such a product is one in-order sum
+    /// with fused multiply-adds, whatever the core count and OpenBLAS's kernels: a run of these models
+    /// gives the same bits on every x86-64 CPU with AVX2 and FMA. On Zen 4 (`bench/small_products.c`,
+    /// against OpenBLAS 0.3.21's SkylakeX kernels, one thread) the kernel ran these at 0.84–1.4× (the
+    /// large model's weight gradients 0.84–0.91×, the quickstart's and the small model's 1.05–1.4×); wider
+    /// products (an imported model's C = 768 MLP at 0.70×) stay on OpenBLAS.
+    public static func isSmallProduct(m: Int, n: Int, k: Int) -> Bool {
+        m >= 1 && n >= 1 && k >= 1 && n <= smallProductLimit && (k <= smallProductLimit || m <= smallProductLimit)
     }
+
+    /// The widest op(B), and the deepest product unless C has at most this many rows, that `isSmallProduct` takes.
+    public static let smallProductLimit = 1024
 
     /// One product on the calling thread (batched loops call it from their own workers): small ones
     /// (`isSmallProduct`, or `small` as a caller that split a product decided for the whole of it)
@@ -90,7 +97,17 @@ extension Kernels {
             }
             return
         }
-        if smallProducts == .avx2FMA, small ?? isSmallProduct(n: n, k: k),
+        if m == 1 {
+            // One row (decoding a token): OpenBLAS's sgemv reads op(B) in place, 2.5–4× as fast as the small
+            // kernel (which packs op(B) for one row) and OpenBLAS's sgemm on Zen 4, with each of OpenBLAS's
+            // SkylakeX, Zen and Haswell kernels. A's row: element p at a + p, or a + p·lda when transposed.
+            if let bias { c.update(from: bias, count: n) } else if beta == 0 { c.update(repeating: 0, count: n) }
+            BLAS.sgemv(BLAS.rowMajor, transposeB ? BLAS.noTranspose : BLAS.transpose, Int32(transposeB ? n : k),
+                       Int32(transposeB ? k : n), alpha, b, Int32(ldb), a, Int32(transposeA ? lda : 1),
+                       bias == nil ? beta : 1, c, 1)
+            return
+        }
+        if smallProducts == .avx2FMA, small ?? isSmallProduct(m: m, n: n, k: k),
            ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, bias, c,
                             ldc) == 0 {
             return

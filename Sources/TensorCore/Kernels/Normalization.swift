@@ -31,19 +31,21 @@ extension Kernels {
     }
 
     /// dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = dy·γ, x̂ = (x − μ)·r; dγ += Σ dy·x̂, dβ += Σ dy.
-    /// Partial sums of dγ, dβ are kept per chunk and added in chunk order (deterministic). With
+    /// Partial sums of dγ, dβ are kept per chunk of rows and added in chunk order; the chunks follow from
+    /// the shape alone (`Parallel.reductionChunkCount`), so the sums are the same on any number of cores. With
     /// `centered` false it is RMSNorm's backward (μ = 0, no mean(ĝ) term). SIMD along the row;
     /// `naiveLayerNormBackward` is its scalar twin. With `accumulateDx` false, dx is written, not added to.
     public static func layerNormBackward(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                          mean: UnsafePointer<Float>, inverseStd: UnsafePointer<Float>, rows: Int, n: Int,
                                          dx: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
                                          dBeta: UnsafeMutablePointer<Float>?, centered: Bool = true, accumulateDx: Bool = true) {
-        let chunks = Parallel.chunkCount(for: rows, minimumPerChunk: max(1, Parallel.minimumElementsPerChunk / max(1, n)))
+        let minimumRows = max(1, Parallel.minimumElementsPerChunk / max(1, n))
+        let chunks = Parallel.reductionChunkCount(for: rows, minimumPerChunk: minimumRows)
         let partial = TensorStorage(count: chunks * 2 * n)
         let size = (rows + chunks - 1) / max(1, chunks)
         let work: (Int) -> Void = { chunk in
             let pg = partial.pointer + chunk * 2 * n, pb = pg + n
-            // With more cores than 2, the last chunks can start past the end (e.g. 13 rows in 8 chunks of 2).
+            // The last chunks can start past the end (e.g. 13 rows in 8 chunks of 2).
             for r in min(rows, chunk * size)..<min(rows, (chunk + 1) * size) {
                 let xr = x + r &* n, gr = dy + r &* n
                 let mu = centered ? mean[r] : 0, rstd = inverseStd[r]
