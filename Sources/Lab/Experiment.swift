@@ -20,6 +20,25 @@ public final class Experiment {
         self.folder = folder
     }
 
+    /// This training session, and `Kernels.blasProductCount` when it started.
+    private var session: (record: TrainingSession, productsBefore: Int)?
+
+    /// Records this session in environment.json; with `counting`, the products sent to OpenBLAS since it started.
+    private func recordSession(counting: Bool = false) throws {
+        guard let (started, before) = session else { return }
+        var record = started
+        if counting { record.blasProducts = Kernels.blasProductCount - before }
+        session = (record, before)
+        try TrainingSession.record(record, in: folder)
+    }
+
+    /// Writes the run's evaluation (eval.json) and, after training in this process, the products its
+    /// session sent to OpenBLAS through the evaluation too.
+    public func writeEvaluation(_ report: EvaluationReport) throws {
+        try AtomicFile.write(prettyJSON(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
+        try recordSession(counting: true)
+    }
+
     public var checkpointURL: URL { folder.appendingPathComponent(Checkpoint.fileName) }
     public var hasCheckpoint: Bool { FileManager.default.fileExists(atPath: checkpointURL.path) }
 
@@ -48,7 +67,8 @@ public final class Experiment {
         else if let source = specification.fineTuneFrom {
             try Extension.copyWeights(from: Extension.baseWeights(source), to: model, what: "fine-tune of \(source.folder)")
         }
-        try TrainingSession.record(TrainingSession(fromStep: trainer.step, kernels: try BLAS.load()), in: folder)
+        session = (TrainingSession(fromStep: trainer.step, kernels: try BLAS.load()), Kernels.blasProductCount)
+        try recordSession()
         let log = try TrainingLog(url: folder.appendingPathComponent(Experiment.logFile), keepingStepsUpTo: trainer.step)
         let s = specification
         try trainer.train(nextBatch: { try task.trainingBatch(count: s.batchSize, length: s.trainLength, assignment: s.positions, generator: &$0) }) { p in
@@ -64,6 +84,7 @@ public final class Experiment {
             if p.step % s.checkpointEvery == 0 || p.step == p.totalSteps || stopping {
                 try log.flush()
                 try trainer.saveCheckpoint(to: checkpointURL)
+                try recordSession(counting: true)
             }
             if stopping { throw TrainingStopped(step: p.step, totalSteps: p.totalSteps) }
         }
@@ -87,13 +108,22 @@ public struct TrainingSession: Codable, Equatable {
     /// Who multiplied the small matrices: "avx2+fma" (`ck_small_product`) or "blas"; nil in records
     /// written before the engine had its own small-product kernel (every product then ran on OpenBLAS).
     public let smallProducts: Kernels.SmallProductKernels?
+    /// The matrix products this process sent to OpenBLAS (`Kernels.blasProductCount`) from the session's start
+    /// to its last checkpoint, and to the run's evaluation after the last session; those of runs trained
+    /// beside it in one process count too. 0 with small products on "avx2+fma": every product of the session
+    /// ran on PositionLab's kernel, whose sums follow neither OpenBLAS's core nor the core count. Nil until the
+    /// first checkpoint, and in records written before products were counted.
+    public var blasProducts: Int?
 
     public init(fromStep: Int, started: Date = Date(), cores: Int = Parallel.coreCount, kernels: BLASKernels,
                 elementwise: Kernels.ElementwiseKernels = Kernels.elementwise,
-                smallProducts: Kernels.SmallProductKernels = Kernels.smallProducts) {
+                smallProducts: Kernels.SmallProductKernels = Kernels.smallProducts, blasProducts: Int? = nil) {
         (self.fromStep, self.started, self.cores, self.kernels) = (fromStep, started, cores, kernels)
-        (self.elementwise, self.smallProducts) = (elementwise, smallProducts)
+        (self.elementwise, self.smallProducts, self.blasProducts) = (elementwise, smallProducts, blasProducts)
     }
+
+    /// Whether every product of the session ran on PositionLab's own kernel (see `blasProducts`).
+    public var ownProductsOnly: Bool { smallProducts == .avx2FMA && blasProducts == 0 }
 
     /// The sessions recorded in `folder` (none for runs made before this record existed).
     public static func sessions(in folder: URL) throws -> [TrainingSession] {

@@ -40,16 +40,21 @@ public enum Report {
     /// The kernels a run trained on (from its `environment.json`), as one line: "OpenBLAS 0.3.21 core
     /// SkylakeX, small products avx2+fma, element-wise avx2+fma, 2 cores"; a run resumed on other kernels
     /// lists its sessions joined by " then ". Each of these decides rounding: OpenBLAS's version and core
-    /// and the small products the order of the products' sums, the core count that of the reductions'
-    /// chunks. (PositionLab's own build is not recorded.)
+    /// and the small products the order of the products' sums, the core count how OpenBLAS's products
+    /// split. A session whose every product ran on PositionLab's kernel (`ownProductsOnly`) is "PositionLab's
+    /// kernel for every product (avx2+fma), element-wise avx2+fma": OpenBLAS and the core count did not
+    /// touch its sums.
+    /// (PositionLab's own build is not recorded.)
     public static func kernelSet(ofRunIn folder: URL) -> String {
         guard let sessions = try? TrainingSession.sessions(in: folder), !sessions.isEmpty else { return kernelsNotRecorded }
         let lines = sessions.map { session in
+            let elementwise = "element-wise \(session.elementwise?.rawValue ?? "not recorded")"
+            if session.ownProductsOnly { return "PositionLab's kernel for every product (avx2+fma), " + elementwise }
             let words = session.kernels.configuration.split(separator: " ")
             let library = words.count >= 2 && words[0] == "OpenBLAS" ? words[0...1].joined(separator: " ") : "OpenBLAS"
-            return "\(library) core \(session.kernels.core), small products \(session.smallProducts?.rawValue ?? "blas"), "
-                + "element-wise \(session.elementwise?.rawValue ?? "not recorded"), "
-                + "\(session.cores) core\(session.cores == 1 ? "" : "s")"
+            let small = "small products " + (session.smallProducts?.rawValue ?? "blas")
+            let cores = "\(session.cores) core" + (session.cores == 1 ? "" : "s")
+            return "\(library) core \(session.kernels.core), \(small), \(elementwise), \(cores)"
         }
         return lines.enumerated().filter { $0.offset == 0 || lines[$0.offset - 1] != $0.element }.map(\.element)
             .joined(separator: " then ")
@@ -62,7 +67,8 @@ public enum Report {
     }
 
     /// A warning when the runs whose kernels are recorded did not all train on the same ones (another
-    /// machine, OpenBLAS version or core, core count, a run resumed elsewhere): their figures then differ
+    /// machine, OpenBLAS version or core, core count, a run resumed elsewhere, unless every product ran
+    /// on PositionLab's kernel): their figures then differ
     /// in rounding too, and single-seed figures move with rounding. Nil when they did; runs without a
     /// record are not compared (`kernelsNote` counts them).
     public static func mixedKernelsWarning(_ sets: [(kernels: String, runs: [String])]) -> String? {

@@ -250,7 +250,7 @@ public final class Sweep: Sendable {
         catch let diverged as TrainingDiverged {
             // A diverged run is a result: recorded, and the sweep goes on.
             let evaluation = EvaluationReport.diverged(run, diverged)
-            try AtomicFile.write(prettyJSON(evaluation), to: evaluationURL)
+            try experiment.writeEvaluation(evaluation)
             report(.finished(run, evaluation, seconds: Date().timeIntervalSince(start)))
             return
         }
@@ -262,7 +262,7 @@ public final class Sweep: Sendable {
         let analysis = try Analyzer.analyze(model: model, run: run,
                                             length: min(2 * run.trainLength, representable, drawable, Analyzer.maximumLength))
         try AtomicFile.write(prettyJSON(analysis), to: runFolder.appendingPathComponent(Analyzer.fileName))
-        try AtomicFile.write(prettyJSON(evaluation), to: evaluationURL)
+        try experiment.writeEvaluation(evaluation)
         report(.finished(run, evaluation, seconds: Date().timeIntervalSince(start)))
     }
 

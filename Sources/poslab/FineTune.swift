@@ -51,7 +51,7 @@ struct FineTune: ParsableCommand {
               + "\(specification.steps) steps")
         guard let trained = try trainShowingProgress(experiment, resume: true, logEvery: logEvery, record: true) else { return }
         let report = try evaluate(trained, specification)
-        try AtomicFile.write(prettyJSON(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
+        try experiment.writeEvaluation(report)
         print("checkpoint: \(experiment.checkpointURL.path)")
     }
 }

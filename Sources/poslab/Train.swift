@@ -159,7 +159,7 @@ struct Train: ParsableCommand {
             return
         }
         let report = try evaluate(trained, specification)
-        try AtomicFile.write(prettyJSON(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
+        try experiment.writeEvaluation(report)
         print("checkpoint: \(experiment.checkpointURL.path)")
     }
 }
@@ -183,7 +183,7 @@ func trainShowingProgress(_ experiment: Experiment, resume: Bool, logEvery: Int,
     } catch let diverged as TrainingDiverged {
         progress.clear()
         let url = experiment.folder.appendingPathComponent(Experiment.evaluationFile)
-        if record { try AtomicFile.write(prettyJSON(EvaluationReport.diverged(experiment.specification, diverged)), to: url) }
+        if record { try experiment.writeEvaluation(EvaluationReport.diverged(experiment.specification, diverged)) }
         printError("\(diverged)" + (record ? "; recorded as diverged in \(url.path)" : ""))
         throw ExitCode(1)
     }

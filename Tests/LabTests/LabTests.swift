@@ -181,8 +181,13 @@ final class LabTests: XCTestCase {
         XCTAssertEqual(csv.first.map(String.init), Sweep.csvHeader)
         XCTAssertEqual(csv.count, 1 + 2 * 2, "one row per run per evaluation length")
         for row in csv.dropFirst() {  // the kernels (a quoted field: it holds commas), then the status
-            XCTAssertTrue(row.contains(",\"OpenBLAS ")
-                          && (row.hasSuffix(" cores\",finished") || row.hasSuffix(" core\",finished")), String(row))
+            if Kernels.smallProducts == .avx2FMA {  // every product of these small models on PositionLab's kernel
+                XCTAssertTrue(row.hasSuffix(",\"PositionLab's kernel for every product (avx2+fma), element-wise "
+                                            + Kernels.elementwise.rawValue + "\",finished"), String(row))
+            } else {
+                XCTAssertTrue(row.contains(",\"OpenBLAS ")
+                              && (row.hasSuffix(" cores\",finished") || row.hasSuffix(" core\",finished")), String(row))
+            }
         }
         let ropeFolder = sweep.runFolder(try specification.runs()[1])
         let before = try Data(contentsOf: ropeFolder.appendingPathComponent("eval.json"))
@@ -212,7 +217,9 @@ final class LabTests: XCTestCase {
         XCTAssertEqual(html.components(separatedBy: " !</td>").count - 1, unlearned.count)
         // The kernels they trained on (the rope run in two sessions, both here): named once, no warning.
         XCTAssertEqual(try TrainingSession.sessions(in: ropeFolder).count, 2)
-        XCTAssertTrue(html.contains("Trained on OpenBLAS"), "the kernels are named")
+        // On a CPU with AVX2 and FMA every product of these small models ran on PositionLab's kernel.
+        let named = Kernels.smallProducts == .avx2FMA ? "Trained on PositionLab's kernel for every product" : "Trained on OpenBLAS"
+        XCTAssertTrue(html.contains(named), "the kernels are named")
         XCTAssertFalse(html.contains("did not all train on the same kernels"))
         // One run as if trained on another machine: the report says the runs round differently.
         let nopeFolder = sweep.runFolder(try specification.runs()[0])
@@ -223,12 +230,12 @@ final class LabTests: XCTestCase {
                                      + (try specification.runs()[0].name) + ")"), mixed)
     }
 
-    static func session(core: String, cores: Int, from step: Int = 0) -> TrainingSession {
+    static func session(core: String, cores: Int, from step: Int = 0, blasProducts: Int? = nil) -> TrainingSession {
         TrainingSession(fromStep: step, cores: cores,
                         kernels: BLASKernels(library: "libopenblas.so.0", core: core, chosenBy: .positionLab,
                                              coreInstructionSet: .avx2, cpu: "AMD EPYC", cpuInstructionSet: .avx2,
                                              configuration: "OpenBLAS 0.3.21"),
-                        elementwise: .avx2FMA, smallProducts: .avx2FMA)
+                        elementwise: .avx2FMA, smallProducts: .avx2FMA, blasProducts: blasProducts)
     }
 
     static func writeSessions(_ sessions: [TrainingSession], in folder: URL) throws {
@@ -263,6 +270,16 @@ final class LabTests: XCTestCase {
         try Self.writeSessions([Self.session(core: "Zen", cores: 2), Self.session(core: "SkylakeX", cores: 2, from: 10),
                                 Self.session(core: "Zen", cores: 2, from: 20)], in: folder)
         XCTAssertEqual(Report.kernelSet(ofRunIn: folder), both + " then " + zen)
+        // Sessions whose every product ran on PositionLab's kernel: OpenBLAS's core and the core count did not
+        // touch their sums, so they are one line; one product on OpenBLAS, or a count not recorded, and they are not.
+        let own = "PositionLab's kernel for every product (avx2+fma), element-wise avx2+fma"
+        try Self.writeSessions([Self.session(core: "Zen", cores: 2, blasProducts: 0),
+                                Self.session(core: "SkylakeX", cores: 1, from: 40, blasProducts: 0)], in: folder)
+        XCTAssertEqual(Report.kernelSet(ofRunIn: folder), own)
+        try Self.writeSessions([Self.session(core: "Zen", cores: 2, blasProducts: 0),
+                                Self.session(core: "Zen", cores: 2, from: 40, blasProducts: 1)], in: folder)
+        XCTAssertEqual(Report.kernelSet(ofRunIn: folder), own + " then " + zen)
+        XCTAssertNotNil(Report.mixedKernelsWarning([(own, ["a"]), (zen, ["b"])]))
         // A record that does not parse is no record.
         try Data("{not json".utf8).write(to: folder.appendingPathComponent(TrainingSession.file))
         XCTAssertEqual(Report.kernelSet(ofRunIn: folder), Report.kernelsNotRecorded)

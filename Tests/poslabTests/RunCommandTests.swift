@@ -112,8 +112,9 @@ final class RunCommandTests: CommandTestCase {
     /// The same run on one core and on all of them, and with OpenBLAS's SSE3 kernels instead of the ones
     /// poslab chooses, gives the same checkpoint and evaluation bit for bit: every product of a model this
     /// size runs on the engine's own kernel (one in-order sum per element), and reductions split by size,
-    /// not by core count. (On a CPU without AVX2 and FMA every product is OpenBLAS's: only the core count
-    /// is varied there.)
+    /// not by core count; environment.json records that no product went to OpenBLAS (and counts them when
+    /// `POSITIONLAB_SMALL_PRODUCTS=blas` sends them there). (On a CPU without AVX2 and FMA every product is
+    /// OpenBLAS's: only the core count is varied there.)
     func testARunIsTheSameOnAnyCoreCountAndOpenBLASCore() throws {
         // 1024 rows a step (batch 32 × 32 tokens): LayerNorm's parameter gradients split into chunks, the
         // products over the cores, and the weight gradients have a depth of 1024.
@@ -134,6 +135,9 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertEqual(all.evaluation, one.evaluation, "one core against all")
         XCTAssertTrue(one.kernels.contains("\"cores\" : 1"), one.kernels)
         guard all.kernels.contains("\"smallProducts\" : \"avx2+fma\"") else { return }
+        XCTAssertTrue(all.kernels.contains("\"blasProducts\" : 0,"), "no product on OpenBLAS: \(all.kernels)")
+        let blas = try run("blas-products", ["POSITIONLAB_SMALL_PRODUCTS": "blas"])
+        XCTAssertFalse(blas.kernels.contains("\"blasProducts\" : 0,"), "every product on OpenBLAS: \(blas.kernels)")
         let sse = try run("sse3-blas", ["OPENBLAS_CORETYPE": "Prescott"])
         XCTAssertTrue(sse.kernels.contains("Prescott"), sse.kernels)
         XCTAssertEqual(all.checkpoint, sse.checkpoint, "OpenBLAS's SSE3 kernels against the ones poslab chose")

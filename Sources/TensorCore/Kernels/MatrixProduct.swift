@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Synchronization
 
 extension Kernels {
     /// C = alpha · op(A) · op(B) + beta · C, row-major, op(X) = X or Xᵀ. A is m×k after op, B is
@@ -98,6 +99,7 @@ extension Kernels {
             return
         }
         if m == 1 {
+            blasProducts.add(1, ordering: .relaxed)
             // One row (decoding a token): OpenBLAS's sgemv reads op(B) in place, 2.5–4× as fast as the small
             // kernel (which packs op(B) for one row) and OpenBLAS's sgemm on Zen 4, with each of OpenBLAS's
             // SkylakeX, Zen and Haswell kernels. A's row: element p at a + p, or a + p·lda when transposed.
@@ -112,10 +114,18 @@ extension Kernels {
                             ldc) == 0 {
             return
         }
+        blasProducts.add(1, ordering: .relaxed)
         if let bias { for i in 0..<m { (c + i * ldc).update(from: bias, count: n) } }
         blasSgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                   b: b, ldb: ldb, beta: bias == nil ? beta : 1, c: c, ldc: ldc)
     }
+
+    /// The products `sgemm` and `sgemmBlock` have sent to OpenBLAS (sgemm or sgemv) in this process, on
+    /// any thread: a run whose count did not grow computed every product on `ck_small_product`, whose sums
+    /// follow neither OpenBLAS's kernels nor the core count.
+    public static var blasProductCount: Int { blasProducts.load(ordering: .relaxed) }
+
+    private static let blasProducts = Atomic<Int>(0)
 
     /// OpenBLAS's sgemm, whatever the size (the small-product kernel's twin and rival).
     public static func blasSgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
