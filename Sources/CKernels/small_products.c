@@ -220,22 +220,22 @@ static AVX2 void block_product(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const floa
     ptrdiff_t panels = n / PANEL + (n % PANEL != 0);
     for (ptrdiff_t i0 = 0; i0 < m; i0 += ROW_BLOCK) {
         ptrdiff_t i1 = m - i0 < ROW_BLOCK ? m : i0 + ROW_BLOCK;
-        // The tile of rows i ..< i + 6 starts at origin + i·step; in it, A[i + r, q] is at r·inRow + q·inDepth.
-        const float *origin = a;
+        // The tile of rows i ..< i + 6 starts at origin + (i − i0)·step; in it, A[i + r, q] is at r·inRow + q·inDepth.
+        const float *origin = a + i0 * rowStride;
         ptrdiff_t step = rowStride, inRow = rowStride, inDepth = depthStride;
         if (packs_a(rowStride, depthStride)) {  // the tile-major copy: tile t at packedA + 6kt
             pack_transposed_rows(a, depthStride, i0, i1, k, packedA);
-            origin = packedA - i0 * k, step = k, inRow = 1, inDepth = ROWS;
+            origin = packedA, step = k, inRow = 1, inDepth = ROWS;
         }
         for (ptrdiff_t j = 0; j < panels; j++) {
             ptrdiff_t width = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
             const float *panel = packed + j * PANEL * k, *panelBias = bias ? bias + j * PANEL : NULL;
             ptrdiff_t i = i0;
             for (; i + ROWS <= i1; i += ROWS)
-                tile(6, origin + i * step, inRow, inDepth, k, panel, carry, alpha, beta, panelBias,
+                tile(6, origin + (i - i0) * step, inRow, inDepth, k, panel, carry, alpha, beta, panelBias,
                      c + i * ldc + j * PANEL, ldc, width);
             if (i == i1) continue;
-            const float *rest = origin + i * step;
+            const float *rest = origin + (i - i0) * step;
             float *out = c + i * ldc + j * PANEL;
             switch (i1 - i) {
             case 5: tile(5, rest, inRow, inDepth, k, panel, carry, alpha, beta, panelBias, out, ldc, width); break;

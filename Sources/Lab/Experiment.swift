@@ -23,20 +23,26 @@ public final class Experiment {
     /// This training session, and `Kernels.blasProductCount` when it started.
     private var session: (record: TrainingSession, productsBefore: Int)?
 
-    /// Records this session in environment.json; with `counting`, the products sent to OpenBLAS since it started.
+    /// Records this session in environment.json; with `counting`, the products sent to OpenBLAS since it
+    /// started. Without a session in this process (an evaluation of a run trained before), the last recorded
+    /// session's count becomes unknown: it did not cover this evaluation.
     private func recordSession(counting: Bool = false) throws {
-        guard let (started, before) = session else { return }
+        guard let (started, before) = session else {
+            guard var last = try TrainingSession.sessions(in: folder).last, last.blasProducts != nil else { return }
+            last.blasProducts = nil
+            return try TrainingSession.record(last, in: folder)
+        }
         var record = started
         if counting { record.blasProducts = Kernels.blasProductCount - before }
         session = (record, before)
         try TrainingSession.record(record, in: folder)
     }
 
-    /// Writes the run's evaluation (eval.json) and, after training in this process, the products its
-    /// session sent to OpenBLAS through the evaluation too.
+    /// Writes the run's evaluation (eval.json), after recording the products its session sent to OpenBLAS
+    /// through the evaluation too (so that an eval.json never stands beside a count that missed it).
     public func writeEvaluation(_ report: EvaluationReport) throws {
-        try AtomicFile.write(prettyJSON(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
         try recordSession(counting: true)
+        try AtomicFile.write(prettyJSON(report), to: folder.appendingPathComponent(Experiment.evaluationFile))
     }
 
     public var checkpointURL: URL { folder.appendingPathComponent(Checkpoint.fileName) }

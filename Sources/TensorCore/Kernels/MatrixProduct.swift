@@ -20,6 +20,8 @@ extension Kernels {
     public static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
+        if m == 1 { return singleRow(transposeA: transposeA, transposeB: transposeB, n: n, k: k, alpha: alpha, a: a,
+                                     lda: lda, b: b, ldb: ldb, beta: beta, c: c, bias: bias) }
         let cores = Parallel.coreCount, small = isSmallProduct(m: m, n: n, k: k)
         guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16 else {
             return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
@@ -77,6 +79,26 @@ extension Kernels {
     /// The widest op(B), and the deepest product unless C has at most this many rows, that `isSmallProduct` takes.
     public static let smallProductLimit = 1024
 
+    /// A whole product of one row (decoding a token, whose linear layers multiply one row): OpenBLAS's
+    /// sgemv reads op(B) in place, 2.5–4× as fast as the small kernel (which packs op(B) for one row) and
+    /// OpenBLAS's sgemm on Zen 4, with each of OpenBLAS's SkylakeX, Zen and Haswell kernels; its sums follow
+    /// OpenBLAS's kernels. Blocks of larger products (attention's tiles, a slab of one row) go through
+    /// `sgemmBlock`, never here. A's row: element p at a + p, or a + p·lda when transposed.
+    static func singleRow(transposeA: Bool, transposeB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>,
+                          lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>,
+                          bias: UnsafePointer<Float>?) {
+        precondition(bias == nil || beta == 0, "sgemm: a bias is added to the product alone (beta = 0)")
+        guard n > 0, k > 0 else {
+            return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: 1, n: n, k: k, alpha: alpha, a: a,
+                              lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: n, bias: bias)
+        }
+        blasProducts.add(1, ordering: .relaxed)
+        if let bias { c.update(from: bias, count: n) } else if beta == 0 { c.update(repeating: 0, count: n) }
+        BLAS.sgemv(BLAS.rowMajor, transposeB ? BLAS.noTranspose : BLAS.transpose, Int32(transposeB ? n : k),
+                   Int32(transposeB ? k : n), alpha, b, Int32(ldb), a, Int32(transposeA ? lda : 1),
+                   bias == nil ? beta : 1, c, 1)
+    }
+
     /// One product on the calling thread (batched loops call it from their own workers): small ones
     /// (`isSmallProduct`, or `small` as a caller that split a product decided for the whole of it)
     /// on `ck_small_product` when the CPU has AVX2 and FMA, the others on OpenBLAS, itself
@@ -98,17 +120,6 @@ extension Kernels {
             }
             return
         }
-        if m == 1 {
-            blasProducts.add(1, ordering: .relaxed)
-            // One row (decoding a token): OpenBLAS's sgemv reads op(B) in place, 2.5–4× as fast as the small
-            // kernel (which packs op(B) for one row) and OpenBLAS's sgemm on Zen 4, with each of OpenBLAS's
-            // SkylakeX, Zen and Haswell kernels. A's row: element p at a + p, or a + p·lda when transposed.
-            if let bias { c.update(from: bias, count: n) } else if beta == 0 { c.update(repeating: 0, count: n) }
-            BLAS.sgemv(BLAS.rowMajor, transposeB ? BLAS.noTranspose : BLAS.transpose, Int32(transposeB ? n : k),
-                       Int32(transposeB ? k : n), alpha, b, Int32(ldb), a, Int32(transposeA ? lda : 1),
-                       bias == nil ? beta : 1, c, 1)
-            return
-        }
         if smallProducts == .avx2FMA, small ?? isSmallProduct(m: m, n: n, k: k),
            ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, bias, c,
                             ldc) == 0 {
@@ -120,7 +131,7 @@ extension Kernels {
                   b: b, ldb: ldb, beta: bias == nil ? beta : 1, c: c, ldc: ldc)
     }
 
-    /// The products `sgemm` and `sgemmBlock` have sent to OpenBLAS (sgemm or sgemv) in this process, on
+    /// The products `sgemm`, `sgemmBlock` and `sgemv` have sent to OpenBLAS in this process, on
     /// any thread: a run whose count did not grow computed every product on `ck_small_product`, whose sums
     /// follow neither OpenBLAS's kernels nor the core count.
     public static var blasProductCount: Int { blasProducts.load(ordering: .relaxed) }
@@ -141,6 +152,7 @@ extension Kernels {
     /// first). Its naive twin is `naiveSgemm` with one column.
     public static func sgemv(transposeA: Bool, m: Int, n: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                              x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
+        blasProducts.add(1, ordering: .relaxed)
         guard m > 0, n > 0 else {
             for i in 0..<(transposeA ? n : m) { y[i] = beta == 0 ? 0 : y[i] * beta }
             return
