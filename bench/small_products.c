@@ -7,8 +7,8 @@
 //
 // (OPENBLAS_CORETYPE chooses OpenBLAS's kernels, as for poslab: on this CPU, set it to the core
 // `poslab bench sgemm` reports, or OpenBLAS 0.3.21 may fall back to SSE3 on a CPU newer than itself.)
-// `isSmallProduct` in Sources/TensorCore/Kernels/MatrixProduct.swift sends products to the kernel
-// where it won here.
+// `isSmallProduct` in Sources/TensorCore/Kernels/MatrixProduct.swift sends the kernel every product of the
+// lab's models (for the same bits on every CPU), chosen from what ran here at least about as fast as OpenBLAS.
 #include "../Sources/CKernels/kernels.c"
 #include "../Sources/CKernels/small_products.c"
 

@@ -69,9 +69,10 @@ extension Kernels {
     /// gradient, whose depth is the batch's tokens). Every element of such a product is one in-order sum
     /// with fused multiply-adds, whatever the core count and OpenBLAS's kernels: a run of these models
     /// gives the same bits on every x86-64 CPU with AVX2 and FMA. On Zen 4 (`bench/small_products.c`,
-    /// against OpenBLAS 0.3.21's SkylakeX kernels, one thread) the kernel ran these at 0.84–1.4× (the
-    /// large model's weight gradients 0.84–0.91×, the quickstart's and the small model's 1.05–1.4×); wider
-    /// products (an imported model's C = 768 MLP at 0.70×) stay on OpenBLAS.
+    /// against OpenBLAS 0.3.21's SkylakeX kernels, one thread) the kernel ran these at 0.96–1.4× (weight
+    /// gradients 0.97–1.11×). Wider products (an imported model's C = 768 MLP, 0.92–0.96× there) stay on
+    /// OpenBLAS, whose AVX-512 kernels may run up to twice as fast on an Intel CPU with two 512-bit FMA
+    /// units (not measured).
     public static func isSmallProduct(m: Int, n: Int, k: Int) -> Bool {
         m >= 1 && n >= 1 && k >= 1 && n <= smallProductLimit && (k <= smallProductLimit || m <= smallProductLimit)
     }
