@@ -285,10 +285,115 @@ static AVX2 void blocked_product(int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
     }
 }
 
+/// t[l] lane r = r_[r] lane l: eight vectors transposed.
+static INLINE AVX2 void transpose8_vectors(const __m256 r[8], __m256 t[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    t[0] = _mm256_permute2f128_ps(u0, u4, 0x20), t[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    t[2] = _mm256_permute2f128_ps(u2, u6, 0x20), t[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    t[4] = _mm256_permute2f128_ps(u0, u4, 0x31), t[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    t[6] = _mm256_permute2f128_ps(u2, u6, 0x31), t[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/// x[0], x[stride], …, x[7·stride].
+static INLINE AVX2 __m256 load_strided(const float *x, ptrdiff_t stride) {
+    if (stride == 1) return _mm256_loadu_ps(x);
+    return _mm256_setr_ps(x[0], x[stride], x[2 * stride], x[3 * stride], x[4 * stride], x[5 * stride], x[6 * stride],
+                          x[7 * stride]);
+}
+
+/// y[0 ..< width] (width ≤ 8) from the sums s: alpha·s (+ beta·y) (+ bias), as store_row forms it.
+static INLINE AVX2 void store_sums(float *y, __m256 s, float alpha, float beta, const float *bias, ptrdiff_t width) {
+    __m256i mask = lanes_below(width);
+    __m256 v = _mm256_mul_ps(_mm256_set1_ps(alpha), s);
+    if (beta != 0) v = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_maskload_ps(y, mask), v);
+    if (bias) v = _mm256_add_ps(_mm256_maskload_ps(bias, mask), v);
+    _mm256_maskstore_ps(y, mask, v);
+}
+
+/// One row (m = 1): y = alpha·x·op(B) (+ beta·y) (+ bias), op(B) read in place, nothing packed; x[p] at
+/// x + p·xStride. op(B) = B (k × n): 64 columns at a time, one broadcast of x[p] per row of B, each element
+/// the same in-order chain of fused multiply-adds as in the blocked product. op(B) = Bᵀ: dot products (below),
+/// in an order of their own, fixed too.
+static AVX2 void single_row(int transB, ptrdiff_t n, ptrdiff_t k, float alpha, const float *x, ptrdiff_t xStride,
+                            const float *b, ptrdiff_t ldb, float beta, const float *bias, float *y) {
+    if (!transB) {
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += 64) {
+            ptrdiff_t width = n - j0 < 64 ? n - j0 : 64, vectors = (width + 7) / 8;
+            __m256 acc[8];
+            __m256i masks[8];
+            for (int v = 0; v < 8; v++) acc[v] = _mm256_setzero_ps(), masks[v] = lanes_below(width - 8 * v);
+            if (width == 64) {
+                for (ptrdiff_t p = 0; p < k; p++) {
+                    __m256 xp = _mm256_set1_ps(x[p * xStride]);
+                    const float *row = b + p * ldb + j0;
+                    for (int v = 0; v < 8; v++) acc[v] = _mm256_fmadd_ps(xp, _mm256_loadu_ps(row + 8 * v), acc[v]);
+                }
+            } else {
+                for (ptrdiff_t p = 0; p < k; p++) {
+                    __m256 xp = _mm256_set1_ps(x[p * xStride]);
+                    const float *row = b + p * ldb + j0;
+                    for (ptrdiff_t v = 0; v < vectors; v++)
+                        acc[v] = _mm256_fmadd_ps(xp, _mm256_maskload_ps(row + 8 * v, masks[v]), acc[v]);
+                }
+            }
+            for (ptrdiff_t v = 0; v < vectors; v++)
+                store_sums(y + j0 + 8 * v, acc[v], alpha, beta, bias ? bias + j0 + 8 * v : NULL, width - 8 * v);
+        }
+        return;
+    }
+    // op(B) = Bᵀ: each y_j is a dot product of x with row j of B, read in order: eight lanes along p (lane l
+    // sums p ≡ l mod 8 in order), added in order l0 + l1 + … + l7, then the last k mod 8 terms in order. Eight
+    // rows at a time (eight chains in flight), whose lanes are added by transposing them. (Transposing B to keep
+    // one chain per element ran at a quarter of OpenBLAS's sgemv on 128 × 512.)
+    ptrdiff_t j = 0, vectorDepth = k - k % 8;
+    for (; j + 8 <= n; j += 8) {
+        __m256 acc[8], t[8];
+        for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
+        for (ptrdiff_t p = 0; p < vectorDepth; p += 8) {
+            __m256 xv = load_strided(x + p * xStride, xStride);
+            for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(b + (j + r) * ldb + p), xv, acc[r]);
+        }
+        transpose8_vectors(acc, t);  // t[l] lane r: row r's lane l
+        __m256 sums = t[0];
+        for (int l = 1; l < 8; l++) sums = _mm256_add_ps(sums, t[l]);
+        for (ptrdiff_t q = vectorDepth; q < k; q++) {
+            const float *column = b + j * ldb + q;
+            __m256 v = _mm256_setr_ps(column[0], column[ldb], column[2 * ldb], column[3 * ldb], column[4 * ldb],
+                                      column[5 * ldb], column[6 * ldb], column[7 * ldb]);
+            sums = _mm256_fmadd_ps(_mm256_set1_ps(x[q * xStride]), v, sums);
+        }
+        store_sums(y + j, sums, alpha, beta, bias ? bias + j : NULL, 8);
+    }
+    for (; j < n; j++) {  // the last rows, one at a time, in the same order
+        __m256 acc = _mm256_setzero_ps();
+        for (ptrdiff_t p = 0; p < vectorDepth; p += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(b + j * ldb + p), load_strided(x + p * xStride, xStride), acc);
+        float lanes[8], sum;
+        _mm256_storeu_ps(lanes, acc);
+        sum = lanes[0];
+        for (int l = 1; l < 8; l++) sum += lanes[l];
+        for (ptrdiff_t q = vectorDepth; q < k; q++) sum = fmaf(x[q * xStride], b[j * ldb + q], sum);
+        float value = alpha * sum;
+        if (beta != 0) value = fmaf(beta, y[j], value);
+        y[j] = bias ? bias[j] + value : value;
+    }
+}
+
 AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                           const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
                           const float *bias, float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0 || k <= 0) return 1;
+    if (m == 1) {
+        single_row(transB, n, k, alpha, a, transA ? lda : 1, b, ldb, beta, bias, c);
+        return 0;
+    }
     float *packed = packing_buffer();
     if (!packed) return 1;
     // A[i, p] sits at a + i·rowStride + p·depthStride.

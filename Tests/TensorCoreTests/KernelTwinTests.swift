@@ -253,10 +253,51 @@ final class KernelTwinTests: XCTestCase {
                 XCTAssertEqual(ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb,
                                                 beta, withBias ? bias : nil, &direct, ldc), 0, name)
                 XCTAssertEqual(bits(direct), bits(expected), "the kernel, \(name)")
-                // The engine: a bias only with beta = 0; one row on OpenBLAS's sgemv (decoding), not this kernel.
-                guard beta == 0 || !withBias, m > 1, Kernels.isSmallProduct(m: m, n: n, k: k) else { continue }
+                // The engine: a bias only with beta = 0.
+                guard beta == 0 || !withBias, Kernels.isSmallProduct(m: m, n: n, k: k) else { continue }
                 Kernels.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
                               lda: lda, b: b, ldb: ldb, beta: beta, c: &engine, ldc: ldc, bias: withBias ? bias : nil)
+                XCTAssertEqual(bits(engine), bits(expected), "the engine, \(name)")
+            }
+        }
+    }
+
+    /// One row times a transposed B (decoding: a linear layer, the cache's scores) is a dot product per row of B,
+    /// in an order of its own, fixed bit for bit: eight lanes along the depth (lane l sums p ≡ l mod 8 in order
+    /// with fused multiply-adds), added in order l0 + l1 + … + l7, then the last k mod 8 terms in order; then
+    /// alpha·sum (+ beta·y) (+ bias). Rows in groups of 8 and one at a time; through the kernel and the engine
+    /// (which splits a wide row over the cores), with A's row strided (transposed) too.
+    func testOneRowTimesTransposedBIsAFixedDotProduct() throws {
+        try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
+        try XCTSkipIf(Kernels.smallProducts != .avx2FMA, "POSITIONLAB_SMALL_PRODUCTS sends every product to OpenBLAS")
+        var seed: UInt64 = 1300
+        for (n, k, xStride) in [(37, 1500, 1), (9, 13, 3), (8, 7, 1), (3000, 64, 1), (1, 8, 2), (19, 32, 1)] {
+            for (alpha, beta, withBias) in [(Float(1), Float(0), false), (0.5, 1.5, false), (-2, 0, true)] {
+                seed += 4
+                let ldb = k + 1, x = Random.floats(k * xStride, seed: seed), b = Random.floats(n * ldb, seed: seed + 1)
+                let y0 = Random.floats(n, seed: seed + 2), bias = Random.floats(n, seed: seed + 3)
+                var expected = y0
+                let vectorDepth = k - k % 8
+                for j in 0..<n {
+                    var lanes = [Float](repeating: 0, count: 8)
+                    for p in stride(from: 0, to: vectorDepth, by: 8) {
+                        for l in 0..<8 { lanes[l] = lanes[l].addingProduct(b[j * ldb + p + l], x[(p + l) * xStride]) }
+                    }
+                    var sum = lanes[0]
+                    for l in 1..<8 { sum += lanes[l] }
+                    for p in vectorDepth..<k { sum = sum.addingProduct(x[p * xStride], b[j * ldb + p]) }
+                    var value = alpha * sum
+                    if beta != 0 { value = value.addingProduct(beta, y0[j]) }
+                    expected[j] = withBias ? bias[j] + value : value
+                }
+                let name = "n=\(n) k=\(k) stride=\(xStride) alpha=\(alpha) beta=\(beta) bias=\(withBias)"
+                var direct = y0, engine = y0
+                XCTAssertEqual(ck_small_product(xStride == 1 ? 0 : 1, 1, 1, n, k, alpha, x, xStride, b, ldb, beta,
+                                                withBias ? bias : nil, &direct, n), 0, name)
+                XCTAssertEqual(bits(direct), bits(expected), "the kernel, \(name)")
+                guard beta == 0 || !withBias else { continue }
+                Kernels.sgemm(transposeA: xStride != 1, transposeB: true, m: 1, n: n, k: k, alpha: alpha, a: x, lda: xStride,
+                              b: b, ldb: ldb, beta: beta, c: &engine, ldc: n, bias: withBias ? bias : nil)
                 XCTAssertEqual(bits(engine), bits(expected), "the engine, \(name)")
             }
         }

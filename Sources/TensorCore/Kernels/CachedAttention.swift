@@ -7,8 +7,9 @@ import Foundation
 /// none. The Tq queries are the last Tq of the Tc cached tokens: query i sees rows
 /// 0 … Tc − Tq + i. Query head h reads key/value head h / (H / Hkv) (grouped-query attention,
 /// without copying the shared heads). Per (batch, head) pair: scores = scale · Q Kᵀ (+ bias),
-/// masked, softmax, then P V — two OpenBLAS products on the cache's own memory, so a decoding
-/// step costs O(Tc · D) per head and copies nothing but the new tokens' rows into the cache.
+/// masked, softmax, then P V — two products on the cache's own memory (`sgemmBlock`; for one query the
+/// small-product kernel reads it in place), so a decoding step costs O(Tc · D) per head and copies
+/// nothing but the new tokens' rows into the cache.
 public struct CachedAttentionShape: Equatable, Sendable {
     public var batch: Int, heads: Int, keyValueHeads: Int, queries: Int, cached: Int, capacity: Int, headDimension: Int
 
@@ -42,12 +43,9 @@ extension Kernels {
                 for i0 in stride(from: 0, to: tq, by: block) {
                     let rows = min(block, tq - i0), keys0 = tc - tq + i0 + rows  // keys the block's last query sees
                     let qBlock = q + (pair * tq + i0) * d, outBlock = out + (pair * tq + i0) * d
-                    if rows == 1 {  // a decoding step: matrix-vector products read the cache in place
-                        sgemv(transposeA: false, m: keys0, n: d, alpha: scale, a: keys + cache, lda: d, x: qBlock, beta: 0, y: scores)
-                    } else {
-                        sgemmBlock(transposeA: false, transposeB: true, m: rows, n: keys0, k: d, alpha: scale, a: qBlock, lda: d,
-                                   b: keys + cache, ldb: d, beta: 0, c: scores, ldc: tc)
-                    }
+                    // A decoding step (one row) reads the cache in place.
+                    sgemmBlock(transposeA: false, transposeB: true, m: rows, n: keys0, k: d, alpha: scale, a: qBlock, lda: d,
+                               b: keys + cache, ldb: d, beta: 0, c: scores, ldc: tc)
                     for r in 0..<rows {
                         let i = i0 + r, row = scores + r * tc, visible = tc - tq + i + 1
                         if let biasPair { for j in 0..<visible { row[j] += biasPair[i * tc + j] } }
@@ -58,12 +56,8 @@ extension Kernels {
                         for j in 0..<visible { row[j] *= inverse }
                         for j in visible..<keys0 { row[j] = 0 }
                     }
-                    if rows == 1 {
-                        sgemv(transposeA: true, m: keys0, n: d, alpha: 1, a: values + cache, lda: d, x: scores, beta: 0, y: outBlock)
-                    } else {
-                        sgemmBlock(transposeA: false, transposeB: false, m: rows, n: d, k: keys0, alpha: 1, a: scores, lda: tc,
-                                   b: values + cache, ldb: d, beta: 0, c: outBlock, ldc: d)
-                    }
+                    sgemmBlock(transposeA: false, transposeB: false, m: rows, n: d, k: keys0, alpha: 1, a: scores, lda: tc,
+                               b: values + cache, ldb: d, beta: 0, c: outBlock, ldc: d)
                 }
             }
         }

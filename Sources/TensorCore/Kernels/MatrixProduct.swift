@@ -5,9 +5,9 @@ import Synchronization
 extension Kernels {
     /// C = alpha · op(A) · op(B) + beta · C, row-major, op(X) = X or Xᵀ. A is m×k after op, B is
     /// k×n after op; lda, ldb, ldc are the row strides of A, B, C as stored. The products of the lab's
-    /// models (`isSmallProduct`) run on `ck_small_product` where the CPU has AVX2 and FMA, single rows
-    /// (decoding) on OpenBLAS sgemv, the others on OpenBLAS sgemm; none copies a transposed operand
-    /// (the small kernel packs op(B) as it reads it).
+    /// models and every product of one row (decoding; `isSmallProduct`) run on `ck_small_product` where
+    /// the CPU has AVX2 and FMA, the others on OpenBLAS sgemm (or sgemv, for one row); none copies a
+    /// transposed operand (the small kernel packs op(B) as it reads it, or reads one row's in place).
     ///
     /// Large products are split into row (or column) blocks of C, one per core, each a
     /// single-threaded call: OpenBLAS's own pool busy-waits with sched_yield between calls, which
@@ -20,8 +20,6 @@ extension Kernels {
     public static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
-        if m == 1 { return singleRow(transposeA: transposeA, transposeB: transposeB, n: n, k: k, alpha: alpha, a: a,
-                                     lda: lda, b: b, ldb: ldb, beta: beta, c: c, bias: bias) }
         let cores = Parallel.coreCount, small = isSmallProduct(m: m, n: n, k: k)
         guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16 else {
             return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
@@ -72,33 +70,16 @@ extension Kernels {
     /// against OpenBLAS 0.3.21's SkylakeX kernels, one thread) the kernel ran these at 0.96–1.4× (weight
     /// gradients 0.97–1.11×). Wider products (an imported model's C = 768 MLP, 0.92–0.96× there) stay on
     /// OpenBLAS, whose AVX-512 kernels may run up to twice as fast on an Intel CPU with two 512-bit FMA
-    /// units (not measured).
+    /// units (not measured). A product of one row (decoding a token: the linear layers, and the KV cache's
+    /// scores and weighted values) is the kernel's at any size: it reads op(B) in place, at 0.65–1.1× OpenBLAS's
+    /// sgemv (bench/small_products.c), so that decoding too gives the same tokens on every such CPU.
     public static func isSmallProduct(m: Int, n: Int, k: Int) -> Bool {
-        m >= 1 && n >= 1 && k >= 1 && n <= smallProductLimit && (k <= smallProductLimit || m <= smallProductLimit)
+        guard m >= 1, n >= 1, k >= 1 else { return false }
+        return m == 1 || (n <= smallProductLimit && (k <= smallProductLimit || m <= smallProductLimit))
     }
 
     /// The widest op(B), and the deepest product unless C has at most this many rows, that `isSmallProduct` takes.
     public static let smallProductLimit = 1024
-
-    /// A whole product of one row (decoding a token, whose linear layers multiply one row): OpenBLAS's
-    /// sgemv reads op(B) in place, 2.5–4× as fast as the small kernel (which packs op(B) for one row) and
-    /// OpenBLAS's sgemm on Zen 4, with each of OpenBLAS's SkylakeX, Zen and Haswell kernels; its sums follow
-    /// OpenBLAS's kernels. Blocks of larger products (attention's tiles, a slab of one row) go through
-    /// `sgemmBlock`, never here. A's row: element p at a + p, or a + p·lda when transposed.
-    static func singleRow(transposeA: Bool, transposeB: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>,
-                          lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>,
-                          bias: UnsafePointer<Float>?) {
-        precondition(bias == nil || beta == 0, "sgemm: a bias is added to the product alone (beta = 0)")
-        guard n > 0, k > 0 else {
-            return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: 1, n: n, k: k, alpha: alpha, a: a,
-                              lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: n, bias: bias)
-        }
-        blasProducts.add(1, ordering: .relaxed)
-        if let bias { c.update(from: bias, count: n) } else if beta == 0 { c.update(repeating: 0, count: n) }
-        BLAS.sgemv(BLAS.rowMajor, transposeB ? BLAS.noTranspose : BLAS.transpose, Int32(transposeB ? n : k),
-                   Int32(transposeB ? k : n), alpha, b, Int32(ldb), a, Int32(transposeA ? lda : 1),
-                   bias == nil ? beta : 1, c, 1)
-    }
 
     /// One product on the calling thread (batched loops call it from their own workers): small ones
     /// (`isSmallProduct`, or `small` as a caller that split a product decided for the whole of it)
@@ -126,6 +107,11 @@ extension Kernels {
                             ldc) == 0 {
             return
         }
+        if m == 1 {  // one row without the kernel (a CPU without AVX2 and FMA): sgemv reads op(B) in place
+            if let bias { c.update(from: bias, count: n) } else if beta == 0 { c.update(repeating: 0, count: n) }
+            return sgemv(transposeA: !transposeB, m: transposeB ? n : k, n: transposeB ? k : n, alpha: alpha, a: b,
+                         lda: ldb, x: a, incx: transposeA ? lda : 1, beta: bias == nil ? beta : 1, y: c)
+        }
         blasProducts.add(1, ordering: .relaxed)
         if let bias { for i in 0..<m { (c + i * ldc).update(from: bias, count: n) } }
         blasSgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
@@ -149,17 +135,18 @@ extension Kernels {
     }
 
     /// y = alpha · op(A) · x (+ beta · y): A is m×n row-major with row stride lda, op(A) = A or Aᵀ;
-    /// x and y contiguous. OpenBLAS sgemv, reading A in place (sgemm with one row would pack A
-    /// first). Its naive twin is `naiveSgemm` with one column.
+    /// x[i] at x + i·incx, y contiguous. OpenBLAS sgemv, reading A in place (sgemm with one row would
+    /// pack A first): one-row products on a CPU without AVX2 and FMA. Its naive twin is `naiveSgemm`
+    /// with one column.
     public static func sgemv(transposeA: Bool, m: Int, n: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
-                             x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
+                             x: UnsafePointer<Float>, incx: Int = 1, beta: Float, y: UnsafeMutablePointer<Float>) {
         blasProducts.add(1, ordering: .relaxed)
         guard m > 0, n > 0 else {
             for i in 0..<(transposeA ? n : m) { y[i] = beta == 0 ? 0 : y[i] * beta }
             return
         }
         BLAS.sgemv(BLAS.rowMajor, transposeA ? BLAS.transpose : BLAS.noTranspose, Int32(m), Int32(n), alpha, a, Int32(lda),
-                   x, 1, beta, y, 1)
+                   x, Int32(incx), beta, y, 1)
     }
 
     /// Naive twin of `sgemm`: the triple loop, accumulating in Double.
