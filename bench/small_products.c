@@ -61,6 +61,35 @@ static void compare(const char *name, int transA, int transB, int m, int n, int 
     free(a); free(b); free(c); free(d);
 }
 
+void cblas_sgemv(int order, int trans, int m, int n, float alpha, const float *a, int lda, const float *x, int incx,
+                 float beta, float *y, int incy);
+
+/// One row (decoding a token): the kernel's in-place path against OpenBLAS's sgemv. transB: y = W·x (W n × k, a
+/// linear layer or the cache's keys); else y = x·B (B k × n, the cache's values).
+static void compare_row(const char *name, int transB, int n, int k, int repeats) {
+    float *w = malloc(sizeof(float) * (size_t)n * k), *x = malloc(sizeof(float) * k);
+    float *y = malloc(sizeof(float) * n), *z = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < (size_t)n * k; i++) w[i] = sinf(i * 0.37f);
+    for (int i = 0; i < k; i++) x[i] = cosf(i * 0.11f);
+    double blas = 1e9, ours = 1e9;
+    for (int r = 0; r < 20; r++) {
+        double t0 = now();
+        for (int i = 0; i < repeats; i++)
+            if (transB) cblas_sgemv(101, 111, n, k, 1, w, k, x, 1, 0, z, 1);
+            else cblas_sgemv(101, 112, k, n, 1, w, n, x, 1, 0, z, 1);
+        double t1 = now();
+        for (int i = 0; i < repeats; i++) ck_small_product(0, transB, 1, n, k, 1, x, k, w, transB ? k : n, 0, NULL, y, n);
+        double t2 = now();
+        if (t1 - t0 < blas) blas = t1 - t0;
+        if (t2 - t1 < ours) ours = t2 - t1;
+    }
+    double worst = 0, flops = 2.0 * n * k * repeats;
+    for (int i = 0; i < n; i++) worst = fmax(worst, fabs(y[i] - z[i]));
+    printf("%-26s %s  1 x %5d x %5d  (sgemv)  %6.1f   %6.1f   %5.2f   %.1e\n", name, transB ? "NT" : "NN", n, k,
+           flops / blas / 1e9, flops / ours / 1e9, blas / ours, worst);
+    free(w); free(x); free(y); free(z);
+}
+
 int main(void) {
     openblas_set_num_threads(1);
     char model[256] = "?";
@@ -116,6 +145,15 @@ int main(void) {
     compare("large MLP down", 0, 1, 8192, 256, 1024, 1, 5);
     compare("large MLP dX", 0, 0, 8192, 256, 1024, 1, 5);
     compare("large MLP down dW", 1, 0, 256, 1024, 8192, 1, 5);
+    // Decoding, one row against sgemv: the reference model's linear layers, the KV cache at 2048 and 8192 tokens.
+    compare_row("decode row: projection", 1, 128, 128, 2000);
+    compare_row("decode row: MLP up", 1, 512, 128, 2000);
+    compare_row("decode row: MLP down", 1, 128, 512, 2000);
+    compare_row("decode row: C = 768", 1, 768, 768, 200);
+    compare_row("decode row: scores, 2048", 1, 2048, 32, 500);
+    compare_row("decode row: scores, 8192", 1, 8192, 32, 100);
+    compare_row("decode row: values, 2048", 0, 32, 2048, 500);
+    compare_row("decode row: values, 8192", 0, 32, 8192, 100);
     // An imported model's prefill (C = 768, 2048 tokens) and a text model's head (a 4096-token vocabulary).
     compare("C = 768 projection", 0, 1, 2048, 768, 768, 1, 3);
     compare("C = 768 MLP up", 0, 1, 2048, 3072, 768, 1, 3);

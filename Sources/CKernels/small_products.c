@@ -220,7 +220,8 @@ static AVX2 void block_product(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const floa
     ptrdiff_t panels = n / PANEL + (n % PANEL != 0);
     for (ptrdiff_t i0 = 0; i0 < m; i0 += ROW_BLOCK) {
         ptrdiff_t i1 = m - i0 < ROW_BLOCK ? m : i0 + ROW_BLOCK;
-        // The tile of rows i ..< i + 6 starts at origin + (i − i0)·step; in it, A[i + r, q] is at r·inRow + q·inDepth.
+        // The tile of rows i ..< i + 6 starts at origin + (i − i0)·step; in it, A[i + r, q] is at
+        // r·inRow + q·inDepth.
         const float *origin = a + i0 * rowStride;
         ptrdiff_t step = rowStride, inRow = rowStride, inDepth = depthStride;
         if (packs_a(rowStride, depthStride)) {  // the tile-major copy: tile t at packedA + 6kt

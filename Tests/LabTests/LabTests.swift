@@ -218,7 +218,8 @@ final class LabTests: XCTestCase {
         // The kernels they trained on (the rope run in two sessions, both here): named once, no warning.
         XCTAssertEqual(try TrainingSession.sessions(in: ropeFolder).count, 2)
         // On a CPU with AVX2 and FMA every product of these small models ran on PositionLab's kernel.
-        let named = Kernels.smallProducts == .avx2FMA ? "Trained on PositionLab's kernel for every product" : "Trained on OpenBLAS"
+        let named = Kernels.smallProducts == .avx2FMA ? "Trained on PositionLab's kernel for every product"
+            : "Trained on OpenBLAS"
         XCTAssertTrue(html.contains(named), "the kernels are named")
         XCTAssertFalse(html.contains("did not all train on the same kernels"))
         // One run as if trained on another machine: the report says the runs round differently.

@@ -228,7 +228,8 @@ final class KernelTwinTests: XCTestCase {
                       (13, 29, 1500, false, false), (1, 40, 1500, true, false),
                       (1023, 20, 1300, true, false)]  // the last: A's depths 1024 floats apart, so it is packed too
         for (m, n, k, transposeA, transposeB) in shapes {
-            for (alpha, beta, withBias) in [(Float(1), Float(0), false), (0.5, 1.5, false), (-2, 0, true), (0.25, -1, true)] {
+            let cases: [(Float, Float, Bool)] = [(1, 0, false), (0.5, 1.5, false), (-2, 0, true), (0.25, -1, true)]
+            for (alpha, beta, withBias) in cases {
                 seed += 4
                 let lda = (transposeA ? m : k) + 1, ldb = (transposeB ? k : n) + 2, ldc = n + 3
                 let a = Random.floats((transposeA ? k : m) * lda, seed: seed)
@@ -248,7 +249,8 @@ final class KernelTwinTests: XCTestCase {
                         expected[i * ldc + j] = value
                     }
                 }
-                let name = "m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) alpha=\(alpha) beta=\(beta) bias=\(withBias)"
+                let name = "m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) alpha=\(alpha) beta=\(beta) "
+                    + "bias=\(withBias)"
                 var direct = c0, engine = c0
                 XCTAssertEqual(ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb,
                                                 beta, withBias ? bias : nil, &direct, ldc), 0, name)
@@ -296,8 +298,8 @@ final class KernelTwinTests: XCTestCase {
                                                 withBias ? bias : nil, &direct, n), 0, name)
                 XCTAssertEqual(bits(direct), bits(expected), "the kernel, \(name)")
                 guard beta == 0 || !withBias else { continue }
-                Kernels.sgemm(transposeA: xStride != 1, transposeB: true, m: 1, n: n, k: k, alpha: alpha, a: x, lda: xStride,
-                              b: b, ldb: ldb, beta: beta, c: &engine, ldc: n, bias: withBias ? bias : nil)
+                Kernels.sgemm(transposeA: xStride != 1, transposeB: true, m: 1, n: n, k: k, alpha: alpha, a: x,
+                              lda: xStride, b: b, ldb: ldb, beta: beta, c: &engine, ldc: n, bias: withBias ? bias : nil)
                 XCTAssertEqual(bits(engine), bits(expected), "the engine, \(name)")
             }
         }

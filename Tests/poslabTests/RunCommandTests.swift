@@ -140,6 +140,22 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertTrue(all.kernels.contains("\"blasProducts\" : 0,"), "no product on OpenBLAS: \(all.kernels)")
         let blas = try run("blas-products", ["POSITIONLAB_SMALL_PRODUCTS": "blas"])
         XCTAssertFalse(blas.kernels.contains("\"blasProducts\" : 0,"), "every product on OpenBLAS: \(blas.kernels)")
+        // Predictive Position Coupling decodes in its evaluation, through the KV cache: on the kernel too.
+        let coupled = ["train", "--task", "addition", "--predict-positions", "--steps", "20", "--model-dimension", "32",
+                       "--layers", "2", "--train-length", "16", "--eval-lengths", "16,24", "--eval-samples", "16",
+                       "--log-every", "1000"]
+        var outcomes: [Outcome] = []
+        for (name, environment) in [("ppc", [:]), ("ppc-sse3-blas", ["OPENBLAS_CORETYPE": "Prescott"])] {
+            let out = folder.appendingPathComponent(name)
+            let result = try cli.poslab(coupled + ["--out", out.path], environment: environment)
+            XCTAssertEqual(result.status, 0, "\(name): \(result.error)")
+            outcomes.append((try Data(contentsOf: out.appendingPathComponent("checkpoint.safetensors")),
+                             try Data(contentsOf: out.appendingPathComponent("eval.json")),
+                             try String(contentsOf: out.appendingPathComponent("environment.json"), encoding: .utf8)))
+        }
+        XCTAssertEqual(outcomes[0].evaluation, outcomes[1].evaluation, "decoding in evaluation, OpenBLAS's SSE3 kernels")
+        XCTAssertEqual(outcomes[0].checkpoint, outcomes[1].checkpoint)
+        XCTAssertTrue(outcomes[0].kernels.contains("\"blasProducts\" : 0,"), outcomes[0].kernels)
         let sse = try run("sse3-blas", ["OPENBLAS_CORETYPE": "Prescott"])
         XCTAssertTrue(sse.kernels.contains("Prescott"), sse.kernels)
         XCTAssertEqual(all.checkpoint, sse.checkpoint, "OpenBLAS's SSE3 kernels against the ones poslab chose")

@@ -2,8 +2,8 @@
 // for the x86-64 baseline (SSE2) without unsafe flags, leave half the vector width and every fused
 // multiply-add unused, and the matrix products of the lab's models (the same bits whatever OpenBLAS's
 // kernels and the core count). Each function carries its instruction set as a target attribute, so the
-// package needs no compiler flags; call one only when ck_has_avx2_fma() says the CPU runs it. Each has a naive twin in Swift (Foundation's
-// expf, the scalar activations, Kernels.naiveSgemm), compared in the tests.
+// package needs no compiler flags; call one only when ck_has_avx2_fma() says the CPU runs it. Each has a
+// naive twin in Swift (Foundation's expf, the scalar activations, Kernels.naiveSgemm), compared in the tests.
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
