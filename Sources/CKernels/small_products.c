@@ -319,33 +319,47 @@ static INLINE AVX2 void store_sums(float *y, __m256 s, float alpha, float beta, 
 }
 
 /// One row (m = 1): y = alpha·x·op(B) (+ beta·y) (+ bias), op(B) read in place, nothing packed; x[p] at
-/// x + p·xStride. op(B) = B (k × n): 64 columns at a time, one broadcast of x[p] per row of B, each element
-/// the same in-order chain of fused multiply-adds as in the blocked product. op(B) = Bᵀ: dot products (below),
-/// in an order of their own, fixed too.
+/// x + p·xStride. Each element's sum has an order of its own (below), fixed, but not the blocked product's.
 static AVX2 void single_row(int transB, ptrdiff_t n, ptrdiff_t k, float alpha, const float *x, ptrdiff_t xStride,
                             const float *b, ptrdiff_t ldb, float beta, const float *bias, float *y) {
     if (!transB) {
-        for (ptrdiff_t j0 = 0; j0 < n; j0 += 64) {
-            ptrdiff_t width = n - j0 < 64 ? n - j0 : 64, vectors = (width + 7) / 8;
-            __m256 acc[8];
-            __m256i masks[8];
-            for (int v = 0; v < 8; v++) acc[v] = _mm256_setzero_ps(), masks[v] = lanes_below(width - 8 * v);
-            if (width == 64) {
-                for (ptrdiff_t p = 0; p < k; p++) {
-                    __m256 xp = _mm256_set1_ps(x[p * xStride]);
-                    const float *row = b + p * ldb + j0;
-                    for (int v = 0; v < 8; v++) acc[v] = _mm256_fmadd_ps(xp, _mm256_loadu_ps(row + 8 * v), acc[v]);
+        // x·B: 32 columns at a time; each element two chains of fused multiply-adds, over the even and the odd
+        // p, each in order, then even + odd (one chain, 8192 long on a KV cache's values, waited on each
+        // multiply-add's latency: 0.71× OpenBLAS's sgemv).
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += 32) {
+            ptrdiff_t width = n - j0 < 32 ? n - j0 : 32, vectors = (width + 7) / 8;
+            __m256 even[4], odd[4];
+            __m256i masks[4];
+            for (int v = 0; v < 4; v++)
+                even[v] = _mm256_setzero_ps(), odd[v] = _mm256_setzero_ps(), masks[v] = lanes_below(width - 8 * v);
+            ptrdiff_t p = 0;
+            if (width == 32) {
+                for (; p + 2 <= k; p += 2) {
+                    __m256 xe = _mm256_set1_ps(x[p * xStride]), xo = _mm256_set1_ps(x[(p + 1) * xStride]);
+                    const float *re = b + p * ldb + j0, *ro = re + ldb;
+                    for (int v = 0; v < 4; v++) {
+                        even[v] = _mm256_fmadd_ps(xe, _mm256_loadu_ps(re + 8 * v), even[v]);
+                        odd[v] = _mm256_fmadd_ps(xo, _mm256_loadu_ps(ro + 8 * v), odd[v]);
+                    }
                 }
             } else {
-                for (ptrdiff_t p = 0; p < k; p++) {
-                    __m256 xp = _mm256_set1_ps(x[p * xStride]);
-                    const float *row = b + p * ldb + j0;
-                    for (ptrdiff_t v = 0; v < vectors; v++)
-                        acc[v] = _mm256_fmadd_ps(xp, _mm256_maskload_ps(row + 8 * v, masks[v]), acc[v]);
+                for (; p + 2 <= k; p += 2) {
+                    __m256 xe = _mm256_set1_ps(x[p * xStride]), xo = _mm256_set1_ps(x[(p + 1) * xStride]);
+                    const float *re = b + p * ldb + j0, *ro = re + ldb;
+                    for (ptrdiff_t v = 0; v < vectors; v++) {
+                        even[v] = _mm256_fmadd_ps(xe, _mm256_maskload_ps(re + 8 * v, masks[v]), even[v]);
+                        odd[v] = _mm256_fmadd_ps(xo, _mm256_maskload_ps(ro + 8 * v, masks[v]), odd[v]);
+                    }
                 }
             }
+            if (p < k) {  // an odd depth: its last term ends the even chain
+                __m256 xe = _mm256_set1_ps(x[p * xStride]);
+                for (ptrdiff_t v = 0; v < vectors; v++)
+                    even[v] = _mm256_fmadd_ps(xe, _mm256_maskload_ps(b + p * ldb + j0 + 8 * v, masks[v]), even[v]);
+            }
             for (ptrdiff_t v = 0; v < vectors; v++)
-                store_sums(y + j0 + 8 * v, acc[v], alpha, beta, bias ? bias + j0 + 8 * v : NULL, width - 8 * v);
+                store_sums(y + j0 + 8 * v, _mm256_add_ps(even[v], odd[v]), alpha, beta, bias ? bias + j0 + 8 * v : NULL,
+                           width - 8 * v);
         }
         return;
     }

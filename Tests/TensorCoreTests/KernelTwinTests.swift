@@ -225,8 +225,7 @@ final class KernelTwinTests: XCTestCase {
         var seed: UInt64 = 900
         let shapes = [(13, 40, 1500, false, false), (7, 1030, 70, false, true), (70, 33, 2100, true, false),
                       (200, 64, 768, true, false), (9, 17, 5000, true, true), (40, 700, 64, false, true),
-                      (13, 29, 1500, false, false), (1, 40, 1500, true, false),
-                      (1023, 20, 1300, true, false)]  // the last: A's depths 1024 floats apart, so it is packed too
+                      (13, 29, 1500, false, false), (1023, 20, 1300, true, false)]  // the last: A's depths 1024 floats apart, so it is packed too
         for (m, n, k, transposeA, transposeB) in shapes {
             let cases: [(Float, Float, Bool)] = [(1, 0, false), (0.5, 1.5, false), (-2, 0, true), (0.25, -1, true)]
             for (alpha, beta, withBias) in cases {
@@ -264,43 +263,65 @@ final class KernelTwinTests: XCTestCase {
         }
     }
 
-    /// One row times a transposed B (decoding: a linear layer, the cache's scores) is a dot product per row of B,
-    /// in an order of its own, fixed bit for bit: eight lanes along the depth (lane l sums p ≡ l mod 8 in order
-    /// with fused multiply-adds), added in order l0 + l1 + … + l7, then the last k mod 8 terms in order; then
-    /// alpha·sum (+ beta·y) (+ bias). Rows in groups of 8 and one at a time; through the kernel and the engine
-    /// (which splits a wide row over the cores), with A's row strided (transposed) too.
-    func testOneRowTimesTransposedBIsAFixedDotProduct() throws {
+    /// A product of one row (decoding a token) reads op(B) in place, each element's sum in a fixed order of its
+    /// own, bit for bit. W·x (op(B) = Bᵀ: a linear layer, the cache's scores) is a dot product per row of B:
+    /// eight lanes along the depth (lane l sums p ≡ l mod 8 in order with fused multiply-adds), added in order
+    /// l0 + l1 + … + l7, then the last k mod 8 terms in order. x·B (the cache's weighted values) is two chains
+    /// per element, over the even and the odd p, each in order, then even + odd. Then alpha·sum (+ beta·y)
+    /// (+ bias). Rows of B in groups of 8 and one at a time, columns in blocks of 32 and a partial one; through
+    /// the kernel and the engine (which splits a wide row over the cores), with A's row strided too.
+    func testOneRowProductsHaveAFixedOrderOfTheirOwn() throws {
         try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
         try XCTSkipIf(Kernels.smallProducts != .avx2FMA, "POSITIONLAB_SMALL_PRODUCTS sends every product to OpenBLAS")
         var seed: UInt64 = 1300
-        for (n, k, xStride) in [(37, 1500, 1), (9, 13, 3), (8, 7, 1), (3000, 64, 1), (1, 8, 2), (19, 32, 1)] {
-            for (alpha, beta, withBias) in [(Float(1), Float(0), false), (0.5, 1.5, false), (-2, 0, true)] {
-                seed += 4
-                let ldb = k + 1, x = Random.floats(k * xStride, seed: seed), b = Random.floats(n * ldb, seed: seed + 1)
-                let y0 = Random.floats(n, seed: seed + 2), bias = Random.floats(n, seed: seed + 3)
-                var expected = y0
-                let vectorDepth = k - k % 8
-                for j in 0..<n {
-                    var lanes = [Float](repeating: 0, count: 8)
-                    for p in stride(from: 0, to: vectorDepth, by: 8) {
-                        for l in 0..<8 { lanes[l] = lanes[l].addingProduct(b[j * ldb + p + l], x[(p + l) * xStride]) }
+        let shapes = [(37, 1500, 1), (9, 13, 3), (8, 7, 1), (3000, 64, 1), (1, 8, 2), (19, 32, 1), (1, 1, 1),
+                      (40, 1501, 2)]
+        for transposeB in [true, false] {
+            for (n, k, xStride) in shapes {
+                for (alpha, beta, withBias) in [(Float(1), Float(0), false), (0.5, 1.5, false), (-2, 0, true)] {
+                    seed += 4
+                    let ldb = (transposeB ? k : n) + 1, x = Random.floats(k * xStride, seed: seed)
+                    let b = Random.floats((transposeB ? n : k) * ldb, seed: seed + 1)
+                    let y0 = Random.floats(n, seed: seed + 2), bias = Random.floats(n, seed: seed + 3)
+                    func element(_ j: Int, _ p: Int) -> Float { transposeB ? b[j * ldb + p] : b[p * ldb + j] }
+                    var expected = y0
+                    for j in 0..<n {
+                        var sum: Float
+                        if transposeB {
+                            let vectorDepth = k - k % 8
+                            var lanes = [Float](repeating: 0, count: 8)
+                            for p in stride(from: 0, to: vectorDepth, by: 8) {
+                                for l in 0..<8 {
+                                    lanes[l] = lanes[l].addingProduct(element(j, p + l), x[(p + l) * xStride])
+                                }
+                            }
+                            sum = lanes[0]
+                            for l in 1..<8 { sum += lanes[l] }
+                            for p in vectorDepth..<k { sum = sum.addingProduct(x[p * xStride], element(j, p)) }
+                        } else {
+                            var even: Float = 0, odd: Float = 0
+                            for p in 0..<k {
+                                if p % 2 == 0 { even = even.addingProduct(x[p * xStride], element(j, p)) }
+                                else { odd = odd.addingProduct(x[p * xStride], element(j, p)) }
+                            }
+                            sum = even + odd
+                        }
+                        var value = alpha * sum
+                        if beta != 0 { value = value.addingProduct(beta, y0[j]) }
+                        expected[j] = withBias ? bias[j] + value : value
                     }
-                    var sum = lanes[0]
-                    for l in 1..<8 { sum += lanes[l] }
-                    for p in vectorDepth..<k { sum = sum.addingProduct(x[p * xStride], b[j * ldb + p]) }
-                    var value = alpha * sum
-                    if beta != 0 { value = value.addingProduct(beta, y0[j]) }
-                    expected[j] = withBias ? bias[j] + value : value
+                    let name = "tB=\(transposeB) n=\(n) k=\(k) stride=\(xStride) alpha=\(alpha) beta=\(beta) "
+                        + "bias=\(withBias)"
+                    var direct = y0, engine = y0
+                    XCTAssertEqual(ck_small_product(xStride == 1 ? 0 : 1, transposeB ? 1 : 0, 1, n, k, alpha, x, xStride,
+                                                    b, ldb, beta, withBias ? bias : nil, &direct, n), 0, name)
+                    XCTAssertEqual(bits(direct), bits(expected), "the kernel, \(name)")
+                    guard beta == 0 || !withBias else { continue }
+                    Kernels.sgemm(transposeA: xStride != 1, transposeB: transposeB, m: 1, n: n, k: k, alpha: alpha,
+                                  a: x, lda: xStride, b: b, ldb: ldb, beta: beta, c: &engine, ldc: n,
+                                  bias: withBias ? bias : nil)
+                    XCTAssertEqual(bits(engine), bits(expected), "the engine, \(name)")
                 }
-                let name = "n=\(n) k=\(k) stride=\(xStride) alpha=\(alpha) beta=\(beta) bias=\(withBias)"
-                var direct = y0, engine = y0
-                XCTAssertEqual(ck_small_product(xStride == 1 ? 0 : 1, 1, 1, n, k, alpha, x, xStride, b, ldb, beta,
-                                                withBias ? bias : nil, &direct, n), 0, name)
-                XCTAssertEqual(bits(direct), bits(expected), "the kernel, \(name)")
-                guard beta == 0 || !withBias else { continue }
-                Kernels.sgemm(transposeA: xStride != 1, transposeB: true, m: 1, n: n, k: k, alpha: alpha, a: x,
-                              lda: xStride, b: b, ldb: ldb, beta: beta, c: &engine, ldc: n, bias: withBias ? bias : nil)
-                XCTAssertEqual(bits(engine), bits(expected), "the engine, \(name)")
             }
         }
     }
