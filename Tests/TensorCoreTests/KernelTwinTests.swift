@@ -274,8 +274,9 @@ final class KernelTwinTests: XCTestCase {
         try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
         try XCTSkipIf(Kernels.smallProducts != .avx2FMA, "POSITIONLAB_SMALL_PRODUCTS sends every product to OpenBLAS")
         var seed: UInt64 = 1300
+        // (3000, 128): wide enough for the engine to split the row's columns over the cores.
         let shapes = [(37, 1500, 1), (9, 13, 3), (8, 7, 1), (3000, 64, 1), (1, 8, 2), (19, 32, 1), (1, 1, 1),
-                      (40, 1501, 2)]
+                      (40, 1501, 2), (3000, 128, 1)]
         for transposeB in [true, false] {
             for (n, k, xStride) in shapes {
                 for (alpha, beta, withBias) in [(Float(1), Float(0), false), (0.5, 1.5, false), (-2, 0, true)] {

@@ -41,7 +41,8 @@ void ck_silu_backward(const float *dy, const float *x, float *dx, ptrdiff_t coun
 /// C = alpha·op(A)·op(B) + beta·C (+ bias in every row when bias is not NULL), row-major
 /// (small_products.c): op(A) m × k, op(B) k × n, C m × n with row strides lda, ldb, ldc as stored,
 /// bias n floats; C is not read when beta is 0. Each element is one in-order sum over k with fused
-/// multiply-adds, then alpha·sum (+ beta·C) (+ bias), whatever the blocking. Returns 0, or 1 without
+/// multiply-adds, then alpha·sum (+ beta·C) (+ bias), whatever the blocking; with one row (m = 1), a sum in a
+/// fixed order of its own (small_products.c, single_row). Returns 0, or 1 without
 /// touching C when it cannot run the product (an empty dimension, no buffer, not x86-64): the caller
 /// then uses BLAS.
 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,

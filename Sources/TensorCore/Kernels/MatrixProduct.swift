@@ -21,7 +21,9 @@ extension Kernels {
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
         let cores = Parallel.coreCount, small = isSmallProduct(m: m, n: n, k: k)
-        guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16 else {
+        // One row without the kernel stays whole: OpenBLAS's sgemv, split, could sum some rows in another order.
+        guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16,
+              m > 1 || (small && smallProducts == .avx2FMA) else {
             return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
                               lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias, small: small)
         }
@@ -71,8 +73,8 @@ extension Kernels {
     /// gradients 0.97–1.11×). Wider products (an imported model's C = 768 MLP, 0.92–0.96× there) stay on
     /// OpenBLAS, whose AVX-512 kernels may run up to twice as fast on an Intel CPU with two 512-bit FMA
     /// units (not measured). A product of one row (decoding a token: the linear layers, and the KV cache's
-    /// scores and weighted values) is the kernel's at any size: it reads op(B) in place, at 0.65–1.1× OpenBLAS's
-    /// sgemv (bench/small_products.c), so that decoding too gives the same tokens on every such CPU.
+    /// scores and weighted values) is the kernel's at any size: it reads op(B) in place, in an order of its own,
+    /// at 1.12–1.91× OpenBLAS's sgemv (bench/small_products.c), so that decoding sends nothing to OpenBLAS.
     public static func isSmallProduct(m: Int, n: Int, k: Int) -> Bool {
         guard m >= 1, n >= 1, k >= 1 else { return false }
         return m == 1 || (n <= smallProductLimit && (k <= smallProductLimit || m <= smallProductLimit))
