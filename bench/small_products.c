@@ -158,5 +158,8 @@ int main(void) {
     compare("C = 768 projection", 0, 1, 2048, 768, 768, 1, 3);
     compare("C = 768 MLP up", 0, 1, 2048, 3072, 768, 1, 3);
     compare("head, vocabulary 4096", 0, 1, 2048, 4096, 128, 1, 3);
+    compare("head dX, vocabulary 4096", 0, 0, 2048, 128, 4096, 1, 3);
+    compare("head dW, vocabulary 4096", 1, 0, 4096, 128, 2048, 1, 3);
+    compare("prefill scores, 8192 keys", 0, 1, 128, 8192, 64, 1, 5);
     return 0;
 }

@@ -132,7 +132,7 @@ final class KernelTwinTests: XCTestCase {
         sgemmCase(m: 4, n: 5, k: 0, transposeA: true, transposeB: false, alpha: 1, beta: 0, padding: 1, seed: 97, bias: true)
         // Products split over cores (when there are several) by columns (n > m) and by rows, with a bias:
         // on the small kernel (k = 64) and on OpenBLAS (wider than 1024, or deeper with more rows).
-        for (m, n, k) in [(40, 700, 64), (700, 40, 64), (40, 1100, 300), (1100, 40, 1100)] {
+        for (m, n, k) in [(40, 700, 64), (700, 40, 64), (40, 1100, 300), (1100, 300, 1100)] {
             sgemmCase(m: m, n: n, k: k, transposeA: false, transposeB: true, alpha: 1, beta: 0, padding: 1,
                       seed: UInt64(m + k), bias: true)
         }
@@ -187,13 +187,15 @@ final class KernelTwinTests: XCTestCase {
         XCTAssertEqual(ck_small_product(0, 0, 0, 4, 3, 1, [0], 3, [Float](repeating: 0, count: 12), 4, 0, nil, &c, 4), 1)
         XCTAssertEqual(ck_small_product(0, 0, 2, 2, 0, 1, [0], 1, [0], 2, 0, nil, &c, 2), 1)
         XCTAssertEqual(c, [7, 7, 7, 7])
-        // The quickstart's products, the large model's (C = 256, T = 256, B = 32) and a weight gradient
-        // over 8192 tokens are the kernel's; an imported model's C = 768 MLP (3072 wide) and a deep
-        // product with many rows (a 4096-token vocabulary's dX) are OpenBLAS's.
-        for (m, n, k) in [(768, 64, 64), (768, 256, 64), (192, 64, 768), (8192, 256, 1024), (1024, 256, 8192)] {
+        // The quickstart's products, the large model's (C = 256, T = 256, B = 32), a weight gradient over
+        // 8192 tokens, a 50,000-token head with C = 256 and its gradients, scores over 8192 keys, and one row
+        // are the kernel's; an imported model's C = 768 MLP (3072 wide) and SmolLM's MLP down-projection
+        // (1536 deep, 576 wide, 2048 rows) are OpenBLAS's.
+        for (m, n, k) in [(768, 64, 64), (768, 256, 64), (192, 64, 768), (8192, 256, 1024), (1024, 256, 8192),
+                          (2048, 50_000, 256), (2048, 256, 50_000), (50_000, 256, 2048), (128, 8192, 64), (1, 5000, 5000)] {
             XCTAssertTrue(Kernels.isSmallProduct(m: m, n: n, k: k), "m=\(m) n=\(n) k=\(k)")
         }
-        for (m, n, k) in [(2048, 3072, 768), (2048, 128, 4096), (2048, 4096, 128), (0, 4, 4)] {
+        for (m, n, k) in [(2048, 3072, 768), (2048, 576, 1536), (0, 4, 4)] {
             XCTAssertFalse(Kernels.isSmallProduct(m: m, n: n, k: k), "m=\(m) n=\(n) k=\(k)")
         }
         // Eight concurrent streams of products of different widths, each result checked: a shared packing
