@@ -46,28 +46,28 @@ static float *packing_buffer(void) {
     return buffer;
 }
 
-/// out[q·16 + x] = b[x·ldb + q] for x, q < 8: eight rows of B become eight columns of a panel.
-static INLINE AVX2 void transpose8(const float *b, ptrdiff_t ldb, float *out) {
-    __m256 r0 = _mm256_loadu_ps(b), r1 = _mm256_loadu_ps(b + ldb);
-    __m256 r2 = _mm256_loadu_ps(b + 2 * ldb), r3 = _mm256_loadu_ps(b + 3 * ldb);
-    __m256 r4 = _mm256_loadu_ps(b + 4 * ldb), r5 = _mm256_loadu_ps(b + 5 * ldb);
-    __m256 r6 = _mm256_loadu_ps(b + 6 * ldb), r7 = _mm256_loadu_ps(b + 7 * ldb);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+/// t[l] lane i = r[i] lane l: eight vectors transposed.
+static INLINE AVX2 void transpose8_vectors(const __m256 r[8], __m256 t[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
     __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
     __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
     __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
     __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(out + 0 * PANEL, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(out + 1 * PANEL, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(out + 2 * PANEL, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(out + 3 * PANEL, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(out + 4 * PANEL, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(out + 5 * PANEL, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(out + 6 * PANEL, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(out + 7 * PANEL, _mm256_permute2f128_ps(u3, u7, 0x31));
+    t[0] = _mm256_permute2f128_ps(u0, u4, 0x20), t[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    t[2] = _mm256_permute2f128_ps(u2, u6, 0x20), t[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    t[4] = _mm256_permute2f128_ps(u0, u4, 0x31), t[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    t[6] = _mm256_permute2f128_ps(u2, u6, 0x31), t[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/// out[q·16 + x] = b[x·ldb + q] for x, q < 8: eight rows of B become eight columns of a panel.
+static INLINE AVX2 void transpose8(const float *b, ptrdiff_t ldb, float *out) {
+    __m256 r[8], t[8];
+    for (int x = 0; x < 8; x++) r[x] = _mm256_loadu_ps(b + x * ldb);
+    transpose8_vectors(r, t);
+    for (int q = 0; q < 8; q++) _mm256_storeu_ps(out + q * PANEL, t[q]);
 }
 
 /// op(B) as column panels of 16: panel j holds rows 0 ..< k of columns 16j ..< 16j + 16, zero past n.
@@ -104,35 +104,35 @@ static INLINE AVX2 __m256i lanes_below(ptrdiff_t count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/// Row r of the tile: C[r, 0 ..< width] = alpha·(s0, s1) (+ beta·C; C is not read when beta is 0)
-/// (+ the panel's bias, when there is one). Lanes past width are neither read nor written (y + 8 and
+/// y[0 ..< width] (at most 8 of them) from the sums s: alpha·s (+ beta·y; y is not read when beta is 0)
+/// (+ bias, when there is one). Lanes past width are neither read nor written.
+static INLINE AVX2 void store_sums(float *y, __m256 s, float alpha, float beta, const float *bias, ptrdiff_t width) {
+    __m256 v = _mm256_mul_ps(_mm256_set1_ps(alpha), s);
+    if (width >= 8) {
+        if (beta != 0) v = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(y), v);
+        if (bias) v = _mm256_add_ps(_mm256_loadu_ps(bias), v);
+        _mm256_storeu_ps(y, v);
+        return;
+    }
+    __m256i mask = lanes_below(width);
+    if (beta != 0) v = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_maskload_ps(y, mask), v);
+    if (bias) v = _mm256_add_ps(_mm256_maskload_ps(bias, mask), v);
+    _mm256_maskstore_ps(y, mask, v);
+}
+
+/// Row r of the tile: C[r, 0 ..< width] from its two accumulators, as store_sums forms them (y + 8 and
 /// bias + 8 are formed only when width > 8).
 static INLINE AVX2 void store_row(float *y, __m256 s0, __m256 s1, float alpha, float beta, const float *bias,
                                   ptrdiff_t width) {
-    __m256 a = _mm256_set1_ps(alpha), y0 = _mm256_mul_ps(a, s0), y1 = _mm256_mul_ps(a, s1), b = _mm256_set1_ps(beta);
-    if (width == PANEL) {
-        if (beta != 0) {
-            y0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(y), y0);
-            y1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(y + 8), y1);
-        }
-        if (bias) {
-            y0 = _mm256_add_ps(_mm256_loadu_ps(bias), y0);
-            y1 = _mm256_add_ps(_mm256_loadu_ps(bias + 8), y1);
-        }
-        _mm256_storeu_ps(y, y0);
-        _mm256_storeu_ps(y + 8, y1);
-        return;
-    }
-    __m256i m0 = lanes_below(width);
-    if (beta != 0) y0 = _mm256_fmadd_ps(b, _mm256_maskload_ps(y, m0), y0);
-    if (bias) y0 = _mm256_add_ps(_mm256_maskload_ps(bias, m0), y0);
-    _mm256_maskstore_ps(y, m0, y0);
-    if (width > 8) {
-        __m256i m1 = lanes_below(width - 8);
-        if (beta != 0) y1 = _mm256_fmadd_ps(b, _mm256_maskload_ps(y + 8, m1), y1);
-        if (bias) y1 = _mm256_add_ps(_mm256_maskload_ps(bias + 8, m1), y1);
-        _mm256_maskstore_ps(y + 8, m1, y1);
-    }
+    store_sums(y, s0, alpha, beta, bias, width);
+    if (width > 8) store_sums(y + 8, s1, alpha, beta, bias ? bias + 8 : NULL, width - 8);
+}
+
+/// alpha·sum (+ beta·y) (+ bias): store_sums for one element.
+static INLINE AVX2 float finish(float sum, float alpha, float beta, float y, const float *bias) {
+    float value = alpha * sum;
+    if (beta != 0) value = fmaf(beta, y, value);
+    return bias ? *bias + value : value;
 }
 
 /// Row r's two accumulators gain A[r, p]·(panel row p).
@@ -286,22 +286,6 @@ static AVX2 void blocked_product(int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
     }
 }
 
-/// t[l] lane r = r_[r] lane l: eight vectors transposed.
-static INLINE AVX2 void transpose8_vectors(const __m256 r[8], __m256 t[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    t[0] = _mm256_permute2f128_ps(u0, u4, 0x20), t[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    t[2] = _mm256_permute2f128_ps(u2, u6, 0x20), t[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    t[4] = _mm256_permute2f128_ps(u0, u4, 0x31), t[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    t[6] = _mm256_permute2f128_ps(u2, u6, 0x31), t[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 /// x[0], x[stride], …, x[7·stride].
 static INLINE AVX2 __m256 load_strided(const float *x, ptrdiff_t stride) {
     if (stride == 1) return _mm256_loadu_ps(x);
@@ -309,13 +293,23 @@ static INLINE AVX2 __m256 load_strided(const float *x, ptrdiff_t stride) {
                           x[7 * stride]);
 }
 
-/// y[0 ..< width] (width ≤ 8) from the sums s: alpha·s (+ beta·y) (+ bias), as store_row forms it.
-static INLINE AVX2 void store_sums(float *y, __m256 s, float alpha, float beta, const float *bias, ptrdiff_t width) {
-    __m256i mask = lanes_below(width);
-    __m256 v = _mm256_mul_ps(_mm256_set1_ps(alpha), s);
-    if (beta != 0) v = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_maskload_ps(y, mask), v);
-    if (bias) v = _mm256_add_ps(_mm256_maskload_ps(bias, mask), v);
-    _mm256_maskstore_ps(y, mask, v);
+/// The even and odd chains of x·B over 8·vectors columns from b (row p at b + p·ldb), up to the last whole pair of
+/// depths; returns the depth reached. `full` (a constant after inlining): every lane is a column, read unmasked.
+static INLINE AVX2 ptrdiff_t pair_chains(const int full, ptrdiff_t k, const float *x, ptrdiff_t xStride, const float *b,
+                                         ptrdiff_t ldb, ptrdiff_t vectors, const __m256i masks[4], __m256 even[4],
+                                         __m256 odd[4]) {
+    ptrdiff_t p = 0;
+    for (; p + 2 <= k; p += 2) {
+        __m256 xe = _mm256_set1_ps(x[p * xStride]), xo = _mm256_set1_ps(x[(p + 1) * xStride]);
+        const float *re = b + p * ldb, *ro = re + ldb;
+        for (ptrdiff_t v = 0; v < vectors; v++) {
+            even[v] = _mm256_fmadd_ps(xe, full ? _mm256_loadu_ps(re + 8 * v) : _mm256_maskload_ps(re + 8 * v, masks[v]),
+                                      even[v]);
+            odd[v] = _mm256_fmadd_ps(xo, full ? _mm256_loadu_ps(ro + 8 * v) : _mm256_maskload_ps(ro + 8 * v, masks[v]),
+                                     odd[v]);
+        }
+    }
+    return p;
 }
 
 /// One row (m = 1): y = alpha·x·op(B) (+ beta·y) (+ bias), op(B) read in place, nothing packed; x[p] at
@@ -332,26 +326,8 @@ static AVX2 void single_row(int transB, ptrdiff_t n, ptrdiff_t k, float alpha, c
             __m256i masks[4];
             for (int v = 0; v < 4; v++)
                 even[v] = _mm256_setzero_ps(), odd[v] = _mm256_setzero_ps(), masks[v] = lanes_below(width - 8 * v);
-            ptrdiff_t p = 0;
-            if (width == 32) {
-                for (; p + 2 <= k; p += 2) {
-                    __m256 xe = _mm256_set1_ps(x[p * xStride]), xo = _mm256_set1_ps(x[(p + 1) * xStride]);
-                    const float *re = b + p * ldb + j0, *ro = re + ldb;
-                    for (int v = 0; v < 4; v++) {
-                        even[v] = _mm256_fmadd_ps(xe, _mm256_loadu_ps(re + 8 * v), even[v]);
-                        odd[v] = _mm256_fmadd_ps(xo, _mm256_loadu_ps(ro + 8 * v), odd[v]);
-                    }
-                }
-            } else {
-                for (; p + 2 <= k; p += 2) {
-                    __m256 xe = _mm256_set1_ps(x[p * xStride]), xo = _mm256_set1_ps(x[(p + 1) * xStride]);
-                    const float *re = b + p * ldb + j0, *ro = re + ldb;
-                    for (ptrdiff_t v = 0; v < vectors; v++) {
-                        even[v] = _mm256_fmadd_ps(xe, _mm256_maskload_ps(re + 8 * v, masks[v]), even[v]);
-                        odd[v] = _mm256_fmadd_ps(xo, _mm256_maskload_ps(ro + 8 * v, masks[v]), odd[v]);
-                    }
-                }
-            }
+            ptrdiff_t p = width == 32 ? pair_chains(1, k, x, xStride, b + j0, ldb, 4, masks, even, odd)
+                                      : pair_chains(0, k, x, xStride, b + j0, ldb, vectors, masks, even, odd);
             if (p < k) {  // an odd depth: its last term ends the even chain
                 __m256 xe = _mm256_set1_ps(x[p * xStride]);
                 for (ptrdiff_t v = 0; v < vectors; v++)
@@ -395,9 +371,7 @@ static AVX2 void single_row(int transB, ptrdiff_t n, ptrdiff_t k, float alpha, c
         sum = lanes[0];
         for (int l = 1; l < 8; l++) sum += lanes[l];
         for (ptrdiff_t q = vectorDepth; q < k; q++) sum = fmaf(x[q * xStride], b[j * ldb + q], sum);
-        float value = alpha * sum;
-        if (beta != 0) value = fmaf(beta, y[j], value);
-        y[j] = bias ? bias[j] + value : value;
+        y[j] = finish(sum, alpha, beta, beta != 0 ? y[j] : 0, bias ? bias + j : NULL);
     }
 }
 
@@ -421,12 +395,10 @@ AVX2 int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrd
     // (+ bias), as store_row forms it.
     float *sums = malloc(sizeof(float) * (size_t)m * (size_t)n);
     if (!sums) return 1;
-    blocked_product(transB, m, n, k, alpha, a, rowStride, depthStride, b, ldb, 0, NULL, sums, n, packed);
+    blocked_product(transB, m, n, k, 1, a, rowStride, depthStride, b, ldb, 0, NULL, sums, n, packed);
     for (ptrdiff_t i = 0; i < m; i++)
-        for (ptrdiff_t j = 0; j < n; j++) {
-            float y = fmaf(beta, c[i * ldc + j], sums[i * n + j]);
-            c[i * ldc + j] = bias ? bias[j] + y : y;
-        }
+        for (ptrdiff_t j = 0; j < n; j++)
+            c[i * ldc + j] = finish(sums[i * n + j], alpha, beta, c[i * ldc + j], bias ? bias + j : NULL);
     free(sums);
     return 0;
 }

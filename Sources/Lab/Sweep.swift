@@ -230,7 +230,7 @@ public final class Sweep: Sendable {
             try FileManager.default.removeItem(at: evaluationURL)
         }
         do {
-            try train(run, experiment: experiment, evaluationURL: evaluationURL, stop: stop, report: report)
+            try train(run, experiment: experiment, stop: stop, report: report)
             try? FileManager.default.removeItem(at: runFolder.appendingPathComponent(RunFailure.file))
         } catch let error where !(error is TrainingStopped) {
             // Recorded (with how many attempts have failed) for results.csv and the report; a later
@@ -240,7 +240,7 @@ public final class Sweep: Sendable {
         }
     }
 
-    private func train(_ run: RunSpecification, experiment: Experiment, evaluationURL: URL, stop: StopRequest?,
+    private func train(_ run: RunSpecification, experiment: Experiment, stop: StopRequest?,
                        report: (Event) -> Void) throws {
         let runFolder = experiment.folder
         let start = Date()
@@ -311,16 +311,17 @@ public final class Sweep: Sendable {
         for (folder, run, evaluation) in runs {
             let fields = [run.task, run.pe.name, run.label, run.pe.description, String(run.seed), String(run.trainLength),
                           String(run.modelDimension), String(run.steps)].map(csvField).joined(separator: ",")
-            // The kernels it trained on (Report.kernelSet), which decide its rounding; then its status.
-            let status = csvField(Report.kernelSet(ofRunIn: folder)) + "," + (evaluation.status ?? "finished")
+            // Its identity, the kernels it trained on (Report.kernelSet), which decide its rounding, and its status.
+            let tail = "\(run.identity),\(run.identityWithoutSeed)," + csvField(Report.kernelSet(ofRunIn: folder)) + ","
+                + (evaluation.status ?? "finished")
             if evaluation.results.isEmpty {
                 // A run without results (diverged) still has its row, with empty figures.
-                lines.append(fields + ",,,,,,," + "\(run.identity),\(run.identityWithoutSeed),\(status)")
+                lines.append(fields + ",,,,,,," + tail)
             }
             for r in evaluation.results {
                 lines.append(fields + ",\(r.length),"
                              + String(format: "%.6g,%.6g,%.6g,%.6g,%d", r.accuracy, r.tokenAccuracy, r.loss, r.perplexity, r.count)
-                             + ",\(run.identity),\(run.identityWithoutSeed),\(status)")
+                             + "," + tail)
             }
         }
         return lines.joined(separator: "\n") + "\n"

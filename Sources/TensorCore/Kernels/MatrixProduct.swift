@@ -64,26 +64,31 @@ extension Kernels {
     }
 
     /// Products that run on `ck_small_product` (where the CPU has AVX2 and FMA): those of the lab's models,
-    /// up to C = 256 with a 4C-wide MLP, whatever their vocabulary and context: op(B) at most
+    /// up to C = 256 with a 4C-wide MLP, whatever their vocabulary and context. That is op(B) at most
     /// `smallProductLimit` columns wide with a depth of at most that or at most that many rows (a weight
-    /// gradient, whose depth is the batch's tokens), and at any size op(B) at most 256 columns wide or 256
-    /// deep (a head and its gradients with C ≤ 256, attention's scores over any number of keys). Every element of such a product is one in-order sum
-    /// with fused multiply-adds, whatever the core count and OpenBLAS's kernels: a run of these models
-    /// gives the same bits on every x86-64 CPU with AVX2 and FMA. On Zen 4 (`bench/small_products.c`,
-    /// against OpenBLAS 0.3.21's SkylakeX kernels, one thread) the kernel ran these at 0.96–1.4× (weight
-    /// gradients 0.97–1.11×; a 4096-token head's 0.85–0.95×, its product and input gradient 1.02–1.12×). Wider products (an imported model's C = 768 MLP, 0.92–0.96× there) stay on
-    /// OpenBLAS, whose AVX-512 kernels may run up to twice as fast on an Intel CPU with two 512-bit FMA
-    /// units (not measured). A product of one row (decoding a token: the linear layers, and the KV cache's
-    /// scores and weighted values) is the kernel's at any size: it reads op(B) in place, in an order of its own,
-    /// at 1.12–1.91× OpenBLAS's sgemv (bench/small_products.c), so that decoding sends nothing to OpenBLAS.
+    /// gradient, whose depth is the batch's tokens); at any size, op(B) at most `smallProductAnySize` wide
+    /// or deep (a head and its gradients with C ≤ 256, attention's scores over any number of keys); and one
+    /// row (decoding a token: the linear layers, the KV cache's scores and weighted values), read in place.
+    ///
+    /// Each element's sum has one fixed order (an in-order chain of fused multiply-adds; for one row, an
+    /// order of its own), whatever the core count and OpenBLAS's kernels: a run of these models gives the
+    /// same bits on every x86-64 CPU with AVX2 and FMA. On Zen 4 (`bench/small_products.c`, one thread)
+    /// the kernel ran these at 0.96–1.4× OpenBLAS 0.3.21's SkylakeX kernels (weight gradients 0.97–1.11×,
+    /// a 4096-token head's 0.85–0.95×) and one row at 1.12–1.91× its sgemv. Wider products (an imported
+    /// model's C = 768 MLP, 0.92–0.96× there) stay on OpenBLAS, whose AVX-512 kernels may run up to twice
+    /// as fast on an Intel CPU with two 512-bit FMA units (not measured).
     public static func isSmallProduct(m: Int, n: Int, k: Int) -> Bool {
         guard m >= 1, n >= 1, k >= 1 else { return false }
-        let limit = smallProductLimit
-        return m == 1 || n <= 256 || k <= 256 || (n <= limit && (k <= limit || m <= limit))
+        let limit = smallProductLimit, anySize = smallProductAnySize
+        return m == 1 || n <= anySize || k <= anySize || (n <= limit && (k <= limit || m <= limit))
     }
 
     /// The widest op(B), and the deepest product unless C has at most this many rows, that `isSmallProduct` takes.
     public static let smallProductLimit = 1024
+
+    /// Products whose op(B) is at most this wide or deep are `isSmallProduct`'s at any size: one column block of
+    /// the kernel's packing (256 columns), or a depth its panels cover in few blocks.
+    public static let smallProductAnySize = 256
 
     /// One product on the calling thread (batched loops call it from their own workers): small ones
     /// (`isSmallProduct`, or `small` as a caller that split a product decided for the whole of it)
