@@ -3,7 +3,7 @@
 // several repeats; prints GFLOP/s of each, their ratio, and the largest difference between them.
 //
 //   cc -O2 -I Sources/CKernels/include bench/small_products.c -o /tmp/sp -l:libopenblas.so.0 -lpthread -lm
-//   /tmp/sp
+//   /tmp/sp             (TILES=avx2 /tmp/sp: the kernel's AVX2 tiles on a CPU with AVX-512)
 //
 // (OPENBLAS_CORETYPE chooses OpenBLAS's kernels, as for poslab: on this CPU, set it to the core
 // `poslab bench sgemm` reports, or OpenBLAS 0.3.21 may fall back to SSE3 on a CPU newer than itself.)
@@ -104,8 +104,11 @@ int main(void) {
         fclose(info);
     }
     model[strcspn(model, "\n")] = 0;
-    printf("CPU %s; OpenBLAS core %s; AVX2+FMA %s; one thread\n", model, openblas_get_corename(),
-           ck_has_avx2_fma() ? "yes" : "no (the kernel cannot run here)");
+    // TILES=avx2 runs the kernel's AVX2 tiles on a CPU with AVX-512 (the same sums: compare their speed).
+    const char *tiles = getenv("TILES");
+    int wide = ck_small_product_wide_tiles(!(tiles && strcmp(tiles, "avx2") == 0));
+    printf("CPU %s; OpenBLAS core %s; AVX2+FMA %s; kernel tiles %s; one thread\n", model, openblas_get_corename(),
+           ck_has_avx2_fma() ? "yes" : "no (the kernel cannot run here)", wide ? "AVX-512" : "AVX2");
     if (!ck_has_avx2_fma()) return 0;
     printf("%-26s op  m       n       k      batch   OpenBLAS  kernel  ratio   max |diff|  (GFLOP/s)\n", "product");
     // Quickstart (C = 64, 4 heads, T = 24, B = 32) and the bench's small model (T = 64, B = 64).

@@ -38,17 +38,21 @@ static inline AVX2 __m256 exp8(__m256 x) {
     return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, scale));
 }
 
-/// The first `count` (< 8) lanes loaded, the others `fill`.
+/// Lanes 0 ..< count set (0 ≤ count ≤ 8).
+static inline AVX2 __m256i first_lanes(ptrdiff_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// The first `count` (< 8) lanes loaded, the others `fill`; memory past them is not touched. A masked load
+/// rather than a copy through a stack array: a short row (a causal softmax's) stalled on the store
+/// forwarding from eight scalar writes to one vector read.
 static inline AVX2 __m256 load_partial(const float *x, ptrdiff_t count, float fill) {
-    float lanes[8];
-    for (int j = 0; j < 8; j++) lanes[j] = j < count ? x[j] : fill;
-    return _mm256_loadu_ps(lanes);
+    __m256i mask = first_lanes(count);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(x, mask), _mm256_castsi256_ps(mask));
 }
 
 static inline AVX2 void store_partial(float *x, __m256 v, ptrdiff_t count) {
-    float lanes[8];
-    _mm256_storeu_ps(lanes, v);
-    for (ptrdiff_t j = 0; j < count; j++) x[j] = lanes[j];
+    _mm256_maskstore_ps(x, first_lanes(count), v);
 }
 
 static inline AVX2 float sum8(__m256 v) {
@@ -69,9 +73,9 @@ AVX2 float ck_exponentiate(float *x, ptrdiff_t count, float shift) {
     float sum = sum8(sums);
     if (i < count) {
         // The lanes past count are −∞ after the shift is subtracted (so e^ gives 0 even for shift −∞).
-        float lanes[8];
-        for (int j = 0; j < 8; j++) lanes[j] = j < count - i ? x[i + j] - shift : -INFINITY;
-        __m256 e = exp8(_mm256_loadu_ps(lanes));
+        __m256i mask = first_lanes(count - i);
+        __m256 shifted = _mm256_sub_ps(_mm256_maskload_ps(x + i, mask), s);
+        __m256 e = exp8(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), shifted, _mm256_castsi256_ps(mask)));
         store_partial(x + i, e, count - i);
         sum += sum8(e);
     }

@@ -114,6 +114,9 @@ public struct TrainingSession: Codable, Equatable {
     /// Who multiplied the small matrices: "avx2+fma" (`ck_small_product`) or "blas"; nil in records
     /// written before the engine had its own small-product kernel (every product then ran on OpenBLAS).
     public let smallProducts: Kernels.SmallProductKernels?
+    /// The register tiles of those products ("avx512" or "avx2", `Kernels.productTiles`): their speed, not their
+    /// bits; nil in records written before the AVX-512 tiles.
+    public let productTiles: Kernels.ProductTiles?
     /// The matrix products this process sent to OpenBLAS (`Kernels.blasProductCount`) from the session's start
     /// to its last checkpoint, and to the run's evaluation after the last session; those of runs trained
     /// beside it in one process count too. 0 with small products on "avx2+fma": every product of the session
@@ -123,9 +126,11 @@ public struct TrainingSession: Codable, Equatable {
 
     public init(fromStep: Int, started: Date = Date(), cores: Int = Parallel.coreCount, kernels: BLASKernels,
                 elementwise: Kernels.ElementwiseKernels = Kernels.elementwise,
-                smallProducts: Kernels.SmallProductKernels = Kernels.smallProducts, blasProducts: Int? = nil) {
+                smallProducts: Kernels.SmallProductKernels = Kernels.smallProducts,
+                productTiles: Kernels.ProductTiles = Kernels.productTiles, blasProducts: Int? = nil) {
         (self.fromStep, self.started, self.cores, self.kernels) = (fromStep, started, cores, kernels)
         (self.elementwise, self.smallProducts, self.blasProducts) = (elementwise, smallProducts, blasProducts)
+        self.productTiles = productTiles
     }
 
     /// Whether every product of the session ran on PositionLab's own kernel (see `blasProducts`).

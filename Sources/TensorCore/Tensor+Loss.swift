@@ -34,8 +34,7 @@ extension Tensor {
                 for s in range {
                     let r = rowsSelected[s]
                     let xr = x + r * vocabulary, pr = probabilities.pointer + s * vocabulary
-                    var maximum = -Float.infinity
-                    for j in 0..<vocabulary { maximum = max(maximum, xr[j]) }
+                    let maximum = Kernels.maximum(xr, count: vocabulary)  // SIMD; a NaN logit is passed over
                     pr.update(from: xr, count: vocabulary)
                     let sum = Kernels.exponentiate(pr, count: vocabulary, subtracting: maximum)  // SIMD exp
                     let inverse = 1 / sum
@@ -53,10 +52,15 @@ extension Tensor {
             // d/dlogits = (softmax − onehot(target)) / N_selected, scaled by the incoming gradient.
             let grad = logits.gradientPointer()
             let scale = g[0] / Float(selected.count)
-            for (s, r) in selected.enumerated() {
-                let pr = probabilities.pointer + s * vocabulary, gr = grad + r * vocabulary
-                for j in 0..<vocabulary { gr[j] += scale * pr[j] }
-                gr[targets[r]] -= scale
+            selected.withUnsafeBufferPointer { rowsSelected in
+                Parallel.forEachRow(rows: rowsSelected.count, elementsPerRow: vocabulary) { range in
+                    for s in range {  // each selected row adds to its own row of the gradient
+                        let r = rowsSelected[s]
+                        let pr = probabilities.pointer + s * vocabulary, gr = grad + r * vocabulary
+                        for j in 0..<vocabulary { gr[j] += scale * pr[j] }
+                        gr[targets[r]] -= scale
+                    }
+                }
             }
         }
     }

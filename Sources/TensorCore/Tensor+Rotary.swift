@@ -28,8 +28,11 @@ extension Kernels {
         let sign: Float = transposed ? -1 : 1
         let adds = transposed && accumulate  // otherwise written: the backward is the forward's loop with −sin
         Parallel.forEachRow(rows: batch * heads * length, elementsPerRow: width) { range in
+            guard let first = range.first else { return }
+            var walker = HeadRowWalker(row: first, heads: heads, length: length, layout: layout)
             for row in range {
-                let (b, t) = layout.batchAndPosition(ofRow: row, heads: heads, length: length)
+                defer { walker.advance() }
+                let (b, t) = (walker.batch, walker.position)
                 let table = ((tableBatch == 1 ? 0 : b) &* length &+ t) &* half
                 let xr = x + row &* width, yr = y + row &* width
                 let cr = cos + table, sr = sin + table

@@ -28,6 +28,7 @@ struct PosLab: ParsableCommand {
                 if let warning = kernels.warning { printError(warning) }
                 try Kernels.checkElementwiseSetting()
                 try Kernels.checkSmallProductSetting()
+                try Kernels.checkProductTilesSetting()
             }
             do { try command.run() } catch let error as ValidationError {
                 // Found while running (a folder's state, a file's content): the message, without the usage.

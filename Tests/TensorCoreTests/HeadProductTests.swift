@@ -106,6 +106,24 @@ final class HeadProductTests: XCTestCase {
         }
     }
 
+    /// The rotation's row walker gives every row's batch row and position from any starting row (a thread's
+    /// first), in both layouts, as the divisions do: [B, H, T] row r is (r / (H·T), r mod T), [B, T, H] row r is
+    /// (r / (T·H), (r / H) mod T).
+    func testHeadRowWalkerFollowsTheDivisions() {
+        let (batch, heads, length) = (3, 4, 5), rows = batch * heads * length
+        for layout in [HeadLayout.headsThenTime, .timeThenHeads] {
+            for start in [0, 1, length - 1, length, heads * length - 1, heads * length + 3, rows - 1] {
+                var walker = HeadRowWalker(row: start, heads: heads, length: length, layout: layout)
+                for row in start..<rows {
+                    let position = layout == .headsThenTime ? row % length : (row / heads) % length
+                    XCTAssertEqual(walker.batch, row / (heads * length), "\(layout) from \(start): batch of row \(row)")
+                    XCTAssertEqual(walker.position, position, "\(layout) from \(start): position of row \(row)")
+                    walker.advance()
+                }
+            }
+        }
+    }
+
     func testHeadProductShapesAreChecked() throws {
         func u(_ shape: [Int]) throws -> Tensor { try Random.uniform(shape, seed: 1) }
         assertTensorError(["headScores", "[2, 5, 3, 4]", "[2, 5, 2, 4]"]) {

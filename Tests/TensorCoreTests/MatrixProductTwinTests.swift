@@ -187,14 +187,25 @@ final class MatrixProductTwinTests: XCTestCase {
     /// depth, then alpha·sum (+ beta·C) (+ bias), whatever the blocks it packs op(B) in (depths beyond a
     /// block with beta = 0 and beta ≠ 0, more than 256 columns), the tiles and the rows each core takes
     /// (`Kernels.sgemm` splits C over the cores). This is why a run's results do not depend on the core
-    /// count or on OpenBLAS's kernels.
+    /// count or on OpenBLAS's kernels. Both register tiles (AVX-512 where this CPU has it, and AVX2) form the same
+    /// bits, on every row remainder of a tile (1 to 5 rows) and panel count (odd and even, the last partial or whole).
     func testSmallProductIsOneInOrderSumPerElement() throws {
         try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
         try XCTSkipIf(Kernels.smallProducts != .avx2FMA, "POSITIONLAB_SMALL_PRODUCTS sends every product to OpenBLAS")
+        defer { _ = ck_small_product_wide_tiles(Kernels.productTiles == .avx512 ? 1 : 0) }
+        for wanted: Int32 in [1, 0] {
+            let wide = ck_small_product_wide_tiles(wanted)
+            if wanted == 1 && wide == 0 { continue }  // no AVX-512 here: the AVX2 tiles below
+            try checkInOrderSums(tiles: wide != 0 ? "AVX-512" : "AVX2")
+        }
+    }
+
+    private func checkInOrderSums(tiles: String) throws {
         var seed: UInt64 = 900
         let shapes = [(13, 40, 1500, false, false), (7, 1030, 70, false, true), (70, 33, 2100, true, false),
                       (200, 64, 768, true, false), (9, 17, 5000, true, true), (40, 700, 64, false, true),
-                      (13, 29, 1500, false, false), (1023, 20, 1300, true, false)]  // the last: A's depths 1024 floats apart, so it is packed too
+                      (13, 29, 1500, false, false), (5, 48, 300, false, false), (2, 16, 33, true, true),
+                      (1023, 20, 1300, true, false)]  // the last: A's depths 1024 floats apart, so it is packed too
         for (m, n, k, transposeA, transposeB) in shapes {
             let cases: [(Float, Float, Bool)] = [(1, 0, false), (0.5, 1.5, false), (-2, 0, true), (0.25, -1, true)]
             for (alpha, beta, withBias) in cases {
@@ -217,8 +228,8 @@ final class MatrixProductTwinTests: XCTestCase {
                         expected[i * ldc + j] = value
                     }
                 }
-                let name = "m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) alpha=\(alpha) beta=\(beta) "
-                    + "bias=\(withBias)"
+                let name = "\(tiles) tiles, m=\(m) n=\(n) k=\(k) tA=\(transposeA) tB=\(transposeB) alpha=\(alpha) "
+                    + "beta=\(beta) bias=\(withBias)"
                 var direct = c0, engine = c0
                 XCTAssertEqual(ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb,
                                                 beta, withBias ? bias : nil, &direct, ldc), 0, name)

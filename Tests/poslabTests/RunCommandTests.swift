@@ -113,8 +113,8 @@ final class RunCommandTests: CommandTestCase {
     /// poslab chooses, gives the same checkpoint and evaluation bit for bit: every product of a model this
     /// size runs on the engine's own kernel (one in-order sum per element), and reductions split by size,
     /// not by core count; environment.json records that no product went to OpenBLAS (and counts them when
-    /// `POSITIONLAB_SMALL_PRODUCTS=blas` sends them there). (On a CPU without AVX2 and FMA every product is
-    /// OpenBLAS's: only the core count is varied there.)
+    /// `POSITIONLAB_SMALL_PRODUCTS=blas` sends them there); the kernel's AVX2 tiles give what its AVX-512 ones do.
+    /// (On a CPU without AVX2 and FMA every product is OpenBLAS's: only the core count is varied there.)
     func testARunIsTheSameOnAnyCoreCountAndOpenBLASCore() throws {
         // 1024 rows a step (batch 32 × 32 tokens): LayerNorm's parameter gradients split into chunks, the
         // products over the cores, and the weight gradients have a depth of 1024. At 97 tokens evaluation
@@ -161,6 +161,11 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertTrue(sse.kernels.contains("Prescott"), sse.kernels)
         XCTAssertEqual(all.checkpoint, sse.checkpoint, "OpenBLAS's SSE3 kernels against the ones poslab chose")
         XCTAssertEqual(all.evaluation, sse.evaluation, "OpenBLAS's SSE3 kernels against the ones poslab chose")
+        // The kernel's AVX2 tiles where poslab would run its AVX-512 ones: the same sums, so the same bits.
+        let narrow = try run("avx2-tiles", ["POSITIONLAB_PRODUCT_TILES": "avx2"])
+        XCTAssertTrue(narrow.kernels.contains("\"productTiles\" : \"avx2\""), narrow.kernels)
+        XCTAssertEqual(all.checkpoint, narrow.checkpoint, "the AVX2 tiles against the ones poslab chose")
+        XCTAssertEqual(all.evaluation, narrow.evaluation, "the AVX2 tiles against the ones poslab chose")
     }
 
     func testTextTrainingAndGeneration() throws {
@@ -228,6 +233,15 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertEqual(unknown.status, 2)
         XCTAssertTrue(unknown.error.contains("OPENBLAS_CORETYPE=Skylake") && unknown.error.contains("SkylakeX"), unknown.error)
         XCTAssertEqual(unknown.output, "", "nothing runs before the check")
+        // The kernels' own switches: a value other than their one fallback is refused before anything runs.
+        for (variable, fallback) in [("POSITIONLAB_PRODUCT_TILES", "avx2"), ("POSITIONLAB_SMALL_PRODUCTS", "blas"),
+                                     ("POSITIONLAB_ELEMENTWISE", "portable")] {
+            let bad = try cli.poslab(["bench", "sgemm", "--sizes", "32"], environment: [variable: "avx-512"])
+            XCTAssertEqual(bad.status, 2, variable)
+            XCTAssertTrue(bad.error.contains(variable) && bad.error.contains("\"avx-512\"")
+                          && bad.error.contains("\"\(fallback)\""), bad.error)
+            XCTAssertEqual(bad.output, "", "nothing runs before the check")
+        }
         // Help needs no kernels: it works where OpenBLAS cannot be used (before installing it, say).
         for arguments in [["train", "--help"], ["help", "sweep"], ["--help"]] {
             let help = try cli.poslab(arguments, environment: ["OPENBLAS_CORETYPE": "Skylake"])

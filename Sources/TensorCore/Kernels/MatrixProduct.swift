@@ -51,8 +51,30 @@ extension Kernels {
         case avx2FMA = "avx2+fma", blas
     }
 
-    public static let smallProducts: SmallProductKernels =
-        runsAVX2(unless: smallProductsVariable, is: SmallProductKernels.blas.rawValue) ? .avx2FMA : .blas
+    public static let smallProducts: SmallProductKernels = {
+        _ = productTiles  // the tiles are chosen before the first product
+        return runsAVX2(unless: smallProductsVariable, is: SmallProductKernels.blas.rawValue) ? .avx2FMA : .blas
+    }()
+
+    /// The register tiles `ck_small_product` runs: `avx512` (six rows by two 16-column panels, a 16-lane
+    /// register each) where the CPU has AVX-512F, else `avx2` (six rows by one panel, two 8-lane registers).
+    /// Both form every element's sum in the same order with the same operations, so the bits are the same; only
+    /// the speed differs. `POSITIONLAB_PRODUCT_TILES=avx2` asks for the AVX2 ones on an AVX-512 CPU.
+    public enum ProductTiles: String, Codable, Sendable {
+        case avx512, avx2
+    }
+
+    public static let productTiles: ProductTiles =
+        ck_small_product_wide_tiles(ProcessInfo.processInfo.environment[productTilesVariable] == "avx2" ? 0 : 1) != 0
+            ? .avx512 : .avx2
+
+    public static let productTilesVariable = "POSITIONLAB_PRODUCT_TILES"
+
+    /// Refuses a value of `POSITIONLAB_PRODUCT_TILES` other than "avx2" (or none).
+    public static func checkProductTilesSetting() throws {
+        try checkSetting(productTilesVariable, fallback: ProductTiles.avx2.rawValue,
+                         fallbackMeaning: "the kernel's AVX2 tiles", defaultMeaning: "AVX-512 tiles where the CPU has them")
+    }
 
     public static let smallProductsVariable = "POSITIONLAB_SMALL_PRODUCTS"
 
