@@ -2,8 +2,8 @@ import TensorCore
 import XCTest
 
 /// `Kernels.cachedAttention` (the KV cache read in place) against its naive twin: grouped heads,
-/// several new queries, a bias shared or per batch, capacities beyond the filled rows, and sizes on
-/// both sides of the parallel split.
+/// several new queries, a bias shared or per batch, capacities beyond the filled rows, sizes on
+/// both sides of the parallel split, and the blocked schedule of a prefill.
 final class CachedAttentionTests: XCTestCase {
     func testSgemvAgainstNaiveSgemm() {
         var generator = SplitMix64(seed: 12)
@@ -31,6 +31,12 @@ final class CachedAttentionTests: XCTestCase {
             CachedAttentionShape(batch: 2, heads: 4, keyValueHeads: 2, queries: 3, cached: 9, capacity: 16, headDimension: 8),
             CachedAttentionShape(batch: 1, heads: 4, keyValueHeads: 1, queries: 1, cached: 700, capacity: 1024, headDimension: 32),
             CachedAttentionShape(batch: 3, heads: 2, keyValueHeads: 2, queries: 5, cached: 40, capacity: 40, headDimension: 16),
+            // Without a bias, several queries take the blocked schedule: query blocks of 128 and key blocks of 256,
+            // over a cached prefix (Tc > Tq) and over the prompt alone (a prefill), the cache wider than its rows.
+            CachedAttentionShape(batch: 2, heads: 4, keyValueHeads: 2, queries: 300, cached: 520, capacity: 600,
+                                 headDimension: 16),
+            CachedAttentionShape(batch: 1, heads: 2, keyValueHeads: 1, queries: 260, cached: 260, capacity: 512,
+                                 headDimension: 8),
         ]
         for s in shapes {
             for biasBatches in [0, 1, s.batch] {

@@ -63,11 +63,17 @@ extension Kernels {
     }
 
     /// Forward: out = softmax(scale·QKᵀ + bias + mask)·V, and the row log-sum-exp for the backward.
+    /// k and v may be a KV cache's [B, Hkv, capacity, D] (`keyValueHeads` Hkv dividing H, each read by its H/Hkv
+    /// query heads; the first Tk rows of each head filled): a prefill attends to it in place.
     public static func blockedAttentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                                out: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
                                                batch: Int, heads: Int, queries tq: Int, keys tk: Int, dimension d: Int,
-                                               scale: Float, bias: AttentionBiasLayout?) {
+                                               scale: Float, bias: AttentionBiasLayout?, keyValueHeads: Int? = nil,
+                                               keyValueCapacity: Int? = nil) {
         let qb = attentionQueryBlock, kb = attentionKeyBlock, shift = tk - tq
+        let hkv = keyValueHeads ?? heads, capacity = keyValueCapacity ?? tk, group = heads / max(1, hkv)
+        // Where pair (b, h)'s keys and values start: b·Hkv + h/group heads in, each `capacity` rows.
+        func keyValueHead(_ pair: Int) -> Int { ((pair / heads) * hkv + (pair % heads) / group) * capacity * d }
         let queryBlocks = (tq + qb - 1) / qb, units = batch * heads * queryBlocks
         let chunks = min(Parallel.coreCount, units, max(1, tq * tk * d * batch * heads / 100_000))
         Parallel.perform(iterations: chunks) { chunk in
@@ -99,7 +105,7 @@ extension Kernels {
                         let slabCols = min(cols, max(0, i0 + r0 + slabRows - 1 + shift - j0 + 1))
                         if slabCols == 0 { r0 += slab; continue }  // no key of this tile is visible yet
                         let slabTile = tile + r0 * kb, slabAcc = acc + r0 * d
-                        attentionTile(slabTile, q: qp + r0 * d, k: k + (pair * tk + j0) * d, rows: slabRows,
+                        attentionTile(slabTile, q: qp + r0 * d, k: k + keyValueHead(pair) + j0 * d, rows: slabRows,
                                       cols: slabCols, d: d, i0: i0 + r0, j0: j0, shift: shift, scale: scale, head: h,
                                       batch: b, tq: tq, tk: tk, bias: bias)
                         for r in r0..<(r0 + slabRows) {
@@ -117,7 +123,8 @@ extension Kernels {
                             m[r] = newMax
                         }
                         sgemmBlock(transposeA: false, transposeB: false, m: slabRows, n: d, k: slabCols, alpha: 1,
-                                   a: slabTile, lda: kb, b: v + (pair * tk + j0) * d, ldb: d, beta: 1, c: slabAcc, ldc: d)
+                                   a: slabTile, lda: kb, b: v + keyValueHead(pair) + j0 * d, ldb: d, beta: 1, c: slabAcc,
+                                   ldc: d)
                         r0 += slab
                     }
                     j0 += kb
