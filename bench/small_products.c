@@ -7,8 +7,8 @@
 //
 // (OPENBLAS_CORETYPE chooses OpenBLAS's kernels, as for poslab: on this CPU, set it to the core
 // `poslab bench sgemm` reports, or OpenBLAS 0.3.21 may fall back to SSE3 on a CPU newer than itself.)
-// `isSmallProduct` in Sources/TensorCore/Kernels/MatrixProduct.swift sends the kernel every product of the
-// lab's models (for the same bits on every CPU), chosen from what ran here at least about as fast as OpenBLAS.
+// The engine sends the kernel every product where the CPU has AVX2 and FMA (Sources/TensorCore/Kernels/
+// MatrixProduct.swift), for the same bits on every such CPU: these rows show what that costs or gains.
 #include "../Sources/CKernels/kernels.c"
 #include "../Sources/CKernels/small_products.c"
 
@@ -160,6 +160,10 @@ int main(void) {
     // An imported model's prefill (C = 768, 2048 tokens) and a text model's head (a 4096-token vocabulary).
     compare("C = 768 projection", 0, 1, 2048, 768, 768, 1, 3);
     compare("C = 768 MLP up", 0, 1, 2048, 3072, 768, 1, 3);
+    compare("C = 768 MLP down", 0, 1, 2048, 768, 3072, 1, 3);
+    // SmolLM-135M's shape (C = 576): its MLP's down-projection and 49,152-token head (256 of the rows).
+    compare("SmolLM MLP down", 0, 1, 2048, 576, 1536, 1, 3);
+    compare("SmolLM head", 0, 1, 256, 49152, 576, 1, 3);
     compare("head, vocabulary 4096", 0, 1, 2048, 4096, 128, 1, 3);
     compare("head dX, vocabulary 4096", 0, 0, 2048, 128, 4096, 1, 3);
     compare("head dW, vocabulary 4096", 1, 0, 4096, 128, 2048, 1, 3);

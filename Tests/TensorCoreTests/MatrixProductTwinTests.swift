@@ -21,7 +21,7 @@ final class MatrixProductTwinTests: XCTestCase {
     /// OpenBLAS for every product, whatever its size (the engine's other path).
     static let blasProduct: Product = {
         Kernels.sgemmBlock(transposeA: $0, transposeB: $1, m: $2, n: $3, k: $4, alpha: $5, a: $6, lda: $7, b: $8, ldb: $9,
-                           beta: $10, c: $12, ldc: $13, bias: $11, small: false)
+                           beta: $10, c: $12, ldc: $13, bias: $11, openBLAS: true)
     }
 
     /// `ck_small_product` itself, which must take every product given here (it returns 1 when it cannot).
@@ -139,8 +139,7 @@ final class MatrixProductTwinTests: XCTestCase {
     }
 
     /// Its limits: it refuses only an empty product, and leaves C untouched then (the engine would call
-    /// OpenBLAS); `isSmallProduct` takes the lab's models' products and leaves wider ones to OpenBLAS;
-    /// each thread packs into its own buffer.
+    /// OpenBLAS); the engine sends it every product, however wide and deep; each thread packs into its own buffer.
     func testSmallProductKernelLimitsAndThreads() throws {
         try XCTSkipIf(ck_has_avx2_fma() == 0, "this CPU has no AVX2 with FMA: the engine never calls the kernel")
         // Widths and depths beyond one packed block (64 Ki floats; at most 256 columns a block).
@@ -154,16 +153,17 @@ final class MatrixProductTwinTests: XCTestCase {
         XCTAssertEqual(ck_small_product(0, 0, 0, 4, 3, 1, [0], 3, [Float](repeating: 0, count: 12), 4, 0, nil, &c, 4), 1)
         XCTAssertEqual(ck_small_product(0, 0, 2, 2, 0, 1, [0], 1, [0], 2, 0, nil, &c, 2), 1)
         XCTAssertEqual(c, [7, 7, 7, 7])
-        // The quickstart's products, the large model's (C = 256, T = 256, B = 32), a weight gradient over
-        // 8192 tokens, a 50,000-token head with C = 256 and its gradients, scores over 8192 keys, and one row
-        // are the kernel's; an imported model's C = 768 MLP (3072 wide) and SmolLM's MLP down-projection
-        // (1536 deep, 576 wide, 2048 rows) are OpenBLAS's.
-        for (m, n, k) in [(768, 64, 64), (768, 256, 64), (192, 64, 768), (8192, 256, 1024), (1024, 256, 8192),
-                          (2048, 50_000, 256), (2048, 256, 50_000), (50_000, 256, 2048), (128, 8192, 64), (1, 5000, 5000)] {
-            XCTAssertTrue(Kernels.isSmallProduct(m: m, n: n, k: k), "m=\(m) n=\(n) k=\(k)")
-        }
-        for (m, n, k) in [(2048, 3072, 768), (2048, 576, 1536), (0, 4, 4)] {
-            XCTAssertFalse(Kernels.isSmallProduct(m: m, n: n, k: k), "m=\(m) n=\(n) k=\(k)")
+        // Products more than 1024 wide and 256 deep (an imported model's MLP and head), which until 2026-11-30
+        // went to OpenBLAS: the engine sends them to the kernel too, split over the cores, with beta and a bias.
+        if Kernels.smallProducts == .avx2FMA {
+            let before = Kernels.blasProductCount
+            for (m, n, k, transposeA, transposeB) in [(260, 1030, 300, false, true), (70, 1300, 400, true, false)] {
+                sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 1, beta: 0, padding: 1,
+                          seed: 77, bias: true)
+                sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 0.5, beta: 1.5,
+                          padding: 0, seed: 79)
+            }
+            XCTAssertEqual(Kernels.blasProductCount, before, "a wide product went to OpenBLAS")
         }
         // Eight concurrent streams of products of different widths, each result checked: a shared packing
         // buffer would mix their panels.
@@ -235,7 +235,7 @@ final class MatrixProductTwinTests: XCTestCase {
                                                 beta, withBias ? bias : nil, &direct, ldc), 0, name)
                 XCTAssertEqual(bits(direct), bits(expected), "the kernel, \(name)")
                 // The engine: a bias only with beta = 0.
-                guard beta == 0 || !withBias, Kernels.isSmallProduct(m: m, n: n, k: k) else { continue }
+                guard beta == 0 || !withBias else { continue }
                 Kernels.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
                               lda: lda, b: b, ldb: ldb, beta: beta, c: &engine, ldc: ldc, bias: withBias ? bias : nil)
                 XCTAssertEqual(bits(engine), bits(expected), "the engine, \(name)")

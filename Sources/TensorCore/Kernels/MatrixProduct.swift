@@ -4,28 +4,27 @@ import Synchronization
 
 extension Kernels {
     /// C = alpha · op(A) · op(B) + beta · C, row-major, op(X) = X or Xᵀ. A is m×k after op, B is
-    /// k×n after op; lda, ldb, ldc are the row strides of A, B, C as stored. The products of the lab's
-    /// models and every product of one row (decoding; `isSmallProduct`) run on `ck_small_product` where
-    /// the CPU has AVX2 and FMA, the others on OpenBLAS sgemm (or sgemv, for one row); none copies a
-    /// transposed operand (the small kernel packs op(B) as it reads it, or reads one row's in place).
+    /// k×n after op; lda, ldb, ldc are the row strides of A, B, C as stored. Every product runs on
+    /// `ck_small_product` where the CPU has AVX2 and FMA (`smallProducts`), elsewhere on OpenBLAS sgemm (or
+    /// sgemv, for one row); none copies a transposed operand (the kernel packs op(B) as it reads it, or
+    /// reads one row's in place).
     ///
     /// Large products are split into row (or column) blocks of C, one per core, each a
     /// single-threaded call: OpenBLAS's own pool busy-waits with sched_yield between calls, which
-    /// cost a fifth of a small model's training step in `perf` (scheduler time). The kernel is
-    /// chosen once, from the whole product's shape, so every block of C sums in the same order, and
-    /// block boundaries depend only on the shape and the core count: results are reproducible.
+    /// cost a fifth of a small model's training step in `perf` (scheduler time). Block boundaries depend
+    /// only on the shape and the core count, and the kernel sums each element in one order whatever the
+    /// block: results are the same on any core count.
     ///
     /// `bias` (n floats, with beta = 0) is added to every row of C: C = alpha · op(A) · op(B) + bias,
     /// in the small kernel's epilogue, or written into C before OpenBLAS adds the product (beta = 1).
     public static func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
-        let cores = Parallel.coreCount, small = isSmallProduct(m: m, n: n, k: k)
+        let cores = Parallel.coreCount
         // One row without the kernel stays whole: OpenBLAS's sgemv, split, could sum some rows in another order.
-        guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16,
-              m > 1 || (small && smallProducts == .avx2FMA) else {
+        guard cores > 1, m * n * k >= 1 << 18, max(m, n) >= 2 * 16, m > 1 || smallProducts == .avx2FMA else {
             return sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
-                              lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias, small: small)
+                              lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias)
         }
         let splitRows = m >= n
         let extent = splitRows ? m : n, chunks = min(cores, extent / 16)
@@ -34,19 +33,26 @@ extension Kernels {
             if splitRows {  // rows of op(A) and of C
                 sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: end - start, n: n, k: k, alpha: alpha,
                            a: a + (transposeA ? start : start * lda), lda: lda, b: b, ldb: ldb, beta: beta,
-                           c: c + start * ldc, ldc: ldc, bias: bias, small: small)
+                           c: c + start * ldc, ldc: ldc, bias: bias)
             } else {  // columns of op(B) and of C
                 sgemmBlock(transposeA: transposeA, transposeB: transposeB, m: m, n: end - start, k: k, alpha: alpha,
                            a: a, lda: lda, b: b + (transposeB ? start * ldb : start), ldb: ldb, beta: beta,
-                           c: c + start, ldc: ldc, bias: bias.map { $0 + start }, small: small)
+                           c: c + start, ldc: ldc, bias: bias.map { $0 + start })
             }
         }
     }
 
-    /// Who multiplies the small matrices: `avx2FMA` (CKernels' `ck_small_product`, compiled for
-    /// AVX2 with FMA) when the CPU has them, else `blas`. `POSITIONLAB_SMALL_PRODUCTS=blas` sends
-    /// every product to OpenBLAS (to compare, or to rule the kernel out). Products are small when
-    /// `isSmallProduct` says so; larger ones always go to OpenBLAS.
+    /// Who multiplies matrices: `avx2FMA` (CKernels' `ck_small_product`, compiled for AVX2 with FMA) when the
+    /// CPU has them, else `blas`. `POSITIONLAB_SMALL_PRODUCTS=blas` sends every product to OpenBLAS (to
+    /// compare, or to rule the kernel out). (The kernel and the variable are named from when the kernel took
+    /// only the lab's small products; it takes every product now.)
+    ///
+    /// Each element's sum has one fixed order (an in-order chain of fused multiply-adds; for one row, an
+    /// order of its own), whatever the core count and OpenBLAS's kernels: a run gives the same bits on every
+    /// x86-64 CPU with AVX2 and FMA. On Zen 4 (`bench/small_products.c`, one thread, AVX-512 tiles) the
+    /// kernel ran the lab's models' products at 0.93–1.2× OpenBLAS 0.3.21's SkylakeX kernels, an imported
+    /// model's C = 768 products at 0.95–1.05×, and one row at 1.1–1.6× its sgemv; SmolLM-135M's shape's
+    /// forward pass (`poslab bench forward`) ran level with OpenBLAS taking its MLP and head.
     public enum SmallProductKernels: String, Codable, Sendable {
         case avx2FMA = "avx2+fma", blas
     }
@@ -82,44 +88,16 @@ extension Kernels {
     public static func checkSmallProductSetting() throws {
         try checkSetting(smallProductsVariable, fallback: SmallProductKernels.blas.rawValue,
                          fallbackMeaning: "OpenBLAS for every product",
-                         defaultMeaning: "AVX2 with FMA for small products where the CPU has them")
+                         defaultMeaning: "PositionLab's kernel for every product where the CPU has AVX2 and FMA")
     }
 
-    /// Products that run on `ck_small_product` (where the CPU has AVX2 and FMA): those of the lab's models,
-    /// up to C = 256 with a 4C-wide MLP, whatever their vocabulary and context. That is op(B) at most
-    /// `smallProductLimit` columns wide with a depth of at most that or at most that many rows (a weight
-    /// gradient, whose depth is the batch's tokens); at any size, op(B) at most `smallProductAnySize` wide
-    /// or deep (a head and its gradients with C ≤ 256, attention's scores over any number of keys); and one
-    /// row (decoding a token: the linear layers, the KV cache's scores and weighted values), read in place.
-    ///
-    /// Each element's sum has one fixed order (an in-order chain of fused multiply-adds; for one row, an
-    /// order of its own), whatever the core count and OpenBLAS's kernels: a run of these models gives the
-    /// same bits on every x86-64 CPU with AVX2 and FMA. On Zen 4 (`bench/small_products.c`, one thread)
-    /// the kernel ran these at 0.96–1.4× OpenBLAS 0.3.21's SkylakeX kernels (weight gradients 0.97–1.11×,
-    /// a 4096-token head's 0.85–0.95×) and one row at 1.12–1.91× its sgemv. Wider products (an imported
-    /// model's C = 768 MLP, 0.92–0.96× there) stay on OpenBLAS, whose AVX-512 kernels may run up to twice
-    /// as fast on an Intel CPU with two 512-bit FMA units (not measured).
-    public static func isSmallProduct(m: Int, n: Int, k: Int) -> Bool {
-        guard m >= 1, n >= 1, k >= 1 else { return false }
-        let limit = smallProductLimit, anySize = smallProductAnySize
-        return m == 1 || n <= anySize || k <= anySize || (n <= limit && (k <= limit || m <= limit))
-    }
-
-    /// The widest op(B), and the deepest product unless C has at most this many rows, that `isSmallProduct` takes.
-    public static let smallProductLimit = 1024
-
-    /// Products whose op(B) is at most this wide or deep are `isSmallProduct`'s at any size: one column block of
-    /// the kernel's packing (256 columns), or a depth its panels cover in few blocks.
-    public static let smallProductAnySize = 256
-
-    /// One product on the calling thread (batched loops call it from their own workers): small ones
-    /// (`isSmallProduct`, or `small` as a caller that split a product decided for the whole of it)
-    /// on `ck_small_product` when the CPU has AVX2 and FMA, the others on OpenBLAS, itself
-    /// single-threaded (`BLAS`).
+    /// One product on the calling thread (batched loops call it from their own workers): on
+    /// `ck_small_product` when the CPU has AVX2 and FMA, else (or with `openBLAS`, to compare) on OpenBLAS,
+    /// itself single-threaded (`BLAS`).
     public static func sgemmBlock(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
-                                  bias: UnsafePointer<Float>? = nil, small: Bool? = nil) {
+                                  bias: UnsafePointer<Float>? = nil, openBLAS: Bool = false) {
         precondition(bias == nil || beta == 0, "sgemm: a bias is added to the product alone (beta = 0)")
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
@@ -133,7 +111,7 @@ extension Kernels {
             }
             return
         }
-        if smallProducts == .avx2FMA, small ?? isSmallProduct(m: m, n: n, k: k),
+        if smallProducts == .avx2FMA, !openBLAS,
            ck_small_product(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, bias, c,
                             ldc) == 0 {
             return
