@@ -1,9 +1,10 @@
 #include "CKernels.h"
 
-// Matrix products of the lab's models: attention's per-head products (T × D by D × T at T = 24–256,
-// D = 16–64), the projections (K = 64–1024) and their weight gradients (depth: the batch's tokens).
-// OpenBLAS packs both operands into its own layouts on every call and runs a separate pass to scale
-// C whenever beta ≠ 1; at the smallest sizes that was a quarter of a training step. Here only op(B) is
+// Every matrix product of the engine where the CPU has AVX2 and FMA; written first for the lab's models:
+// attention's per-head products (T × D by D × T at T = 24–256, D = 16–64), the projections (K = 64–1024)
+// and their weight gradients (depth: the batch's tokens). OpenBLAS packs both operands into its own
+// layouts on every call and runs a separate pass to scale C whenever beta ≠ 1; at the smallest sizes
+// that was a quarter of a training step. Here only op(B) is
 // packed (into column panels of 16, a block of at most 256 columns by the depth that fits beside them in
 // 64 Ki floats, a buffer per thread); A is read in place, one element broadcast at a time (or, transposed
 // with its depths a page apart, copied a row block at a time).
@@ -199,16 +200,15 @@ static INLINE int packs_a(ptrdiff_t rowStride, ptrdiff_t depthStride) {
     return rowStride == 1 && depthStride >= PACKED_A_STRIDE;
 }
 
-/// Rows i0 ..< i1 of a transposed A (A[i, p] at a + i + p·lda) over depths 0 ..< k, as tiles of h rows (the tiles'
-/// height): tile t holds A[i0 + ht + r, q] at out[hkt + hq + r], so that a tile reads its part of A in order instead
-/// of one cache line (or one page, in a wide gradient) per depth.
-static void pack_transposed_rows(const float *a, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t k, ptrdiff_t h,
-                                 float *out) {
+/// Rows i0 ..< i1 of a transposed A (A[i, p] at a + i + p·lda) over depths 0 ..< k, as tiles of 6 rows: tile t holds
+/// A[i0 + 6t + r, q] at out[6kt + 6q + r], so that a tile reads its part of A in order instead of one cache line
+/// (or one page, in a wide gradient) per depth.
+static void pack_transposed_rows(const float *a, ptrdiff_t lda, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t k, float *out) {
     for (ptrdiff_t q = 0; q < k; q++) {
         const float *row = a + q * lda;
-        for (ptrdiff_t i = i0; i < i1; i += h) {
-            float *to = out + (i - i0) * k + q * h;
-            ptrdiff_t rows = i1 - i < h ? i1 - i : h;
+        for (ptrdiff_t i = i0; i < i1; i += ROWS) {
+            float *to = out + (i - i0) * k + q * ROWS;
+            ptrdiff_t rows = i1 - i < ROWS ? i1 - i : ROWS;
             for (ptrdiff_t r = 0; r < rows; r++) to[r] = row[i + r];
         }
     }
@@ -228,7 +228,7 @@ static AVX2 void block_product(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const floa
         const float *origin = a + i0 * rowStride;
         ptrdiff_t step = rowStride, inRow = rowStride, inDepth = depthStride;
         if (packs_a(rowStride, depthStride)) {  // the tile-major copy: tile t at packedA + 6kt
-            pack_transposed_rows(a, depthStride, i0, i1, k, ROWS, packedA);
+            pack_transposed_rows(a, depthStride, i0, i1, k, packedA);
             origin = packedA, step = k, inRow = 1, inDepth = ROWS;
         }
         for (ptrdiff_t j = 0; j < panels; j++) {
@@ -295,17 +295,21 @@ static INLINE AVX512 void wide_tile(const int rows, const int panels, const floa
             wide_store(c + r * ldc + x * PANEL, sums[r][x], alpha, beta, bias ? bias + x * PANEL : NULL, widths[x]);
 }
 
+/// Block products this thread ran with the wide tiles (a test's proof that they ran).
+static _Thread_local long wide_blocks;
+
 /// `block_product` with `wide_tile`s: two panels at a time (the last alone when their count is odd).
 static AVX512 void wide_block_product(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t rowStride,
                                       ptrdiff_t depthStride, const float *packed, float *packedA, int carry,
                                       float alpha, float beta, const float *bias, float *c, ptrdiff_t ldc) {
+    wide_blocks++;
     ptrdiff_t panels = n / PANEL + (n % PANEL != 0);
     for (ptrdiff_t i0 = 0; i0 < m; i0 += ROW_BLOCK) {
         ptrdiff_t i1 = m - i0 < ROW_BLOCK ? m : i0 + ROW_BLOCK;
         const float *origin = a + i0 * rowStride;
         ptrdiff_t step = rowStride, inRow = rowStride, inDepth = depthStride;
         if (packs_a(rowStride, depthStride)) {
-            pack_transposed_rows(a, depthStride, i0, i1, k, ROWS, packedA);
+            pack_transposed_rows(a, depthStride, i0, i1, k, packedA);
             origin = packedA, step = k, inRow = 1, inDepth = ROWS;
         }
         for (ptrdiff_t j = 0; j < panels; j += 2) {
@@ -315,8 +319,10 @@ static AVX512 void wide_block_product(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, con
             for (ptrdiff_t i = i0; i < i1; i += ROWS) {
                 const float *rows = origin + (i - i0) * step;
                 float *out = c + i * ldc + j * PANEL;
-#define WIDE(r) (pair ? wide_tile(r, 2, rows, inRow, inDepth, k, panel, carry, alpha, beta, panelBias, out, ldc, width) \
-                      : wide_tile(r, 1, rows, inRow, inDepth, k, panel, carry, alpha, beta, panelBias, out, ldc, width))
+#define WIDE(r) (pair ? wide_tile(r, 2, rows, inRow, inDepth, k, panel, carry, alpha, beta, panelBias, out, ldc, \
+                                width)                                                                        \
+                      : wide_tile(r, 1, rows, inRow, inDepth, k, panel, carry, alpha, beta, panelBias, out, ldc, \
+                                width))
                 switch (i1 - i < ROWS ? i1 - i : ROWS) {
                 case 6: WIDE(6); break;
                 case 5: WIDE(5); break;
@@ -331,20 +337,30 @@ static AVX512 void wide_block_product(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, con
     }
 }
 
-/// Whether ck_small_product runs its AVX-512 tiles: -1 until decided (on the first product), then 0 or 1.
+/// Whether ck_small_product runs its AVX-512 tiles: -1 until decided, then 0 or 1.
 static _Atomic int wide_tiles = -1;
 
-int ck_small_product_wide_tiles(int wanted) {
+static int has_avx512(void) {
     __builtin_cpu_init();
-    int wide = wanted && __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f");
+}
+
+int ck_small_product_wide_tiles(int wanted) {
+    int wide = wanted && has_avx512();
     wide_tiles = wide;
     return wide;
 }
 
+/// The choice made, or (no choice yet) the default: a product never overrides an explicit choice.
 static int uses_wide_tiles(void) {
     int wide = wide_tiles;
-    return wide >= 0 ? wide : ck_small_product_wide_tiles(1);
+    if (wide >= 0) return wide;
+    int undecided = -1;
+    atomic_compare_exchange_strong(&wide_tiles, &undecided, has_avx512());
+    return wide_tiles;
 }
+
+long ck_small_product_wide_blocks(void) { return wide_blocks; }
 
 /// The columns of op(B) packed at a time: whole panels, at most COLUMN_BLOCK. With 1024 (a shallower depth
 /// block beside them), C went through memory once per 64 depths: a 256 × 1024 weight gradient ran at 0.91×
@@ -511,4 +527,6 @@ int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
 }
 
 int ck_small_product_wide_tiles(int wanted) { (void)wanted; return 0; }
+
+long ck_small_product_wide_blocks(void) { return 0; }
 #endif

@@ -111,11 +111,11 @@ public struct TrainingSession: Codable, Equatable {
     /// The element-wise kernels (exponentials, activations): "avx2+fma" or "portable"; nil in
     /// records written before they were chosen at run time.
     public let elementwise: Kernels.ElementwiseKernels?
-    /// Who multiplied the small matrices: "avx2+fma" (`ck_small_product`) or "blas"; nil in records
-    /// written before the engine had its own small-product kernel (every product then ran on OpenBLAS).
+    /// Who multiplied matrices: "avx2+fma" (`ck_small_product`) or "blas"; nil in records written
+    /// before the engine had its own kernel (every product then ran on OpenBLAS).
     public let smallProducts: Kernels.SmallProductKernels?
-    /// The register tiles of those products ("avx512" or "avx2", `Kernels.productTiles`): their speed, not their
-    /// bits; nil in records written before the AVX-512 tiles.
+    /// The kernel's register tiles ("avx512" or "avx2", `Kernels.productTiles`): its speed, not its bits; nil
+    /// where the kernel did not run ("blas"), and in records written before the AVX-512 tiles.
     public let productTiles: Kernels.ProductTiles?
     /// The matrix products this process sent to OpenBLAS (`Kernels.blasProductCount`) from the session's start
     /// to its last checkpoint, and to the run's evaluation after the last session; those of runs trained
@@ -127,7 +127,7 @@ public struct TrainingSession: Codable, Equatable {
     public init(fromStep: Int, started: Date = Date(), cores: Int = Parallel.coreCount, kernels: BLASKernels,
                 elementwise: Kernels.ElementwiseKernels = Kernels.elementwise,
                 smallProducts: Kernels.SmallProductKernels = Kernels.smallProducts,
-                productTiles: Kernels.ProductTiles = Kernels.productTiles, blasProducts: Int? = nil) {
+                productTiles: Kernels.ProductTiles? = Kernels.ownProductTiles, blasProducts: Int? = nil) {
         (self.fromStep, self.started, self.cores, self.kernels) = (fromStep, started, cores, kernels)
         (self.elementwise, self.smallProducts, self.blasProducts) = (elementwise, smallProducts, blasProducts)
         self.productTiles = productTiles

@@ -104,7 +104,7 @@ struct BenchTrain: ParsableCommand {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
                            "blas": .string(try BLAS.load().summary), "elementwise": .string(Kernels.elementwise.rawValue),
                            "small_products": .string(Kernels.smallProducts.rawValue),
-                           "product_tiles": .string(Kernels.productTiles.rawValue),
+                           "product_tiles": Kernels.ownProductTiles.map { .string($0.rawValue) } ?? .null,
                            "configurations": .array(rows.map { .object($0) })])
         }
     }
@@ -186,8 +186,8 @@ struct BenchAttention: ParsableCommand {
         }
         // The goal is stated against the matrix product of the same run: the machine's speed that minute.
         let sgemm = try BenchMatrixProduct.gigaflops(size: 1024)
-        print("element-wise kernels: \(Kernels.elementwise.rawValue); small products: \(Kernels.smallProducts.rawValue) "
-              + "(\(Kernels.productTiles.rawValue) tiles); "
+        print("element-wise kernels: \(Kernels.elementwise.rawValue); products: \(Kernels.smallProducts.rawValue)"
+              + (Kernels.ownProductTiles.map { " (\($0.rawValue) tiles)" } ?? "") + "; "
               + "B = 1, H = \(h), D = \(d); "
               + "sgemm 1024² in this run: \(String(format: "%.1f", sgemm)) GFLOP/s")
         let shares = rows.map { row in
@@ -315,7 +315,7 @@ struct BenchGenerate: ParsableCommand {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
                            "blas": .string(try BLAS.load().summary), "elementwise": .string(Kernels.elementwise.rawValue),
                            "small_products": .string(Kernels.smallProducts.rawValue),
-                           "product_tiles": .string(Kernels.productTiles.rawValue),
+                           "product_tiles": Kernels.ownProductTiles.map { .string($0.rawValue) } ?? .null,
                            "contexts": .array(rows.map { .object($0) })])
         }
     }
@@ -376,7 +376,7 @@ struct BenchForward: ParsableCommand {
             try printJSON(["implementation": JSONValue.string("positionlab"), "threads": .number(Double(Parallel.coreCount)),
                            "blas": .string(try BLAS.load().summary), "elementwise": .string(Kernels.elementwise.rawValue),
                            "small_products": .string(Kernels.smallProducts.rawValue),
-                           "product_tiles": .string(Kernels.productTiles.rawValue),
+                           "product_tiles": Kernels.ownProductTiles.map { .string($0.rawValue) } ?? .null,
                            "parameters": .number(Double(parameters)),
                            "load_seconds": .number(loadSeconds), "resident_after_load_mib": .number(Double(afterLoad) / 1_048_576),
                            "lengths": .array(rows.map { .object($0) })])

@@ -4,8 +4,8 @@ import Synchronization
 import TensorCore
 import XCTest
 
-/// The matrix products against `naiveSgemm`: the engine's routing (the small-product kernel where it applies,
-/// OpenBLAS for the rest), OpenBLAS alone, and `ck_small_product` itself on every tile edge, its blocks of op(B),
+/// The matrix products against `naiveSgemm`: the engine (its kernel for every product where the CPU has AVX2
+/// and FMA, else OpenBLAS), OpenBLAS alone, and `ck_small_product` itself on every tile edge, its blocks of op(B),
 /// its limits and threads; then the fixed order of each element's sum, bit for bit, which makes a run's results
 /// the same on any core count and OpenBLAS core.
 final class MatrixProductTwinTests: XCTestCase {
@@ -158,8 +158,8 @@ final class MatrixProductTwinTests: XCTestCase {
         if Kernels.smallProducts == .avx2FMA {
             let before = Kernels.blasProductCount
             for (m, n, k, transposeA, transposeB) in [(260, 1030, 300, false, true), (70, 1300, 400, true, false)] {
-                sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 1, beta: 0, padding: 1,
-                          seed: 77, bias: true)
+                sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 1, beta: 0,
+                          padding: 1, seed: 77, bias: true)
                 sgemmCase(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, alpha: 0.5, beta: 1.5,
                           padding: 0, seed: 79)
             }
@@ -196,7 +196,10 @@ final class MatrixProductTwinTests: XCTestCase {
         for wanted: Int32 in [1, 0] {
             let wide = ck_small_product_wide_tiles(wanted)
             if wanted == 1 && wide == 0 { continue }  // no AVX-512 here: the AVX2 tiles below
+            let blocks = ck_small_product_wide_blocks()
             try checkInOrderSums(tiles: wide != 0 ? "AVX-512" : "AVX2")
+            // The kernel was called on this thread: its wide tiles ran exactly when chosen.
+            XCTAssertEqual(ck_small_product_wide_blocks() > blocks, wide != 0, "wide tiles ran: \(wide != 0)")
         }
     }
 

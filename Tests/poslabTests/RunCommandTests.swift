@@ -140,6 +140,7 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertTrue(all.kernels.contains("\"blasProducts\" : 0,"), "no product on OpenBLAS: \(all.kernels)")
         let blas = try run("blas-products", ["POSITIONLAB_SMALL_PRODUCTS": "blas"])
         XCTAssertFalse(blas.kernels.contains("\"blasProducts\" : 0,"), "every product on OpenBLAS: \(blas.kernels)")
+        XCTAssertFalse(blas.kernels.contains("productTiles"), "no kernel tiles ran: \(blas.kernels)")
         // Predictive Position Coupling decodes in its evaluation, through the KV cache: on the kernel too. (After
         // 20 steps rounding rarely flips a greedy token, so the count of OpenBLAS's products is the sharp check.)
         let coupled = ["train", "--task", "addition", "--predict-positions", "--steps", "20", "--model-dimension", "32",
@@ -162,6 +163,10 @@ final class RunCommandTests: CommandTestCase {
         XCTAssertEqual(all.checkpoint, sse.checkpoint, "OpenBLAS's SSE3 kernels against the ones poslab chose")
         XCTAssertEqual(all.evaluation, sse.evaluation, "OpenBLAS's SSE3 kernels against the ones poslab chose")
         // The kernel's AVX2 tiles where poslab would run its AVX-512 ones: the same sums, so the same bits.
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        if flags.contains(" avx512f") {  // this CPU has AVX-512: the runs above used those tiles
+            XCTAssertTrue(all.kernels.contains("\"productTiles\" : \"avx512\""), all.kernels)
+        }
         let narrow = try run("avx2-tiles", ["POSITIONLAB_PRODUCT_TILES": "avx2"])
         XCTAssertTrue(narrow.kernels.contains("\"productTiles\" : \"avx2\""), narrow.kernels)
         XCTAssertEqual(all.checkpoint, narrow.checkpoint, "the AVX2 tiles against the ones poslab chose")

@@ -49,11 +49,15 @@ int ck_small_product(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
                      const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
                      const float *bias, float *c, ptrdiff_t ldc);
 
-/// Whether ck_small_product runs its AVX-512 tiles (twelve rows of a panel, a 16-lane register per row) or its AVX2
-/// ones (six rows, two 8-lane registers per row): the same sums in the same order, so the same bits. By default the
-/// AVX-512 ones where the CPU has AVX-512F; `wanted` 0 asks for the AVX2 ones. Call it before products run (it is
-/// read by each product, not synchronised with products in flight). Returns 1 when the AVX-512 tiles will run.
+/// Whether ck_small_product runs its AVX-512 tiles (six rows by 32 columns, two 16-lane registers per row) or its
+/// AVX2 ones (six rows by 16 columns, two 8-lane registers per row): the same sums in the same order, so the same
+/// bits. By default the AVX-512 ones where the CPU has AVX-512F; `wanted` 0 asks for the AVX2 ones. Call it before
+/// products run (each product reads the choice; one in flight may still use the old one). Returns 1 when the
+/// AVX-512 tiles will run.
 int ck_small_product_wide_tiles(int wanted);
+
+/// The block products the calling thread has run with the AVX-512 tiles (tests: that they ran at all).
+long ck_small_product_wide_blocks(void);
 
 /// The CPUs the calling thread may run on (its affinity mask, the process's unless a thread changed its
 /// own: taskset, a container's cpuset), or 0 where that is not known.

@@ -1,8 +1,8 @@
 import Foundation
 
 /// Memory-efficient causal attention: FlashAttention's blocked, online-softmax schedule
-/// (Dao et al. 2022; the backward of FlashAttention-2, Dao 2023) on the CPU, with OpenBLAS for
-/// every block product. No T×T score matrix is ever held: per (batch, head) pair only one
+/// (Dao et al. 2022; the backward of FlashAttention-2, Dao 2023) on the CPU, each block product
+/// one call of `sgemmBlock`. No T×T score matrix is ever held: per (batch, head) pair only one
 /// [queryBlock, keyBlock] tile of scores lives at a time.
 ///
 /// Layouts (row-major): q, out, dOut [B, H, Tq, D]; k, v [B, H, Tk, D]; logSumExp [B, H, Tq].
@@ -123,8 +123,8 @@ extension Kernels {
                             m[r] = newMax
                         }
                         sgemmBlock(transposeA: false, transposeB: false, m: slabRows, n: d, k: slabCols, alpha: 1,
-                                   a: slabTile, lda: kb, b: v + keyValueHead(pair) + j0 * d, ldb: d, beta: 1, c: slabAcc,
-                                   ldc: d)
+                                   a: slabTile, lda: kb, b: v + keyValueHead(pair) + j0 * d, ldb: d, beta: 1,
+                                   c: slabAcc, ldc: d)
                         r0 += slab
                     }
                     j0 += kb

@@ -42,7 +42,7 @@ extension Kernels {
         }
         let work = pairs * tq * tc * d
         let chunks = work >= 1 << 16 ? min(Parallel.coreCount, pairs) : 1
-        // A prefill of many queries goes through in blocks of rows, so the scores never exceed
+        // Several queries with a bias go through in blocks of rows, so the scores never exceed
         // block × Tc floats per core.
         let block = min(tq, max(1, (1 << 20) / max(1, tc)))
         Parallel.perform(iterations: chunks) { chunk in

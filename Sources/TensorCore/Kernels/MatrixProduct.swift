@@ -76,10 +76,14 @@ extension Kernels {
 
     public static let productTilesVariable = "POSITIONLAB_PRODUCT_TILES"
 
+    /// `productTiles` where the kernel runs (`smallProducts` "avx2+fma"), else nil: what a record names.
+    public static var ownProductTiles: ProductTiles? { smallProducts == .avx2FMA ? productTiles : nil }
+
     /// Refuses a value of `POSITIONLAB_PRODUCT_TILES` other than "avx2" (or none).
     public static func checkProductTilesSetting() throws {
         try checkSetting(productTilesVariable, fallback: ProductTiles.avx2.rawValue,
-                         fallbackMeaning: "the kernel's AVX2 tiles", defaultMeaning: "AVX-512 tiles where the CPU has them")
+                         fallbackMeaning: "the kernel's AVX2 tiles",
+                         defaultMeaning: "AVX-512 tiles where the CPU has them")
     }
 
     public static let smallProductsVariable = "POSITIONLAB_SMALL_PRODUCTS"
