@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "lanes.h"
 
 #include <math.h>
 
@@ -38,21 +39,16 @@ static inline AVX2 __m256 exp8(__m256 x) {
     return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, scale));
 }
 
-/// Lanes 0 ..< count set (0 ≤ count ≤ 8).
-static inline AVX2 __m256i first_lanes(ptrdiff_t count) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 /// The first `count` (< 8) lanes loaded, the others `fill`; memory past them is not touched. A masked load
 /// rather than a copy through a stack array: a short row (a causal softmax's) stalled on the store
 /// forwarding from eight scalar writes to one vector read.
 static inline AVX2 __m256 load_partial(const float *x, ptrdiff_t count, float fill) {
-    __m256i mask = first_lanes(count);
+    __m256i mask = lanes_below(count);
     return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(x, mask), _mm256_castsi256_ps(mask));
 }
 
 static inline AVX2 void store_partial(float *x, __m256 v, ptrdiff_t count) {
-    _mm256_maskstore_ps(x, first_lanes(count), v);
+    _mm256_maskstore_ps(x, lanes_below(count), v);
 }
 
 static inline AVX2 float sum8(__m256 v) {
@@ -73,7 +69,7 @@ AVX2 float ck_exponentiate(float *x, ptrdiff_t count, float shift) {
     float sum = sum8(sums);
     if (i < count) {
         // The lanes past count are −∞ after the shift is subtracted (so e^ gives 0 even for shift −∞).
-        __m256i mask = first_lanes(count - i);
+        __m256i mask = lanes_below(count - i);
         __m256 shifted = _mm256_sub_ps(_mm256_maskload_ps(x + i, mask), s);
         __m256 e = exp8(_mm256_blendv_ps(_mm256_set1_ps(-INFINITY), shifted, _mm256_castsi256_ps(mask)));
         store_partial(x + i, e, count - i);

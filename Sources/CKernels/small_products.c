@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "lanes.h"
 
 // Every matrix product of the engine where the CPU has AVX2 and FMA; written first for the lab's models:
 // attention's per-head products (T × D by D × T at T = 24–256, D = 16–64), the projections (K = 64–1024)
@@ -99,12 +100,6 @@ static AVX2 void pack(int transB, ptrdiff_t n, ptrdiff_t k, const float *b, ptrd
             }
         }
     }
-}
-
-/// Lanes 0 ..< count set (count may be ≤ 0 or ≥ 8).
-static INLINE AVX2 __m256i lanes_below(ptrdiff_t count) {
-    int c = count < 0 ? 0 : count > 8 ? 8 : (int)count;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 /// y[0 ..< width] (at most 8 of them) from the sums s: alpha·s (+ beta·y; y is not read when beta is 0)
@@ -386,13 +381,14 @@ static AVX2 void blocked_product(int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t
                                  ptrdiff_t rowStride, ptrdiff_t depthStride, const float *b, ptrdiff_t ldb, float beta,
                                  const float *bias, float *c, ptrdiff_t ldc, float *packed) {
     ptrdiff_t columns = column_block(n), depth = depth_block(n, rowStride, depthStride);
+    int wide = uses_wide_tiles();
     for (ptrdiff_t j0 = 0; j0 < n; j0 += columns) {
         ptrdiff_t width = n - j0 < columns ? n - j0 : columns;
         for (ptrdiff_t p0 = 0; p0 < k; p0 += depth) {
             ptrdiff_t rows = k - p0 < depth ? k - p0 : depth;
             int last = p0 + rows == k;
             pack(transB, width, rows, transB ? b + j0 * ldb + p0 : b + p0 * ldb + j0, ldb, packed);
-            (uses_wide_tiles() ? wide_block_product : block_product)(
+            (wide ? wide_block_product : block_product)(
                 m, width, rows, a + p0 * depthStride, rowStride, depthStride, packed, packed + CK_SMALL_PRODUCT_PACKED,
                 p0 > 0, last ? alpha : 1, last ? beta : 0, last && bias ? bias + j0 : NULL, c + j0, ldc);
         }

@@ -50,8 +50,9 @@ extension Kernels {
     /// Each element's sum has one fixed order (an in-order chain of fused multiply-adds; for one row, an
     /// order of its own), whatever the core count and OpenBLAS's kernels: a run gives the same bits on every
     /// x86-64 CPU with AVX2 and FMA. On Zen 4 (`bench/small_products.c`, one thread, AVX-512 tiles) the
-    /// kernel ran the lab's models' products at 0.93–1.2× OpenBLAS 0.3.21's SkylakeX kernels, an imported
-    /// model's C = 768 products at 0.95–1.05×, and one row at 1.1–1.6× its sgemv; SmolLM-135M's shape's
+    /// kernel ran the lab's models' products at 0.86–1.41× OpenBLAS 0.3.21's SkylakeX kernels (the lowest:
+    /// the quickstart's 24-key P·V), an imported model's wider ones (C = 768, SmolLM-135M's MLP) at
+    /// 0.90–0.98× and its head at 1.04–1.06×, and one row at 1.03–1.67× its sgemv; SmolLM-135M's shape's
     /// forward pass (`poslab bench forward`) ran level with OpenBLAS taking its MLP and head.
     public enum SmallProductKernels: String, Codable, Sendable {
         case avx2FMA = "avx2+fma", blas
